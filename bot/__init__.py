@@ -1,0 +1,1 @@
+"""Sapa conversation core: message types, pipeline, outbox, app assembly."""

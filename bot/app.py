@@ -1,0 +1,118 @@
+"""Assembly: the one place where settings become objects and objects are wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from apscheduler.triggers.interval import IntervalTrigger
+from fastapi import FastAPI
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.outbox import OutboxDispatcher
+from bot.pipeline import Pipeline
+from channels.base import CustomerChannel
+from channels.registry import build_channels
+from nlu.embedded import load_or_train
+from nlu.interpretation import Interpreter
+from scheduler.clock import SchedulerClock
+from scheduler.jobs import TASK_KINDS
+from scheduler.runner import TaskRunner
+from store import Database, create_database
+from store.tasks import schedule
+
+log = logging.getLogger(__name__)
+IDLE_SWEEP_MINUTES = 15
+
+
+@dataclass
+class Sapa:
+    """Everything one process runs, built from one Settings."""
+
+    settings: Settings
+    database: Database
+    clock: Clock
+    interpreter: Interpreter
+    channels: dict[str, CustomerChannel]
+    pipeline: Pipeline
+    dispatcher: OutboxDispatcher
+    runner: TaskRunner
+    scheduler: SchedulerClock
+
+    def start_background(self) -> None:
+        self.dispatcher.start()
+        if self.settings.scheduler.enabled:
+            self.scheduler.start()
+
+    def stop_background(self) -> None:
+        self.scheduler.stop()
+        self.dispatcher.stop()
+
+    def schedule_idle_sweep(self) -> None:
+        """Queue one idle-conversation sweep per time bucket; replicas agree through the dedupe key."""
+        now = self.clock.now()
+        bucket = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % IDLE_SWEEP_MINUTES)
+        with self.database.unit_of_work() as session:
+            schedule(
+                session, "conversation.close_idle", due_at=now, now=now,
+                payload={"minutes": self.settings.conversation.idle_close_minutes},
+                dedupe_key=f"close_idle:{bucket.isoformat()}",
+            )
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    interpreter: Interpreter | None = None,
+    channels: dict[str, CustomerChannel] | None = None,
+    database: Database | None = None,
+    model_cache: Path | None = Path("var/nlu"),
+) -> Sapa:
+    clock = clock or SystemClock()
+    database = database or create_database(settings.database.url)
+    if interpreter is None:
+        data_dir = Path(settings.nlu.data_dir) if settings.nlu.data_dir else None
+        interpreter = load_or_train(settings.nlu.confidence_threshold, data_dir, model_cache)
+    if channels is None:
+        channels = build_channels(dict(settings.channels))
+    dispatcher = OutboxDispatcher(database, channels, clock, settings.outbox)
+    pipeline = Pipeline(database, interpreter, settings, clock, on_outbox=dispatcher.wake)
+    runner = TaskRunner(database, clock, dict(TASK_KINDS), max_attempts=settings.scheduler.max_attempts)
+    scheduler = SchedulerClock(runner, settings.scheduler.poll_interval_s, settings.company.timezone)
+    sapa = Sapa(settings, database, clock, interpreter, channels, pipeline, dispatcher, runner, scheduler)
+    scheduler.add_periodic(
+        "idle-sweep", sapa.schedule_idle_sweep, IntervalTrigger(minutes=IDLE_SWEEP_MINUTES)
+    )
+    return sapa
+
+
+def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
+    """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
+    from bot.http import health, webchat_api
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background:
+            sapa.start_background()
+        try:
+            yield
+        finally:
+            if background:
+                sapa.stop_background()
+
+    app = FastAPI(title="Sapa", version="0.1.0", lifespan=lifespan)
+    app.state.sapa = sapa
+    app.include_router(health.router)
+    if "webchat" in sapa.channels:
+        webchat_api.mount(app, sapa)
+    return app
+
+
+def sweep_interval() -> timedelta:
+    return timedelta(minutes=IDLE_SWEEP_MINUTES)

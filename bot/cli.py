@@ -1,0 +1,164 @@
+"""The `sapa` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import configure_logging
+
+log = logging.getLogger("sapa")
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.option("--config", "config", envvar="SAPA_CONFIG", default=None, help="Path to config.yml.")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_context
+def main(ctx: click.Context, config: str | None, log_level: str) -> None:
+    """Sapa: omnichannel customer service that runs the CRM and VIP SOPs."""
+    configure_logging(log_level.upper())
+    ctx.obj = config
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: server.host).")
+@click.option("--port", default=None, type=int, help="Listen port (default: server.port).")
+@click.pass_obj
+def serve(config: str | None, host: str | None, port: int | None) -> None:
+    """Serve the web chat, APIs and webhooks; run the outbox and the scheduler."""
+    import uvicorn
+
+    from bot.app import build, create_app
+    from store.migrate import current_heads
+
+    settings = _settings(config)
+    sapa = build(settings)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        from sqlalchemy import text
+
+        try:
+            revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:
+            revision = None
+    if revision not in current_heads():
+        click.echo("The database is not migrated to the current schema. Run `sapa db upgrade` first.", err=True)
+        sys.exit(2)
+    app = create_app(sapa)
+    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_config=None)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_obj
+def db_upgrade(config: str | None, revision: str) -> None:
+    """Apply Alembic migrations up to REVISION."""
+    from store.migrate import upgrade
+
+    settings = _settings(config)
+    if settings.database.url.startswith("sqlite:///"):
+        Path(settings.database.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database.url, revision)
+    click.echo(f"database at revision {revision}")
+
+
+@main.group()
+def nlu() -> None:
+    """Natural-language understanding."""
+
+
+@nlu.command("train")
+@click.option("--out", default="var/nlu", show_default=True, help="Folder for the trained model.")
+@click.pass_obj
+def nlu_train(config: str | None, out: str) -> None:
+    """Train the embedded classifier from nlu/data/*.yml and save it."""
+    from nlu.embedded import save, train
+    from nlu.training_data import DEFAULT_DATA_DIR, data_fingerprint, load_examples
+
+    settings = _settings(config)
+    data_dir = Path(settings.nlu.data_dir) if settings.nlu.data_dir else DEFAULT_DATA_DIR
+    examples = load_examples(data_dir)
+    fingerprint = data_fingerprint(data_dir)
+    model = train(examples, fingerprint)
+    path = Path(out) / f"embedded-{fingerprint}.pkl"
+    save(model, path)
+    intents = len({e.intent for e in examples})
+    click.echo(f"trained on {model.examples} examples, {intents} intents, in {model.seconds:.2f}s -> {path}")
+
+
+@main.group()
+def customers() -> None:
+    """Customer records."""
+
+
+@customers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def customers_import(config: str | None, file: Path) -> None:
+    """Import customers from a CSV with columns name, phone, email, language."""
+    from bot.clock import SystemClock
+    from bot.customer_import import import_customers
+    from store import create_database
+
+    settings = _settings(config)
+    database = create_database(settings.database.url)
+    with file.open("rb") as handle:
+        total = max(sum(1 for _ in handle) - 1, 0)
+    started = time.perf_counter()
+    try:
+        with click.progressbar(length=total, label="Importing customers", show_pos=True, show_eta=True) as bar:
+            report = import_customers(database, SystemClock(), file, settings.languages, bar.update)
+    except ValueError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    elapsed = time.perf_counter() - started
+    for line, problem in report.errors[:200]:
+        click.echo(f"line {line}: {problem}", err=True)
+    if len(report.errors) > 200:
+        click.echo(f"... and {len(report.errors) - 200} more bad rows", err=True)
+    click.echo(
+        f"imported {report.good} rows in {elapsed:.1f}s: {report.created} new customers, "
+        f"{report.updated} updated, {report.duplicates_in_file} duplicates merged, "
+        f"{len(report.errors)} bad rows skipped"
+    )
+
+
+@customers.command("show")
+@click.argument("key")
+@click.pass_obj
+def customers_show(config: str | None, key: str) -> None:
+    """Show a customer by id, phone or email."""
+    from bot.customer_view import find_for_cli, describe
+    from store import create_database
+
+    settings = _settings(config)
+    database = create_database(settings.database.url)
+    with database.unit_of_work(read_only=True) as session:
+        found = find_for_cli(session, key)
+        if not found:
+            click.echo(f"no customer matches {key!r}", err=True)
+            sys.exit(1)
+        for customer in found:
+            click.echo(describe(session, customer, settings))
+            click.echo("")
+
+
+if __name__ == "__main__":
+    main()

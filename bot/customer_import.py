@@ -1,0 +1,149 @@
+"""Bulk customer import from CSV (name, phone, email, language).
+
+Rows are checked and normalised; bad rows are reported with their line numbers and skipped;
+good rows create customers or update the one already known by phone or email (never a double).
+Work goes in batches: one lookup query per batch, not per row.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.clock import Clock
+from bot.contacts import normalise_email, normalise_phone
+from store import Database
+from store.audit import record
+from store.customers import customers_by_keys
+from store.models import Customer
+
+COLUMNS = ("name", "phone", "email", "language")
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    name: str | None
+    phone: str | None
+    email: str | None
+    language: str | None
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    duplicates_in_file: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set, repr=False)  # phones and emails met in this file
+
+    @property
+    def good(self) -> int:
+        return self.created + self.updated
+
+
+def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport) -> Iterator[ImportRow]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        missing = {"name", "phone"} - set(header)
+        if missing:
+            raise ValueError(f"{path}: header must have columns {', '.join(COLUMNS)}; missing {', '.join(sorted(missing))}")
+        reader.fieldnames = header
+        for row in reader:
+            line = reader.line_num
+            raw = {k: (v or "").strip() for k, v in row.items() if k}
+            problems = []
+            phone = normalise_phone(raw.get("phone", "")) if raw.get("phone") else None
+            if raw.get("phone") and phone is None:
+                problems.append(f"phone {raw['phone']!r} is not a valid phone number")
+            email = normalise_email(raw.get("email", "")) if raw.get("email") else None
+            if raw.get("email") and email is None:
+                problems.append(f"email {raw['email']!r} is not a valid address")
+            language = raw.get("language", "").lower() or None
+            if language and language not in languages:
+                problems.append(f"language {language!r} is not one of {', '.join(languages)}")
+            name = " ".join(raw.get("name", "").split()) or None
+            if name and len(name) > 200:
+                problems.append("name is longer than 200 characters")
+            if not phone and not email and not problems:
+                problems.append("a row needs a phone or an email")
+            if problems:
+                report.errors.append((line, "; ".join(problems)))
+                continue
+            yield ImportRow(line, name, phone, email, language)
+
+
+def _apply(customer: Customer, row: ImportRow) -> None:
+    """Imported values fill and correct the profile; an empty cell never erases what we know."""
+    if row.name:
+        customer.name = row.name
+    if row.email:
+        customer.email = row.email
+    if row.phone and not customer.phone:
+        customer.phone = row.phone
+    if row.language:
+        customer.language = row.language
+
+
+def import_customers(
+    database: Database,
+    clock: Clock,
+    path: Path,
+    languages: tuple[str, ...],
+    progress: Callable[[int], None] = lambda n: None,
+) -> ImportReport:
+    report = ImportReport()
+    batch: list[ImportRow] = []
+    for row in read_rows(path, languages, report):
+        batch.append(row)
+        if len(batch) >= BATCH:
+            _import_batch(database, clock, batch, report)
+            progress(len(batch))
+            batch = []
+    if batch:
+        _import_batch(database, clock, batch, report)
+        progress(len(batch))
+    with database.unit_of_work() as session:
+        record(
+            session, actor="cli", action="customers.import", subject_type="file", subject_id=path.name,
+            now=clock.now(),
+            detail={"created": report.created, "updated": report.updated, "bad_rows": len(report.errors)},
+        )
+    return report
+
+
+def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], report: ImportReport) -> None:
+    now = clock.now()
+    with database.unit_of_work() as session:
+        by_phone, by_email = customers_by_keys(
+            session, sorted({r.phone for r in rows if r.phone}), sorted({r.email for r in rows if r.email})
+        )
+        for row in rows:
+            customer = by_phone.get(row.phone) if row.phone else None
+            if customer is None and row.email:
+                customer = by_email.get(row.email)
+                if customer is not None and row.phone and customer.phone:
+                    customer = None  # same email, another phone: a different person sharing an email
+            repeated = (row.phone in report.seen) if row.phone else False
+            repeated = repeated or ((row.email in report.seen) if row.email else False)
+            if customer is None:
+                customer = Customer(source="import", is_vip=False, created_at=now, updated_at=now)
+                session.add(customer)
+                report.created += 1
+            elif repeated:
+                report.duplicates_in_file += 1
+            else:
+                report.updated += 1
+            _apply(customer, row)
+            customer.updated_at = now
+            for key in (row.phone, row.email):
+                if key:
+                    report.seen.add(key)
+            if customer.phone:
+                by_phone[customer.phone] = customer
+            if customer.email:
+                by_email.setdefault(customer.email, customer)

@@ -1,0 +1,1 @@
+"""HTTP routes: thin translators between requests and the core."""

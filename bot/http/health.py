@@ -1,0 +1,43 @@
+"""GET /healthz: is the database reachable, is the scheduler ticking, how full is the outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from store.messages import outbox_counts
+from store.tasks import due_count
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    sapa = request.app.state.sapa
+    body: dict[str, Any] = {"status": "ok"}
+    try:
+        with sapa.database.unit_of_work(read_only=True) as session:
+            session.execute(text("SELECT 1"))
+            revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            outbox = outbox_counts(session)
+            due = due_count(session, now=sapa.clock.now())
+        body["database"] = {"ok": True, "dialect": sapa.database.dialect, "revision": revision}
+        body["outbox"] = {"pending": outbox.get("pending", 0), "failed": outbox.get("failed", 0)}
+    except Exception as exc:
+        body["status"] = "error"
+        body["database"] = {"ok": False, "dialect": sapa.database.dialect, "error": type(exc).__name__}
+        due = None
+    last_tick = sapa.scheduler.last_tick_at
+    body["scheduler"] = {
+        "enabled": sapa.settings.scheduler.enabled,
+        "running": sapa.scheduler.running,
+        "last_tick_at": last_tick.isoformat() if last_tick else None,
+        "due_tasks": due,
+    }
+    body["outbox_dispatcher"] = {"running": sapa.dispatcher.running}
+    if sapa.settings.scheduler.enabled and not sapa.scheduler.running:
+        body["status"] = "degraded"
+    return JSONResponse(body, status_code=200 if body["status"] != "error" else 503)

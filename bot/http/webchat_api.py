@@ -1,0 +1,138 @@
+"""The web chat page and its JSON API (documented in README.md).
+
+POST /api/webchat/sessions                       -> 201 {"session_id"}
+POST /api/webchat/messages                       -> 200 {"message_id", "duplicate", "replies": [Message]}
+GET  /api/webchat/sessions/{id}/messages?after=N -> 200 {"messages": [Message]}
+Errors are JSON {"error": "..."} with 400/404/413/422.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from bot.messages import InboundMessage
+from channels.base import BadPayload, WebhookRequest
+from channels.webchat import SESSION_TOKEN
+from store.customers import find_identity
+from store.messages import history
+from store.models import Agent, Conversation, Message, WebchatSession
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent.parent / "static" / "webchat"
+MAX_BODY_BYTES = 64 * 1024
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def serialise(message: Message, agent_names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": message.direction,
+        "sender": message.sender,
+        "agent_name": agent_names.get(message.agent_id) if message.agent_id else None,
+        "text": message.text,
+        "buttons": message.buttons or [],
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def mount(app: FastAPI, sapa: Any) -> None:
+    channel = sapa.channels["webchat"]
+    database = sapa.database
+
+    app.mount("/static/webchat", StaticFiles(directory=STATIC), name="webchat-static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.post("/api/webchat/sessions", status_code=201)
+    async def create_session(request: Request) -> JSONResponse:
+        language = sapa.settings.default_language
+        body = await request.body()
+        if body:
+            try:
+                data = await request.json()
+            except ValueError:
+                return error(400, "body is not valid JSON")
+            if isinstance(data, dict) and data.get("language") in sapa.settings.languages:
+                language = data["language"]
+        token = secrets.token_urlsafe(24)
+        now = sapa.clock.now()
+
+        def store() -> None:
+            with database.unit_of_work() as session:
+                session.add(WebchatSession(token=token, language=language, created_at=now))
+
+        await run_in_threadpool(store)
+        return JSONResponse({"session_id": token}, status_code=201)
+
+    def _session_language(token: str) -> str | None:
+        with database.unit_of_work(read_only=True) as session:
+            row = session.get(WebchatSession, token)
+            return row.language if row else None
+
+    @app.post("/api/webchat/messages")
+    async def post_message(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        webhook = WebhookRequest("POST", str(request.url), dict(request.headers), body)
+        try:
+            (parsed,) = channel.parse(webhook)
+        except BadPayload as exc:
+            return error(exc.status, exc.reason)
+        assert isinstance(parsed, InboundMessage)
+        language = await run_in_threadpool(_session_language, parsed.sender)
+        if language is None:
+            return error(404, "unknown session")
+        inbound = InboundMessage(
+            channel=parsed.channel, sender=parsed.sender, provider_message_id=parsed.provider_message_id,
+            text=parsed.text, received_at=parsed.received_at, language_hint=language,
+            button_payload=parsed.button_payload,
+        )
+        result = await run_in_threadpool(sapa.pipeline.handle, inbound)
+
+        def replies() -> list[dict[str, Any]]:
+            with database.unit_of_work(read_only=True) as session:
+                rows = [session.get_one(Message, reply_id) for reply_id in result.reply_ids]
+                return [serialise(row, {}) for row in rows]
+
+        return JSONResponse(
+            {"message_id": result.message_id, "duplicate": result.duplicate, "replies": await run_in_threadpool(replies)}
+        )
+
+    @app.get("/api/webchat/sessions/{token}/messages")
+    def list_messages(token: str, after: int = 0) -> JSONResponse:
+        if not SESSION_TOKEN.match(token):
+            return error(404, "unknown session")
+        with database.unit_of_work(read_only=True) as session:
+            if session.get(WebchatSession, token) is None:
+                return error(404, "unknown session")
+            identity = find_identity(session, channel.name, token)
+            if identity is None:
+                return JSONResponse({"messages": []})
+            conversation_ids = list(
+                session.execute(select(Conversation.id).where(Conversation.identity_id == identity.id)).scalars()
+            )
+            rows = history(session, conversation_ids, after_id=max(after, 0))
+            agent_ids = {row.agent_id for row in rows if row.agent_id}
+            names = {
+                agent.id: agent.name
+                for agent in session.execute(select(Agent).where(Agent.id.in_(agent_ids))).scalars()
+            } if agent_ids else {}
+            return JSONResponse({"messages": [serialise(row, names) for row in rows]})

@@ -1,0 +1,63 @@
+"""The message types every layer shares. Frozen dataclasses, no I/O (a leaf module)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+DeliveryStatus = Literal["queued", "sent", "delivered", "read", "failed"]
+
+
+@dataclass(frozen=True)
+class Media:
+    """A reference to media the customer sent; the bytes stay with the provider."""
+
+    url: str
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Button:
+    """A quick-reply option: what the customer sees and what comes back when pressed."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message from a customer, normalised by its channel adapter."""
+
+    channel: str
+    sender: str  # address on that channel: E.164 phone, Telegram user id, web chat session id
+    provider_message_id: str  # the idempotency key: a repeat of it is ignored
+    text: str
+    received_at: datetime
+    display_name: str | None = None
+    language_hint: str | None = None
+    media: tuple[Media, ...] = ()
+    button_payload: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to send: plain text, or a named provider template with variables."""
+
+    channel: str
+    recipient: str
+    text: str
+    buttons: tuple[Button, ...] = ()
+    template: str | None = None
+    template_variables: dict[str, str] = field(default_factory=dict)
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryUpdate:
+    """A provider's report about an outbound message it accepted earlier."""
+
+    channel: str
+    provider_message_id: str
+    status: DeliveryStatus
+    error: str | None = None

@@ -1,0 +1,133 @@
+"""The outbox dispatcher: claims queued rows, sends them through their channel, records the outcome.
+
+Claiming and recording are separate short transactions, so a slow provider never holds a lock.
+A row whose worker died mid-send is claimed again after `claim_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from bot.clock import Clock
+from bot.config import OutboxConfig
+from bot.messages import Button, OutboundMessage
+from channels.base import CustomerChannel, RetryLater, Undeliverable
+from store import Database
+from store.messages import claim_outbox, outbox_failed, outbox_retry, outbox_sent
+from store.models import OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
+    """Exponential: base, 2*base, 4*base ... capped."""
+    return min(config.backoff_base_s * (2 ** max(attempt - 1, 0)), config.backoff_max_s)
+
+
+def to_outbound(item: OutboxItem) -> OutboundMessage:
+    payload = item.payload
+    return OutboundMessage(
+        channel=item.channel,
+        recipient=item.recipient,
+        text=payload.get("text", ""),
+        buttons=tuple(Button(b["title"], b["payload"]) for b in payload.get("buttons", [])),
+        template=payload.get("template"),
+        template_variables=dict(payload.get("template_variables", {})),
+    )
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        database: Database,
+        channels: dict[str, CustomerChannel],
+        clock: Clock,
+        config: OutboxConfig,
+        worker: str | None = None,
+    ) -> None:
+        self.database = database
+        self.channels = channels
+        self.clock = clock
+        self.config = config
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """Send everything due now; returns how many rows were attempted."""
+        now = self.clock.now()
+        with self.database.unit_of_work() as session:
+            items = claim_outbox(
+                session, now=now, worker=self.worker, limit=self.config.batch_size,
+                claim_timeout=timedelta(seconds=self.config.claim_timeout_s),
+            )
+            claimed = [(item.id, item.attempts, to_outbound(item)) for item in items]
+        for item_id, attempts, message in claimed:
+            self._send_one(item_id, attempts, message)
+        return len(claimed)
+
+    def _send_one(self, item_id: int, attempts: int, message: OutboundMessage) -> None:
+        channel = self.channels.get(message.channel)
+        try:
+            if channel is None:
+                raise Undeliverable(f"channel {message.channel!r} is not enabled")
+            provider_id = channel.send(message)
+        except Undeliverable as exc:
+            log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
+            with self.database.unit_of_work() as session:
+                outbox_failed(session, item_id, error=exc.reason)
+            return
+        except Exception as exc:  # RetryLater, and anything unexpected: retry with backoff
+            after = exc.after_s if isinstance(exc, RetryLater) else None
+            reason = exc.reason if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
+            delay = max(after or 0.0, backoff_seconds(attempts, self.config))
+            with self.database.unit_of_work() as session:
+                if attempts >= self.config.max_attempts:
+                    log.error("outbox %s failed after %d attempts: %s", item_id, attempts, reason)
+                    outbox_failed(session, item_id, error=f"gave up after {attempts} attempts: {reason}")
+                else:
+                    log.warning("outbox %s retry in %.1fs (attempt %d): %s", item_id, delay, attempts, reason)
+                    outbox_retry(session, item_id, error=reason,
+                                 next_attempt_at=self.clock.now() + timedelta(seconds=delay))
+            return
+        with self.database.unit_of_work() as session:
+            outbox_sent(session, item_id, provider_message_id=provider_id, now=self.clock.now())
+
+    # --- background loop -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="sapa-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once() >= self.config.batch_size
+            except Exception:
+                log.exception("outbox dispatcher pass failed; trying again")
+                busy = False
+            if not busy:
+                self._wake.wait(self.config.poll_interval_s)
+                self._wake.clear()

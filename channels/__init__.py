@@ -1,0 +1,1 @@
+"""Channel adapters: each knows one provider and nothing else (no database, no handlers)."""

@@ -1,0 +1,63 @@
+"""The web chat: a browser page talks to Sapa over a small JSON API.
+
+There is no provider to deliver through: the browser reads its messages back from the API, so
+sending only hands out an id. The session token is the customer's address on this channel.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+
+from bot.messages import DeliveryUpdate, InboundMessage, OutboundMessage
+from channels.base import BadPayload, WebhookRequest
+
+SESSION_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
+
+class WebchatChannel:
+    name = "webchat"
+
+    def __init__(self, max_text_length: int = 2000) -> None:
+        self.max_text_length = max_text_length
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
+        try:
+            data = json.loads(request.body or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadPayload("body is not valid JSON", 400) from None
+        if not isinstance(data, dict):
+            raise BadPayload("body must be a JSON object with session_id, client_message_id and text", 400)
+        session_id = data.get("session_id")
+        client_id = data.get("client_message_id")
+        text = data.get("text")
+        payload = data.get("payload")
+        if not isinstance(session_id, str) or not SESSION_TOKEN.match(session_id):
+            raise BadPayload("session_id is missing or malformed; create one with POST /api/webchat/sessions")
+        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+            raise BadPayload("client_message_id must be a string of 1-80 letters, digits or -_.:")
+        if payload is not None and (not isinstance(payload, str) or not 0 < len(payload) <= 200):
+            raise BadPayload("payload must be a string of 1-200 characters")
+        if text is None and payload is not None:
+            text = payload
+        if not isinstance(text, str) or not text.strip():
+            raise BadPayload("text must be a non-empty string")
+        if len(text) > self.max_text_length:
+            raise BadPayload(f"text is longer than {self.max_text_length} characters", 413)
+        return [
+            InboundMessage(
+                channel=self.name,
+                sender=session_id,
+                # Scoped by session so one browser's ids can never collide with another's.
+                provider_message_id=f"{session_id}:{client_id}",
+                text=text.strip(),
+                received_at=datetime.now(UTC),
+                button_payload=payload,
+            )
+        ]
+
+    def send(self, message: OutboundMessage) -> str:
+        return f"wc-{uuid.uuid4().hex}"

@@ -1,0 +1,19 @@
+"""Handing a conversation to a human: the conversation waits for an agent."""
+
+from __future__ import annotations
+
+from handlers.turn import Reply, Route, Turn
+
+
+def hand_off(turn: Turn) -> list[Reply]:
+    conversation = turn.conversation
+    conversation.status = "waiting"
+    conversation.pending_question = None
+    conversation.pending_data = {"handoff_reason": turn.interpretation.intent}
+    return [turn.reply("handoff", name=turn.customer.name or "")]
+
+
+ROUTES = [
+    Route(hand_off, intent="talk_to_agent"),
+    Route(hand_off, intent="complaint"),
+]

@@ -1,0 +1,1 @@
+"""Durable tasks and the clock that runs them."""

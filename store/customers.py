@@ -1,0 +1,125 @@
+"""Customers and their channel identities: find, create, look up."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import ChannelIdentity, Customer
+
+
+def lock_identity(session: Session, identity_id: int) -> ChannelIdentity:
+    """Re-read the identity with a row lock (PostgreSQL), so one customer's messages go one at a time.
+
+    SQLite needs no row lock: its writers are already serialised by BEGIN IMMEDIATE.
+    """
+    return session.execute(
+        select(ChannelIdentity).where(ChannelIdentity.id == identity_id).with_for_update()
+    ).scalar_one()
+
+
+def find_identity(session: Session, channel: str, address: str) -> ChannelIdentity | None:
+    return session.execute(
+        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
+    ).scalar_one_or_none()
+
+
+def get_or_create_identity(
+    session: Session,
+    channel: str,
+    address: str,
+    *,
+    now: datetime,
+    display_name: str | None = None,
+    language_hint: str | None = None,
+    phone: str | None = None,
+) -> tuple[ChannelIdentity, bool]:
+    """The identity for this address, creating it (and its customer) on first contact.
+
+    A customer with the same phone (E.164) is reused, so SMS and WhatsApp are one person.
+    Safe against two first messages at once: the loser of the unique-index race re-reads.
+    """
+    identity = find_identity(session, channel, address)
+    if identity is not None:
+        return lock_identity(session, identity.id), False
+    try:
+        with session.begin_nested():
+            customer = find_customer_by_phone(session, phone) if phone else None
+            if customer is None:
+                customer = Customer(
+                    phone=phone, source=channel, language=None, created_at=now, updated_at=now, name=None
+                )
+                session.add(customer)
+                session.flush()
+            identity = ChannelIdentity(
+                customer_id=customer.id,
+                channel=channel,
+                address=address,
+                display_name=display_name,
+                language_hint=language_hint,
+                created_at=now,
+            )
+            session.add(identity)
+            session.flush()
+    except IntegrityError:
+        identity = find_identity(session, channel, address)
+        if identity is None:
+            raise
+        return lock_identity(session, identity.id), False
+    return lock_identity(session, identity.id), True
+
+
+def get_customer(session: Session, customer_id: int) -> Customer | None:
+    """The customer by id, following merges to the surviving record."""
+    customer = session.get(Customer, customer_id)
+    seen = set()
+    while customer is not None and customer.merged_into_id is not None and customer.id not in seen:
+        seen.add(customer.id)
+        customer = session.get(Customer, customer.merged_into_id)
+    return customer
+
+
+def find_customer_by_phone(session: Session, phone: str) -> Customer | None:
+    return session.execute(select(Customer).where(Customer.phone == phone)).scalar_one_or_none()
+
+
+def find_customers(session: Session, *, phone: str | None = None, email: str | None = None,
+                   name: str | None = None, limit: int = 20) -> list[Customer]:
+    """Live (not merged-away) customers matching any of the given keys."""
+    conditions = []
+    if phone:
+        conditions.append(Customer.phone == phone)
+    if email:
+        conditions.append(Customer.email == email.lower())
+    if name:
+        conditions.append(Customer.name.ilike(f"%{name}%"))
+    if not conditions:
+        return []
+    query = (
+        select(Customer)
+        .where(or_(*conditions), Customer.merged_into_id.is_(None))
+        .order_by(Customer.id)
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars())
+
+
+def customers_by_keys(
+    session: Session, phones: list[str], emails: list[str]
+) -> tuple[dict[str, Customer], dict[str, Customer]]:
+    """Existing customers for a batch of phones and emails (one query each), for bulk import."""
+    by_phone: dict[str, Customer] = {}
+    by_email: dict[str, Customer] = {}
+    if phones:
+        for customer in session.execute(select(Customer).where(Customer.phone.in_(phones))).scalars():
+            if customer.phone:
+                by_phone[customer.phone] = customer
+    if emails:
+        query = select(Customer).where(Customer.email.in_(emails), Customer.merged_into_id.is_(None))
+        for customer in session.execute(query.order_by(Customer.id)).scalars():
+            if customer.email:
+                by_email.setdefault(customer.email, customer)
+    return by_phone, by_email

@@ -1,0 +1,154 @@
+"""The interaction log and the outbox: inbound rows, outbound rows, and the send queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from store.models import Conversation, Message, OutboxItem
+
+
+def find_by_provider_id(session: Session, channel: str, provider_message_id: str) -> Message | None:
+    return session.execute(
+        select(Message).where(
+            Message.channel == channel, Message.provider_message_id == provider_message_id
+        )
+    ).scalar_one_or_none()
+
+
+def replies_to(session: Session, message_id: int) -> list[Message]:
+    return list(
+        session.execute(select(Message).where(Message.reply_to_id == message_id).order_by(Message.id)).scalars()
+    )
+
+
+def add_outbound(
+    session: Session,
+    conversation: Conversation,
+    *,
+    recipient: str,
+    text: str,
+    now: datetime,
+    sender: str = "bot",
+    buttons: list[dict[str, str]] | None = None,
+    agent_id: int | None = None,
+    reply_to_id: int | None = None,
+    template: str | None = None,
+    template_variables: dict[str, str] | None = None,
+) -> Message:
+    """Log an outbound message and queue it for sending, in the caller's transaction."""
+    message = Message(
+        conversation_id=conversation.id,
+        customer_id=conversation.customer_id,
+        channel=conversation.channel,
+        direction="out",
+        sender=sender,
+        agent_id=agent_id,
+        text=text,
+        buttons=buttons or [],
+        media=[],
+        language=conversation.language,
+        delivery_status="queued",
+        reply_to_id=reply_to_id,
+        created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    payload: dict[str, Any] = {"text": text, "buttons": buttons or []}
+    if template:
+        payload["template"] = template
+        payload["template_variables"] = template_variables or {}
+    session.add(
+        OutboxItem(
+            message_id=message.id,
+            channel=conversation.channel,
+            recipient=recipient,
+            payload=payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    conversation.last_message_at = now
+    return message
+
+
+def history(session: Session, conversation_ids: list[int], after_id: int, limit: int = 200) -> list[Message]:
+    if not conversation_ids:
+        return []
+    return list(
+        session.execute(
+            select(Message)
+            .where(Message.conversation_id.in_(conversation_ids), Message.id > after_id)
+            .order_by(Message.id)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+def claim_outbox(
+    session: Session, *, now: datetime, worker: str, limit: int, claim_timeout: timedelta
+) -> list[OutboxItem]:
+    """Claim due rows for this worker. Rows claimed by a worker that died are claimed again.
+
+    FOR UPDATE SKIP LOCKED lets several processes share one PostgreSQL without taking the same row.
+    """
+    query = (
+        select(OutboxItem)
+        .where(
+            or_(
+                (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= now),
+                (OutboxItem.status == "sending") & (OutboxItem.claimed_at < now - claim_timeout),
+            )
+        )
+        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    items = list(session.execute(query).scalars())
+    for item in items:
+        item.status = "sending"
+        item.claimed_by = worker
+        item.claimed_at = now
+        item.attempts += 1
+    return items
+
+
+def outbox_sent(session: Session, item_id: int, *, provider_message_id: str, now: datetime) -> None:
+    item = session.get_one(OutboxItem, item_id)
+    item.status = "sent"
+    item.provider_message_id = provider_message_id
+    item.sent_at = now
+    item.last_error = None
+    message = session.get_one(Message, item.message_id)
+    message.provider_message_id = provider_message_id
+    message.delivery_status = "sent"
+
+
+def outbox_retry(session: Session, item_id: int, *, error: str, next_attempt_at: datetime) -> None:
+    item = session.get_one(OutboxItem, item_id)
+    item.status = "pending"
+    item.claimed_by = None
+    item.next_attempt_at = next_attempt_at
+    item.last_error = error[:500]
+
+
+def outbox_failed(session: Session, item_id: int, *, error: str) -> None:
+    item = session.get_one(OutboxItem, item_id)
+    item.status = "failed"
+    item.last_error = error[:500]
+    message = session.get_one(Message, item.message_id)
+    message.delivery_status = "failed"
+    message.delivery_error = error[:300]
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status))
+    return {status: int(count) for status, count in rows}

@@ -1,0 +1,103 @@
+"""Durable tasks: schedule, claim when due, finish. The rows are the truth."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import Task
+
+
+def schedule(
+    session: Session,
+    kind: str,
+    *,
+    due_at: datetime,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> Task:
+    """Add a task. With a dedupe_key, scheduling the same thing twice returns the existing task."""
+    if dedupe_key is not None:
+        existing = session.execute(select(Task).where(Task.dedupe_key == dedupe_key)).scalar_one_or_none()
+        if existing is not None:
+            return existing
+    task = Task(
+        kind=kind, due_at=due_at, payload=payload or {}, status="pending", attempts=0,
+        dedupe_key=dedupe_key, created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(task)
+            session.flush()
+    except IntegrityError:
+        return session.execute(select(Task).where(Task.dedupe_key == dedupe_key)).scalar_one()
+    return task
+
+
+def claim_due(
+    session: Session, *, now: datetime, worker: str, limit: int, claim_timeout: timedelta
+) -> list[Task]:
+    query = (
+        select(Task)
+        .where(
+            or_(
+                (Task.status == "pending") & (Task.due_at <= now),
+                (Task.status == "running") & (Task.claimed_at < now - claim_timeout),
+            )
+        )
+        .order_by(Task.due_at, Task.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    tasks = list(session.execute(query).scalars())
+    for task in tasks:
+        task.status = "running"
+        task.claimed_by = worker
+        task.claimed_at = now
+        task.attempts += 1
+    return tasks
+
+
+def finish(session: Session, task_id: int, *, now: datetime) -> None:
+    task = session.get_one(Task, task_id)
+    task.status = "done"
+    task.finished_at = now
+    task.last_error = None
+
+
+def retry_or_fail(
+    session: Session, task_id: int, *, error: str, now: datetime, max_attempts: int, delay: timedelta
+) -> str:
+    task = session.get_one(Task, task_id)
+    task.last_error = error[:2000]
+    task.claimed_by = None
+    if task.attempts >= max_attempts:
+        task.status = "failed"
+        task.finished_at = now
+    else:
+        task.status = "pending"
+        task.due_at = now + delay
+    return task.status
+
+
+def cancel(session: Session, *, kind: str, dedupe_key: str) -> bool:
+    task = session.execute(
+        select(Task).where(Task.kind == kind, Task.dedupe_key == dedupe_key, Task.status == "pending")
+    ).scalar_one_or_none()
+    if task is None:
+        return False
+    task.status = "cancelled"
+    return True
+
+
+def due_count(session: Session, *, now: datetime) -> int:
+    return int(
+        session.execute(
+            select(func.count()).select_from(Task).where(Task.status == "pending", Task.due_at <= now)
+        ).scalar_one()
+    )
