@@ -145,7 +145,7 @@ def customers_import(config: str | None, file: Path) -> None:
 @click.pass_obj
 def customers_show(config: str | None, key: str) -> None:
     """Show a customer by id, phone or email."""
-    from bot.customer_view import find_for_cli, describe
+    from bot.customer_view import describe, find_for_cli
     from store import create_database
 
     settings = _settings(config)

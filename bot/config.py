@@ -130,7 +130,7 @@ class Settings(_Section):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
-    templates: dict[str, dict[Language, str]] = Field(
+    templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )
 
@@ -149,6 +149,9 @@ class Settings(_Section):
                 if lang not in texts:
                     problems.append(f"templates.{name}.{lang} is missing (add the {lang} text)")
             for lang, text in texts.items():
+                if lang not in self.languages:
+                    problems.append(f"templates.{name}.{lang}: {lang!r} is not one of languages {list(self.languages)}")
+                    continue
                 try:
                     compile_template(text)
                 except TemplateSyntaxError as exc:
@@ -215,7 +218,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     try:
         raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{config_path} is not valid YAML: {exc}. Fix: correct the indentation or quoting.")
+        raise ConfigError(
+            f"{config_path} is not valid YAML: {exc}. Fix: correct the indentation or quoting."
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path} must hold a mapping of keys (company:, database:, ...).")
     return settings_from_mapping(raw, env, str(config_path))

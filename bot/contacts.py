@@ -29,8 +29,9 @@ def normalise_email(raw: str) -> str | None:
 
 
 def mask_phone(phone: str) -> str:
-    """For logs: keep the country code and the last 3 digits ('+62812****890' -> '+62*******890')."""
+    """For logs: keep the first 2 and the last 3 digits ('+6281234567890' -> '+62********890')."""
+    plus = "+" if phone.startswith("+") else ""
     digits = phone.lstrip("+")
     if len(digits) <= 5:
         return "***"
-    return f"+{digits[:2]}{'*' * (len(digits) - 5)}{digits[-3:]}"
+    return f"{plus}{digits[:2]}{'*' * (len(digits) - 5)}{digits[-3:]}"

@@ -51,7 +51,9 @@ def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport) -> I
         header = [h.strip().lower() for h in reader.fieldnames or []]
         missing = {"name", "phone"} - set(header)
         if missing:
-            raise ValueError(f"{path}: header must have columns {', '.join(COLUMNS)}; missing {', '.join(sorted(missing))}")
+            raise ValueError(
+                f"{path}: header must have columns {', '.join(COLUMNS)}; missing {', '.join(sorted(missing))}"
+            )
         reader.fieldnames = header
         for row in reader:
             line = reader.line_num

@@ -65,7 +65,7 @@ class EmbeddedInterpreter:
     def __init__(self, model: TrainedModel, threshold: float) -> None:
         self.model = model
         self.threshold = threshold
-        self._labels: list[str] = list(model.classifier.classes_)
+        self._labels: list[str] = [str(label) for label in model.classifier.classes_]
 
     def interpret(self, text: str, language_hint: str | None = None) -> Interpretation:
         language = detect_language(text) or language_hint
@@ -73,7 +73,7 @@ class EmbeddedInterpreter:
         if not cleaned:
             return Interpretation("out_of_scope", 1.0, language)
         probabilities = self.model.classifier.predict_proba([cleaned])[0]
-        ranking = sorted(zip(self._labels, (float(p) for p in probabilities)), key=lambda p: -p[1])
+        ranking = sorted(zip(self._labels, (float(p) for p in probabilities), strict=True), key=lambda p: -p[1])
         intent, confidence = ranking[0]
         if confidence < self.threshold:
             intent = "out_of_scope"

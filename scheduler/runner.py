@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -42,7 +42,7 @@ class TaskRunner:
         self.max_attempts = max_attempts
         self.claim_timeout = claim_timeout
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
-        self.last_run_at = None
+        self.last_run_at: datetime | None = None
 
     def run_due(self, limit: int = 100) -> int:
         """Run every task due by the clock's now; returns how many ran."""

@@ -35,6 +35,7 @@ class Database:
             try:
                 yield session
                 if read_only:
+                    session.expunge_all()  # keep what was read usable after the block
                     session.rollback()
                 else:
                     session.commit()

@@ -38,6 +38,6 @@ def healthz(request: Request) -> JSONResponse:
         "due_tasks": due,
     }
     body["outbox_dispatcher"] = {"running": sapa.dispatcher.running}
-    if sapa.settings.scheduler.enabled and not sapa.scheduler.running:
+    if body["status"] == "ok" and sapa.settings.scheduler.enabled and not sapa.scheduler.running:
         body["status"] = "degraded"
     return JSONResponse(body, status_code=200 if body["status"] != "error" else 503)

@@ -112,9 +112,8 @@ def mount(app: FastAPI, sapa: Any) -> None:
                 rows = [session.get_one(Message, reply_id) for reply_id in result.reply_ids]
                 return [serialise(row, {}) for row in rows]
 
-        return JSONResponse(
-            {"message_id": result.message_id, "duplicate": result.duplicate, "replies": await run_in_threadpool(replies)}
-        )
+        answer = {"message_id": result.message_id, "duplicate": result.duplicate}
+        return JSONResponse({**answer, "replies": await run_in_threadpool(replies)})
 
     @app.get("/api/webchat/sessions/{token}/messages")
     def list_messages(token: str, after: int = 0) -> JSONResponse:

@@ -6,10 +6,10 @@ Create Date: 2026-11-23 04:25:11.482474
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-import store.types
+from alembic import op
 
+import store.types
 
 revision = '0001'
 down_revision = None

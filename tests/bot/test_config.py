@@ -1,0 +1,95 @@
+"""One validated settings object; a bad config stops start-up naming the key and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_config(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load((ROOT / "config.yml").read_text())
+    change(data)
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def test_the_shipped_config_has_working_defaults():
+    settings = load_settings(ROOT / "config.yml", environ={})
+    assert settings.company.name == "PT Contoh Sejahtera"
+    assert settings.company.timezone == "Asia/Jakarta"
+    assert settings.languages == ("id", "en")
+    assert settings.database.url == "sqlite:///var/sapa.db"
+    assert settings.channels.webchat is not None and settings.channels.webchat.enabled
+
+
+def test_database_url_comes_from_the_environment():
+    settings = load_settings(ROOT / "config.yml", environ={"DATABASE_URL": "postgresql+psycopg://u@h/db"})
+    assert settings.database.url == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["nlu"].update(confidence_threshold=1.5),
+         "nlu.confidence_threshold: Input should be less than or equal to 1 (got 1.5). "
+         "Fix: use a number between 0 and 1; below it the intent is out_of_scope."),
+        (lambda d: d["company"].update(timezone="Asia/Jakartaa"),
+         "company.timezone: Value error, unknown time zone 'Asia/Jakartaa'"),
+        (lambda d: d["server"].update(prot=8000), "server.prot: Extra inputs are not permitted"),
+        (lambda d: d["templates"]["greeting"].pop("en"), "templates.greeting.en is missing (add the en text)"),
+        (lambda d: d["templates"].pop("fallback"), "templates.fallback is missing"),
+        (lambda d: d["templates"]["greeting"].update(id="Halo {{ name "), "templates.greeting.id does not parse"),
+        (lambda d: d.update(default_language="en", languages=["id"]), "default_language 'en' is not in languages"),
+        (lambda d: d["database"].update(url="mysql://x"), "only sqlite and postgresql databases are supported"),
+    ],
+)
+def test_bad_config_names_the_key_and_the_fix(tmp_path, change, message):
+    path = write_config(tmp_path, change)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+    assert message in str(raised.value)
+    assert str(path) in str(raised.value)
+
+
+def test_unknown_key_error_says_how_to_fix_it(tmp_path):
+    path = write_config(tmp_path, lambda d: d["server"].update(prot=8000))
+    with pytest.raises(ConfigError, match="Fix: remove it or correct its spelling"):
+        load_settings(path, environ={})
+
+
+def test_missing_file_and_broken_yaml_are_explained(tmp_path):
+    with pytest.raises(ConfigError, match="not found. Fix: run from the project folder"):
+        load_settings(tmp_path / "nope.yml", environ={})
+    broken = tmp_path / "broken.yml"
+    broken.write_text("company: [unclosed\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_settings(broken, environ={})
+
+
+def test_sapa_serve_stops_on_a_bad_config(tmp_path):
+    path = write_config(tmp_path, lambda d: d["server"].update(port=99999))
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--config", str(path), "serve"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "server.port: Input should be less than or equal to 65535" in result.stderr
+
+
+def test_sapa_serve_refuses_an_unmigrated_database(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--config", str(ROOT / "config.yml"), "serve"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={"DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "Run `sapa db upgrade` first" in result.stderr

@@ -1,0 +1,158 @@
+"""The conversation core end to end through the web chat API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from bot.messages import InboundMessage
+from store.models import ChannelIdentity, Conversation, Customer, Message, OutboxItem
+
+
+def count(sapa, model, *where) -> int:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+
+def test_new_customer_is_greeted_asked_for_name_and_then_addressed_by_it(customer, sapa):
+    replies = customer.say("halo")
+    assert replies[0].startswith("Halo! Selamat datang di PT Contoh Sejahtera")
+    assert replies[1] == "Boleh kami tahu nama Anda?"
+
+    assert customer.say("nama saya budi santoso") == [
+        "Terima kasih, Budi Santoso. Senang berkenalan dengan Anda! Ada yang bisa kami bantu?"
+    ]
+    assert customer.say("selamat pagi") == [
+        "Halo Budi Santoso! Selamat datang kembali di PT Contoh Sejahtera. Ada yang bisa kami bantu hari ini?"
+    ]
+    with sapa.database.unit_of_work(read_only=True) as session:
+        (row,) = session.execute(select(Customer)).scalars()
+        assert row.name == "Budi Santoso"
+        assert row.source == "webchat"
+
+
+def test_english_speaker_is_answered_in_english(customer):
+    replies = customer.say("hello there, good morning")
+    assert replies[0].startswith("Hello! Welcome to PT Contoh Sejahtera")
+    assert customer.say("my name is Sarah") == ["Thank you, Sarah. Nice to meet you! How can we help?"]
+
+
+def test_name_question_never_blocks_a_complaint(customer, sapa):
+    customer.say("halo")
+    replies = customer.say("barang yang saya terima rusak, saya mau komplain")
+    assert "petugas" in replies[0] and "Terima kasih," not in replies[0]
+    with sapa.database.unit_of_work(read_only=True) as session:
+        (customer_row,) = session.execute(select(Customer)).scalars()
+        assert customer_row.name is None
+        (conversation,) = session.execute(select(Conversation)).scalars()
+        assert conversation.status == "waiting"
+        assert conversation.pending_question is None
+
+
+def test_fallback_offers_a_human_and_the_button_hands_off(customer, sapa):
+    replies = customer.say("asdfgh qwerty zxcv")
+    assert replies[0].startswith("Mohon maaf, kami belum memahami pesan Anda")
+    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"}]
+
+    replies = customer.say("Bicara dengan petugas", payload="intent:talk_to_agent")
+    assert "kami teruskan ke petugas" in replies[0]
+    # While a human owns the conversation the bot stays quiet, but every message is logged.
+    assert customer.say("halo? masih ada orang?") == []
+    assert count(sapa, Message, Message.direction == "in") == 3
+
+
+def test_every_interaction_is_logged_with_channel_intent_and_time(customer, sapa, clock):
+    customer.say("halo")
+    customer.say("terima kasih banyak ya")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        rows = list(session.execute(select(Message).order_by(Message.id)).scalars())
+    assert [(r.direction, r.sender) for r in rows] == [
+        ("in", "customer"), ("out", "bot"), ("out", "bot"), ("in", "customer"), ("out", "bot"),
+    ]
+    assert rows[0].intent == "greet" and rows[0].confidence and rows[0].confidence > 0.35
+    assert rows[3].intent == "thanks"
+    assert all(r.channel == "webchat" and r.created_at == clock.now() for r in rows)
+    assert all(r.reply_to_id == rows[0].id for r in rows[1:3])
+
+
+def test_duplicate_delivery_is_ignored_and_returns_the_same_replies(customer, sapa):
+    first = customer.send("halo", client_message_id="m-1")
+    again = customer.send("halo", client_message_id="m-1")
+    assert again["duplicate"] is True
+    assert again["message_id"] == first["message_id"]
+    assert [r["id"] for r in again["replies"]] == [r["id"] for r in first["replies"]]
+    assert count(sapa, Message, Message.direction == "in") == 1
+    assert count(sapa, OutboxItem) == 2
+
+
+def test_same_client_id_in_another_session_is_a_different_message(client, sapa):
+    from tests.support.webchat import WebchatUser
+
+    one, two = WebchatUser(client, sapa), WebchatUser(client, sapa)
+    one.send("halo", client_message_id="same")
+    assert two.send("halo", client_message_id="same")["duplicate"] is False
+    assert count(sapa, Customer) == 2
+
+
+def _inbound(sender: str, provider_id: str, text: str) -> InboundMessage:
+    return InboundMessage("webchat", sender, provider_id, text, datetime.now(UTC))
+
+
+def test_two_messages_from_the_same_new_customer_at_once(sapa):
+    """Both arrive before either is stored: one customer, one identity, one conversation, both logged."""
+    barrier = threading.Barrier(2)
+    results = []
+
+    def deliver(provider_id: str, text: str) -> None:
+        barrier.wait()
+        results.append(sapa.pipeline.handle(_inbound("SessionAAAAAAAAAAAAAAAAAAAA", provider_id, text)))
+
+    threads = [threading.Thread(target=deliver, args=(f"p{i}", t)) for i, t in enumerate(["halo", "ada orang?"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2 and not any(r.duplicate for r in results)
+    assert count(sapa, Customer) == 1
+    assert count(sapa, ChannelIdentity) == 1
+    assert count(sapa, Conversation) == 1
+    assert count(sapa, Message, Message.direction == "in") == 2
+
+
+def test_the_same_delivery_twice_at_once_is_stored_once(sapa):
+    barrier = threading.Barrier(2)
+    results = []
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(sapa.pipeline.handle(_inbound("SessionBBBBBBBBBBBBBBBBBBBB", "same-id", "halo")))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.duplicate for r in results) == [False, True]
+    assert count(sapa, Message, Message.direction == "in") == 1
+    assert count(sapa, OutboxItem) == 2
+
+
+def test_idle_conversation_is_closed_and_the_next_message_opens_a_new_one(customer, sapa, clock):
+    customer.say("halo")
+    clock.advance(timedelta(minutes=sapa.settings.conversation.idle_close_minutes + 1))
+    customer.say("halo lagi")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        statuses = [c.status for c in session.execute(select(Conversation).order_by(Conversation.id)).scalars()]
+    assert statuses == ["closed", "bot"]
+    # History shows both conversations to the same browser session.
+    assert [m["text"] for m in customer.history() if m["direction"] == "in"] == ["halo", "halo lagi"]
+
+
+def test_profile_language_wins_over_the_message_language(customer, sapa):
+    customer.say("halo")
+    customer.say("Budi")
+    with sapa.database.unit_of_work() as session:
+        session.execute(select(Customer)).scalar_one().language = "en"
+    assert customer.say("selamat siang")[0].startswith("Hello Budi!")

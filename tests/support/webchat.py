@@ -1,0 +1,43 @@
+"""A customer in the browser, as a test fixture: conversation tests read like conversations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+class WebchatUser:
+    def __init__(self, client: TestClient, sapa: Any, language: str = "id") -> None:
+        self.client = client
+        self.sapa = sapa
+        response = client.post("/api/webchat/sessions", json={"language": language})
+        assert response.status_code == 201, response.text
+        self.session_id: str = response.json()["session_id"]
+        self.last: dict[str, Any] = {}
+
+    def send(self, text: str, *, client_message_id: str | None = None, payload: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "session_id": self.session_id,
+            "client_message_id": client_message_id or uuid.uuid4().hex,
+            "text": text,
+        }
+        if payload is not None:
+            body["payload"] = payload
+        response = self.client.post("/api/webchat/messages", json=body)
+        assert response.status_code == 200, response.text
+        self.last = response.json()
+        return self.last
+
+    def say(self, text: str, **kwargs: Any) -> list[str]:
+        """Send a message and return the texts Sapa replied with."""
+        return [reply["text"] for reply in self.send(text, **kwargs)["replies"]]
+
+    def buttons(self) -> list[dict[str, str]]:
+        return [b for reply in self.last.get("replies", []) for b in reply["buttons"]]
+
+    def history(self, after: int = 0) -> list[dict[str, Any]]:
+        response = self.client.get(f"/api/webchat/sessions/{self.session_id}/messages", params={"after": after})
+        assert response.status_code == 200, response.text
+        return list(response.json()["messages"])
