@@ -145,12 +145,12 @@ class Settings(_Section):
             if name not in self.templates:
                 problems.append(f"templates.{name} is missing (add it with a text per language)")
         for name, texts in self.templates.items():
-            for lang in self.languages:
-                if lang not in texts:
-                    problems.append(f"templates.{name}.{lang} is missing (add the {lang} text)")
+            for language in self.languages:
+                if language not in texts:
+                    problems.append(f"templates.{name}.{language} is missing (add the {language} text)")
             for lang, text in texts.items():
                 if lang not in self.languages:
-                    problems.append(f"templates.{name}.{lang}: {lang!r} is not one of languages {list(self.languages)}")
+                    problems.append(f"templates.{name}.{lang}: not one of languages {list(self.languages)}")
                     continue
                 try:
                     compile_template(text)
