@@ -80,3 +80,22 @@ def test_unknown_intent_in_training_data_is_refused(tmp_path):
     (tmp_path / "x.yml").write_text('version: "3.1"\nnlu:\n- intent: order_pizza\n  examples: |\n    - pizza\n')
     with pytest.raises(TrainingDataError, match="unknown intent 'order_pizza'"):
         load_examples(tmp_path)
+
+
+def test_sapa_nlu_train_saves_a_model_that_start_up_reuses(tmp_path, base_settings):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from nlu.embedded import load_or_train
+    from nlu.training_data import data_fingerprint
+
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(main, ["--config", str(root / "config.yml"), "nlu", "train", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "16 intents" in result.output
+    saved = tmp_path / f"embedded-{data_fingerprint()}.pkl"
+    assert saved.is_file()
+    reused = load_or_train(0.35, None, tmp_path)
+    assert reused.interpret("halo kak").intent == "greet"
+    assert reused.model.fingerprint == data_fingerprint()
+    assert list(tmp_path.iterdir()) == [saved]  # nothing retrained, nothing new written
