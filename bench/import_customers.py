@@ -107,8 +107,9 @@ def generate(path: Path, rows: int, seed: int) -> Expected:
                 if rng.random() < 0.6 or not email:
                     # Same phone, spelled differently; the email may be new or blank.
                     new_email = "" if rng.random() < 0.5 else email
-                    writer.writerow([name.upper() if rng.random() < 0.3 else name, spell_phone(phone, rng),
-                                     new_email, ""])
+                    writer.writerow(
+                        [name.upper() if rng.random() < 0.3 else name, spell_phone(phone, rng), new_email, ""]
+                    )
                 else:
                     # Same email with no phone: the same person, found by email.
                     writer.writerow([name, "", email.upper() if rng.random() < 0.3 else email, "id"])
@@ -140,9 +141,13 @@ def sapa_command() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="CSV rows to generate (default 100000)")
-    parser.add_argument("--postgres", metavar="URL", default=None,
-                        help="use this DATABASE_URL (postgresql+psycopg://...) instead of a temporary SQLite file; "
-                        "use an empty database, or created/updated counts will differ from the expectation")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=None,
+        help="use this DATABASE_URL (postgresql+psycopg://...) instead of a temporary SQLite file; "
+        "use an empty database, or created/updated counts will differ from the expectation",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed for the generated file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (CSV, database)")
     args = parser.parse_args(argv)
@@ -153,21 +158,34 @@ def main(argv: list[str] | None = None) -> int:
     csv_path = workdir / "customers.csv"
     database_url = args.postgres or f"sqlite:///{workdir / 'sapa.db'}"
     backend = "postgresql" if args.postgres else "sqlite"
-    print(f"Sapa customer import benchmark: {args.rows} rows, {backend} database, "
-          f"python {platform.python_version()}, {os.cpu_count()} CPUs")
+    print(
+        f"Sapa customer import benchmark: {args.rows} rows, {backend} database, "
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
     started = time.perf_counter()
     expected = generate(csv_path, args.rows, args.seed)
-    print(f"generated {csv_path} ({csv_path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f}s: "
-          f"{expected.customers} customers, {expected.duplicates} repeats, {expected.invalid} invalid rows")
+    print(
+        f"generated {csv_path} ({csv_path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f}s: "
+        f"{expected.customers} customers, {expected.duplicates} repeats, {expected.invalid} invalid rows"
+    )
 
     shutil.copy(ROOT / "config.yml", workdir / "config.yml")
-    env = {**os.environ, "DATABASE_URL": database_url, "SAPA_CONFIG": str(workdir / "config.yml"),
-           "PYTHONUNBUFFERED": "1"}
-    upgrade = subprocess.run([*sapa_command(), "--log-level", "WARNING", "db", "upgrade"],
-                             cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SAPA_CONFIG": str(workdir / "config.yml"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    upgrade = subprocess.run(
+        [*sapa_command(), "--log-level", "WARNING", "db", "upgrade"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if upgrade.returncode != 0:
-        print(f"`sapa db upgrade` failed ({upgrade.returncode}):\n{upgrade.stdout}\n{upgrade.stderr}",
-              file=sys.stderr)
+        print(f"`sapa db upgrade` failed ({upgrade.returncode}):\n{upgrade.stdout}\n{upgrade.stderr}", file=sys.stderr)
         return 1
 
     command = [*sapa_command(), "--log-level", "WARNING", "customers", "import", str(csv_path)]
@@ -182,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'rows':>8} {'wall s':>8} {'rows/s':>9}  exit")
     print(f"{args.rows:>8} {wall:>8.2f} {args.rows / wall:>9.0f}  {run.returncode}")
     print(f"\nsapa says: {summary or '(no summary line)'}")
-    print(f"expected:  {expected.customers} new customers, {expected.duplicates} duplicates merged, "
-          f"{expected.invalid} bad rows skipped")
+    print(
+        f"expected:  {expected.customers} new customers, {expected.duplicates} duplicates merged, "
+        f"{expected.invalid} bad rows skipped"
+    )
     if bad_lines:
         print(f"first reported bad rows ({len(bad_lines)} listed on stderr):")
         for line in bad_lines[:5]:
@@ -194,20 +214,28 @@ def main(argv: list[str] | None = None) -> int:
 
     numbers = {}
     if summary:
-        match = re.search(r"imported (\d+) rows in ([\d.]+)s: (\d+) new customers, (\d+) updated, "
-                          r"(\d+) duplicates merged, (\d+) bad rows skipped", summary)
+        match = re.search(
+            r"imported (\d+) rows in ([\d.]+)s: (\d+) new customers, (\d+) updated, "
+            r"(\d+) duplicates merged, (\d+) bad rows skipped",
+            summary,
+        )
         if match:
             keys = ("imported", "import_s", "created", "updated", "duplicates_merged", "bad_rows")
-            numbers = {k: (float(v) if k == "import_s" else int(v)) for k, v in zip(keys, match.groups())}
+            numbers = {k: (float(v) if k == "import_s" else int(v)) for k, v in zip(keys, match.groups(), strict=True)}
     mismatches = {
         key: (numbers.get(key), want)
-        for key, want in (("created", expected.customers), ("duplicates_merged", expected.duplicates),
-                          ("bad_rows", expected.invalid))
+        for key, want in (
+            ("created", expected.customers),
+            ("duplicates_merged", expected.duplicates),
+            ("bad_rows", expected.invalid),
+        )
         if numbers and numbers.get(key) != want
     }
     if mismatches:
-        print("MISMATCH between what sapa reported and what the file holds (reported, expected): "
-              + ", ".join(f"{k} {v}" for k, v in mismatches.items()))
+        print(
+            "MISMATCH between what sapa reported and what the file holds (reported, expected): "
+            + ", ".join(f"{k} {v}" for k, v in mismatches.items())
+        )
     result = {
         "benchmark": "import_customers",
         "backend": backend,
@@ -217,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         "exit_code": run.returncode,
         "summary": summary,
         "reported": numbers,
-        "expected": {"created": expected.customers, "duplicates_merged": expected.duplicates,
-                     "bad_rows": expected.invalid},
+        "expected": {
+            "created": expected.customers,
+            "duplicates_merged": expected.duplicates,
+            "bad_rows": expected.invalid,
+        },
         "mismatches": {k: {"reported": r, "expected": e} for k, (r, e) in mismatches.items()},
     }
     if args.keep:

@@ -71,6 +71,7 @@ class Result:
     messages: int
     concurrency: int
     wall_s: float = 0.0
+    client_cpu_s: float = 0.0  # CPU the load generator itself used: near wall_s means it was the bottleneck
     latencies_ms: list[float] = field(default_factory=list)  # every HTTP response, whatever its status
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # transport errors: no HTTP response at all
@@ -82,7 +83,7 @@ class Result:
     def longest_stall_ms(self) -> float:
         """The longest time in which no request at all completed: the server stood still."""
         times = sorted(self.finished_at)
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0) * 1000
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0) * 1000
 
     @property
     def ok(self) -> int:
@@ -116,6 +117,7 @@ class Result:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "transport_errors": dict(self.errors),
             "wall_s": round(self.wall_s, 3),
+            "client_cpu_s": round(self.client_cpu_s, 3),
             "msg_per_s": round(self.throughput, 1),
             "p50_ms": round(self.percentile(50), 2),
             "p99_ms": round(self.percentile(99), 2),
@@ -211,7 +213,11 @@ def prepare_sapa(workdir: Path, database_url: str) -> dict[str, str]:
     }
     upgrade = subprocess.run(
         [*sapa_command(), "--log-level", "WARNING", "db", "upgrade"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if upgrade.returncode != 0:
         raise RuntimeError(f"`sapa db upgrade` failed ({upgrade.returncode}):\n{upgrade.stdout}\n{upgrade.stderr}")
@@ -230,8 +236,19 @@ def start_sapa(workdir: Path, env: dict[str, str]) -> Server:
 def start_bare(workdir: Path) -> Server:
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "--factory", "inbound:make_bare_app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(BENCH_DIR),
+        "--factory",
+        "inbound:make_bare_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return Server("bare", command, workdir, env, port)
@@ -278,16 +295,16 @@ def message_plan(messages: int, seed: int) -> list[str]:
     return rng.choices(texts, weights=weights, k=messages)
 
 
-async def run_load(name: str, base_url: str, sessions: list[str], texts: list[str], concurrency: int,
-                   run_id: str) -> Result:
+async def run_load(
+    name: str, base_url: str, sessions: list[str], texts: list[str], concurrency: int, run_id: str
+) -> Result:
     """Worker w sends messages w, w+C, w+2C, ... to its own sessions, one at a time."""
     result = Result(name, len(texts), concurrency)
     url = f"{base_url}/api/webchat/messages"
 
     async def worker(http: httpx.AsyncClient, w: int) -> None:
         for i in range(w, len(texts), concurrency):
-            body = {"session_id": sessions[i % len(sessions)], "client_message_id": f"{run_id}-{i}",
-                    "text": texts[i]}
+            body = {"session_id": sessions[i % len(sessions)], "client_message_id": f"{run_id}-{i}", "text": texts[i]}
             started = time.perf_counter()
             try:
                 response = await http.post(url, json=body)
@@ -307,10 +324,31 @@ async def run_load(name: str, base_url: str, sessions: list[str], texts: list[st
                 result.no_reply += 1
 
     async with client(concurrency) as http:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(http, w) for w in range(concurrency)))
         result.wall_s = time.perf_counter() - started
+        result.client_cpu_s = time.process_time() - cpu_started
     return result
+
+
+def outbox_drain(base_url: str, limit_s: float = 60.0) -> dict[str, Any]:
+    """/healthz right after the load, then how long the outbox took to empty (the replies' delivery)."""
+    started = time.perf_counter()
+    first: dict[str, Any] = {}
+    with httpx.Client(trust_env=False, timeout=10) as http:
+        while True:
+            response = http.get(f"{base_url}/healthz")
+            body = {"status_code": response.status_code, **response.json()}
+            first = first or body
+            pending = body.get("outbox", {}).get("pending")
+            elapsed = time.perf_counter() - started
+            if pending == 0 or elapsed > limit_s:
+                return {
+                    **first,
+                    "drain_s": round(elapsed, 2) if pending == 0 else None,
+                    "outbox_last": body.get("outbox"),
+                }
+            time.sleep(0.25)
 
 
 def problems_in_log(log: str) -> tuple[Counter[str], list[str]]:
@@ -333,17 +371,24 @@ def problems_in_log(log: str) -> tuple[Counter[str], list[str]]:
 
 
 def print_table(results: list[Result]) -> None:
-    header = f"{'target':<6} {'msgs':>6} {'conc':>5} {'200':>6} {'non-200':>8} {'errors':>7} " \
-             f"{'wall s':>7} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>1s':>5}"
+    header = (
+        f"{'target':<6} {'msgs':>6} {'conc':>5} {'200':>6} {'non-200':>8} {'errors':>7} "
+        f"{'wall s':>7} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'>1s':>5}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r.name:<6} {r.messages:>6} {r.concurrency:>5} {r.ok:>6} {r.non_200:>8} "
-              f"{sum(r.errors.values()):>7} {r.wall_s:>7.2f} {r.throughput:>8.1f} "
-              f"{r.percentile(50):>8.1f} {r.percentile(99):>8.1f} "
-              f"{max(r.latencies_ms, default=float('nan')):>8.1f} {r.slow:>5}")
+        print(
+            f"{r.name:<6} {r.messages:>6} {r.concurrency:>5} {r.ok:>6} {r.non_200:>8} "
+            f"{sum(r.errors.values()):>7} {r.wall_s:>7.2f} {r.throughput:>8.1f} "
+            f"{r.percentile(50):>8.1f} {r.percentile(99):>8.1f} "
+            f"{max(r.latencies_ms, default=float('nan')):>8.1f} {r.slow:>5}"
+        )
     for r in results:
-        print(f"{r.name}: longest stretch with no response completing: {r.longest_stall_ms:.0f} ms")
+        print(
+            f"{r.name}: longest stretch with no response completing: {r.longest_stall_ms:.0f} ms; "
+            f"load generator CPU {r.client_cpu_s:.1f}s of {r.wall_s:.1f}s wall"
+        )
     for r in results:
         if r.non_200 or r.errors:
             print(f"\n{r.name}: statuses {dict(sorted(r.statuses.items()))}, transport errors {dict(r.errors)}")
@@ -355,11 +400,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000, help="messages to send (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent senders (default 16)")
-    parser.add_argument("--sessions-per-worker", type=int, default=8,
-                        help="web chat sessions per sender (default 8: 128 sessions at concurrency 16, "
-                        "about 16 messages each with the default 2000 messages)")
-    parser.add_argument("--postgres", metavar="URL", default=None,
-                        help="use this DATABASE_URL (postgresql+psycopg://...) instead of a temporary SQLite file")
+    parser.add_argument(
+        "--sessions-per-worker",
+        type=int,
+        default=8,
+        help="web chat sessions per sender (default 8: 128 sessions at concurrency 16, "
+        "about 16 messages each with the default 2000 messages)",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=None,
+        help="use this DATABASE_URL (postgresql+psycopg://...) instead of a temporary SQLite file",
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed for the message mix")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, database)")
     args = parser.parse_args(argv)
@@ -374,8 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     health_after: dict[str, Any] = {}
     log_problems: Counter[str] = Counter()
-    print(f"Sapa inbound benchmark: {args.messages} web chat messages, concurrency {args.concurrency}, "
-          f"{backend} database, python {platform.python_version()}, {os.cpu_count()} CPUs")
+    print(
+        f"Sapa inbound benchmark: {args.messages} web chat messages, concurrency {args.concurrency}, "
+        f"{backend} database, python {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
     print(f"work folder: {workdir}")
     try:
         env = prepare_sapa(workdir, database_url)
@@ -389,9 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"created {len(sessions)} web chat sessions; sending {args.messages} messages ...")
             results.append(asyncio.run(run_load("sapa", sapa.base_url, sessions, texts, args.concurrency, run_id)))
-            with httpx.Client(trust_env=False, timeout=10) as http:
-                response = http.get(f"{sapa.base_url}/healthz")
-                health_after = {"status_code": response.status_code, **response.json()}
+            health_after = outbox_drain(sapa.base_url)
         finally:
             sapa.stop()
         log_problems, problem_lines = problems_in_log(sapa.log())
@@ -404,8 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             bare.wait_healthy()
             fake_sessions = [f"bare-session-{n:04d}-xxxxxxxxxxxx" for n in range(len(sessions))]
-            results.append(asyncio.run(run_load("bare", bare.base_url, fake_sessions, texts, args.concurrency,
-                                                run_id)))
+            results.append(asyncio.run(run_load("bare", bare.base_url, fake_sessions, texts, args.concurrency, run_id)))
         finally:
             bare.stop()
     except Exception as exc:
@@ -418,11 +470,20 @@ def main(argv: list[str] | None = None) -> int:
     sapa_result, bare_result = results
     ratio = sapa_result.throughput / bare_result.throughput if bare_result.throughput else float("nan")
     print(f"\nthroughput ratio sapa / bare FastAPI: {ratio:.3f}")
-    print(f"sapa: {sapa_result.no_reply} of {sapa_result.ok} answered messages got no bot reply "
-          "(conversations handed to a human)")
+    print(
+        f"sapa: {sapa_result.no_reply} of {sapa_result.ok} answered messages got no bot reply "
+        "(conversations handed to a human)"
+    )
     outbox = health_after.get("outbox", {})
-    print(f"sapa /healthz after the run: {health_after.get('status')} (HTTP {health_after.get('status_code')}), "
-          f"outbox pending {outbox.get('pending')}, failed {outbox.get('failed')}")
+    print(
+        f"sapa /healthz after the run: {health_after.get('status')} (HTTP {health_after.get('status_code')}), "
+        f"outbox pending {outbox.get('pending')}, failed {outbox.get('failed')}; "
+        + (
+            f"outbox empty {health_after['drain_s']:.1f}s later"
+            if health_after.get("drain_s") is not None
+            else f"outbox NOT empty after 60s: {health_after.get('outbox_last')}"
+        )
+    )
     summary = {
         "benchmark": "inbound",
         "backend": backend,
@@ -433,7 +494,11 @@ def main(argv: list[str] | None = None) -> int:
         "bare": bare_result.as_json(),
         "ratio": round(ratio, 4),
         "sapa_log_problems": dict(log_problems),
-        "sapa_health_after": {"status": health_after.get("status"), "outbox": outbox},
+        "sapa_health_after": {
+            "status": health_after.get("status"),
+            "outbox": outbox,
+            "outbox_drain_s": health_after.get("drain_s"),
+        },
     }
     if args.keep:
         print(f"kept {workdir}")

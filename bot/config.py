@@ -30,6 +30,8 @@ REQUIRED_TEMPLATES = (
     "goodbye",
     "thanks",
     "handoff",
+    "needs_agent",
+    "button_agent",
 )
 
 

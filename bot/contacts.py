@@ -6,13 +6,15 @@ import re
 
 import phonenumbers
 
+_PHONE_CHARS = re.compile(r"^\+?[\d\s().\-/]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def normalise_phone(raw: str, region: str = "ID") -> str | None:
     """'0812-3456-7890' -> '+6281234567890'; None if it is not a valid number."""
     raw = raw.strip()
-    if not raw:
+    # phonenumbers reads letters as keypad digits ("08123-CALL-ME"); in customer data they are typos.
+    if not raw or not _PHONE_CHARS.match(raw):
         return None
     try:
         number = phonenumbers.parse(raw, region)

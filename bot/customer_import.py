@@ -42,7 +42,7 @@ class ImportReport:
 
     @property
     def good(self) -> int:
-        return self.created + self.updated
+        return self.created + self.updated + self.duplicates_in_file
 
 
 def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport) -> Iterator[ImportRow]:

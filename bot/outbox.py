@@ -10,7 +10,10 @@ import logging
 import os
 import socket
 import threading
+import time
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from bot.clock import Clock
 from bot.config import OutboxConfig
@@ -21,6 +24,19 @@ from store.messages import claim_outbox, outbox_failed, outbox_retry, outbox_sen
 from store.models import OutboxItem
 
 log = logging.getLogger(__name__)
+
+
+RECORD_EVERY = 50
+RECORD_WITHIN_S = 1.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item_id: int
+    status: Literal["sent", "retry", "failed"]
+    provider_id: str = ""
+    error: str = ""
+    delay_s: float = 0.0
 
 
 def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
@@ -67,36 +83,50 @@ class OutboxDispatcher:
                 claim_timeout=timedelta(seconds=self.config.claim_timeout_s),
             )
             claimed = [(item.id, item.attempts, to_outbound(item)) for item in items]
+        outcomes: list[Outcome] = []
+        last_flush = time.monotonic()
         for item_id, attempts, message in claimed:
-            self._send_one(item_id, attempts, message)
+            outcomes.append(self._send_one(item_id, attempts, message))
+            # Outcomes are written together (one transaction, not one per message), but never held
+            # long: a crash loses at most this small window, whose rows are then sent again.
+            if len(outcomes) >= RECORD_EVERY or time.monotonic() - last_flush > RECORD_WITHIN_S:
+                self._record(outcomes)
+                outcomes, last_flush = [], time.monotonic()
+        self._record(outcomes)
         return len(claimed)
 
-    def _send_one(self, item_id: int, attempts: int, message: OutboundMessage) -> None:
+    def _send_one(self, item_id: int, attempts: int, message: OutboundMessage) -> Outcome:
         channel = self.channels.get(message.channel)
         try:
             if channel is None:
                 raise Undeliverable(f"channel {message.channel!r} is not enabled")
-            provider_id = channel.send(message)
+            return Outcome(item_id, "sent", provider_id=channel.send(message))
         except Undeliverable as exc:
             log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
-            with self.database.unit_of_work() as session:
-                outbox_failed(session, item_id, error=exc.reason)
-            return
+            return Outcome(item_id, "failed", error=exc.reason)
         except Exception as exc:  # RetryLater, and anything unexpected: retry with backoff
             after = exc.after_s if isinstance(exc, RetryLater) else None
             reason = exc.reason if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
+            if attempts >= self.config.max_attempts:
+                log.error("outbox %s failed after %d attempts: %s", item_id, attempts, reason)
+                return Outcome(item_id, "failed", error=f"gave up after {attempts} attempts: {reason}")
             delay = max(after or 0.0, backoff_seconds(attempts, self.config))
-            with self.database.unit_of_work() as session:
-                if attempts >= self.config.max_attempts:
-                    log.error("outbox %s failed after %d attempts: %s", item_id, attempts, reason)
-                    outbox_failed(session, item_id, error=f"gave up after {attempts} attempts: {reason}")
-                else:
-                    log.warning("outbox %s retry in %.1fs (attempt %d): %s", item_id, delay, attempts, reason)
-                    outbox_retry(session, item_id, error=reason,
-                                 next_attempt_at=self.clock.now() + timedelta(seconds=delay))
+            log.warning("outbox %s retry in %.1fs (attempt %d): %s", item_id, delay, attempts, reason)
+            return Outcome(item_id, "retry", error=reason, delay_s=delay)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
             return
+        now = self.clock.now()
         with self.database.unit_of_work() as session:
-            outbox_sent(session, item_id, provider_message_id=provider_id, now=self.clock.now())
+            for outcome in outcomes:
+                if outcome.status == "sent":
+                    outbox_sent(session, outcome.item_id, provider_message_id=outcome.provider_id, now=now)
+                elif outcome.status == "failed":
+                    outbox_failed(session, outcome.item_id, error=outcome.error)
+                else:
+                    outbox_retry(session, outcome.item_id, error=outcome.error,
+                                 next_attempt_at=now + timedelta(seconds=outcome.delay_s))
 
     # --- background loop -----------------------------------------------------------------------
 

@@ -5,9 +5,22 @@ from __future__ import annotations
 from handlers.turn import Reply, Route, Turn
 
 
+# Intents Sapa recognises but whose SOP flow is not built yet: saying "we did not understand" would
+# be false, so the customer is told a person will help and offered the handoff.
+NEEDS_AGENT = ("ask_info", "request", "check_status", "loyalty_points", "opt_out", "opt_in",
+               "update_profile", "delete_data")
+
+
+def needs_agent(turn: Turn) -> list[Reply]:
+    return [turn.reply("needs_agent", buttons=(turn.button("button_agent", "intent:talk_to_agent"),))]
+
+
 def fallback(turn: Turn) -> list[Reply]:
     return [turn.reply("fallback", buttons=(turn.button("button_agent", "intent:talk_to_agent"),))]
 
 
-# Matches everything: it is always last in the priority order.
-ROUTES = [Route(fallback, payload_prefix="")]
+ROUTES = [
+    *(Route(needs_agent, intent=intent) for intent in NEEDS_AGENT),
+    # Matches everything: it is always last in the priority order.
+    Route(fallback, payload_prefix=""),
+]

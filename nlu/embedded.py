@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -66,13 +67,19 @@ class EmbeddedInterpreter:
         self.model = model
         self.threshold = threshold
         self._labels: list[str] = [str(label) for label in model.classifier.classes_]
+        # Predicting one text through FeatureUnion pays joblib's dispatch cost per call; calling the
+        # fitted vectorizers directly gives the same features in a fraction of the time.
+        union = model.classifier.named_steps["features"]
+        self._vectorizers = [vectorizer for _, vectorizer in union.transformer_list]
+        self._model = model.classifier.named_steps["model"]
 
     def interpret(self, text: str, language_hint: str | None = None) -> Interpretation:
         language = detect_language(text) or language_hint
         cleaned = normalise(text)
         if not cleaned:
             return Interpretation("out_of_scope", 1.0, language)
-        probabilities = self.model.classifier.predict_proba([cleaned])[0]
+        features = hstack([vectorizer.transform([cleaned]) for vectorizer in self._vectorizers]).tocsr()
+        probabilities = self._model.predict_proba(features)[0]
         ranking = sorted(zip(self._labels, (float(p) for p in probabilities), strict=True), key=lambda p: -p[1])
         intent, confidence = ranking[0]
         if confidence < self.threshold:

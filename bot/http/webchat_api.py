@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,23 +98,17 @@ def mount(app: FastAPI, sapa: Any) -> None:
         except BadPayload as exc:
             return error(exc.status, exc.reason)
         assert isinstance(parsed, InboundMessage)
-        language = await run_in_threadpool(_session_language, parsed.sender)
+        # One trip to the thread pool for the whole exchange: session check, pipeline, replies.
+        return await run_in_threadpool(_exchange, parsed)
+
+    def _exchange(parsed: InboundMessage) -> JSONResponse:
+        language = _session_language(parsed.sender)
         if language is None:
             return error(404, "unknown session")
-        inbound = InboundMessage(
-            channel=parsed.channel, sender=parsed.sender, provider_message_id=parsed.provider_message_id,
-            text=parsed.text, received_at=parsed.received_at, language_hint=language,
-            button_payload=parsed.button_payload,
-        )
-        result = await run_in_threadpool(sapa.pipeline.handle, inbound)
-
-        def replies() -> list[dict[str, Any]]:
-            with database.unit_of_work(read_only=True) as session:
-                rows = [session.get_one(Message, reply_id) for reply_id in result.reply_ids]
-                return [serialise(row, {}) for row in rows]
-
-        answer = {"message_id": result.message_id, "duplicate": result.duplicate}
-        return JSONResponse({**answer, "replies": await run_in_threadpool(replies)})
+        result = sapa.pipeline.handle(replace(parsed, language_hint=language))
+        with database.unit_of_work(read_only=True) as session:
+            replies = [serialise(session.get_one(Message, reply_id), {}) for reply_id in result.reply_ids]
+        return JSONResponse({"message_id": result.message_id, "duplicate": result.duplicate, "replies": replies})
 
     @app.get("/api/webchat/sessions/{token}/messages")
     def list_messages(token: str, after: int = 0) -> JSONResponse:

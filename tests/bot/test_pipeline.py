@@ -156,3 +156,12 @@ def test_profile_language_wins_over_the_message_language(customer, sapa):
     with sapa.database.unit_of_work() as session:
         session.execute(select(Customer)).scalar_one().language = "en"
     assert customer.say("selamat siang")[0].startswith("Hello Budi!")
+
+
+def test_a_recognised_request_without_a_flow_yet_is_offered_a_human_not_misunderstood(customer):
+    replies = customer.say("pesanan saya INV-2024-00123 sudah sampai mana ya?")
+    assert replies == [
+        "Baik, kami mengerti. Untuk keperluan ini petugas kami yang akan membantu Anda langsung. "
+        "Mau kami hubungkan sekarang?"
+    ]
+    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"}]

@@ -87,9 +87,7 @@ def browser() -> Iterator[Any]:
         _browser_missing(f"the playwright package is not installed ({exc})")
     with sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         except PlaywrightError as exc:
             _browser_missing(f"{CHROMIUM} did not launch: {str(exc).splitlines()[0]}")
         try:
@@ -123,7 +121,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SapaServer]:
         # cwd=workdir: the NLU model cache lands in workdir/var/nlu, not in the checkout.
         server.process = subprocess.Popen(
             [*sapa, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     try:
         _wait_healthy(server)
@@ -139,9 +141,7 @@ def _wait_healthy(server: SapaServer) -> None:
     with httpx.Client(trust_env=False, timeout=2.0) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                pytest.fail(
-                    f"`sapa serve` exited with {server.process.returncode} during start-up:\n{server.log()}"
-                )
+                pytest.fail(f"`sapa serve` exited with {server.process.returncode} during start-up:\n{server.log()}")
             try:
                 response = client.get(f"{server.base_url}/healthz")
                 if response.status_code == 200:
@@ -201,9 +201,9 @@ def test_webchat_greets_and_keeps_history_across_reload(browser: Any, server: Sa
         expect(page.locator("#chat-error")).to_be_hidden()
 
         foreign = [
-            url for url in requests
-            if urlsplit(url).scheme not in ("data", "blob", "about")
-            and urlsplit(url).hostname != "127.0.0.1"
+            url
+            for url in requests
+            if urlsplit(url).scheme not in ("data", "blob", "about") and urlsplit(url).hostname != "127.0.0.1"
         ]
         assert not foreign, f"the page made requests to other hosts: {foreign}"
         assert requests, "no requests were recorded at all"
