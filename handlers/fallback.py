@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from handlers.turn import Reply, Route, Turn
 
-
 # Intents Sapa recognises but whose SOP flow is not built yet: saying "we did not understand" would
 # be false, so the customer is told a person will help and offered the handoff.
 NEEDS_AGENT = ("ask_info", "request", "check_status", "loyalty_points", "opt_out", "opt_in",

@@ -5,8 +5,8 @@ Nothing here runs at import time; bot/app.py builds the Database from settings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import threading
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
