@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from workspace import prepare_sapa, sapa_command
 
 FIRST = (
     "Budi Agus Andi Dedi Eko Hendra Joko Rudi Slamet Wahyu Yusuf Rizky Fajar Bayu Dimas Arif Bambang "
@@ -133,11 +133,6 @@ def generate(path: Path, rows: int, seed: int) -> Expected:
     return expected
 
 
-def sapa_command() -> list[str]:
-    script = Path(sys.executable).parent / "sapa"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "bot.cli"]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="CSV rows to generate (default 100000)")
@@ -169,23 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{expected.customers} customers, {expected.duplicates} repeats, {expected.invalid} invalid rows"
     )
 
-    shutil.copy(ROOT / "config.yml", workdir / "config.yml")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SAPA_CONFIG": str(workdir / "config.yml"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    upgrade = subprocess.run(
-        [*sapa_command(), "--log-level", "WARNING", "db", "upgrade"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if upgrade.returncode != 0:
-        print(f"`sapa db upgrade` failed ({upgrade.returncode}):\n{upgrade.stdout}\n{upgrade.stderr}", file=sys.stderr)
+    try:
+        env = prepare_sapa(workdir, database_url)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
         return 1
 
     command = [*sapa_command(), "--log-level", "WARNING", "customers", "import", str(csv_path)]

@@ -37,9 +37,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from workspace import prepare_sapa, sapa_command
 
 BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
 START_TIMEOUT_S = 60.0
 
 # What customers type, with rough weights. "complaint" hands the conversation to a human: later
@@ -156,11 +156,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def sapa_command() -> list[str]:
-    script = Path(sys.executable).parent / "sapa"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "bot.cli"]
-
-
 class Server:
     """A server subprocess with its log in a file; always stopped by stop()."""
 
@@ -201,30 +196,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-
-
-def prepare_sapa(workdir: Path, database_url: str) -> dict[str, str]:
-    shutil.copy(ROOT / "config.yml", workdir / "config.yml")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SAPA_CONFIG": str(workdir / "config.yml"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    upgrade = subprocess.run(
-        [*sapa_command(), "--log-level", "WARNING", "db", "upgrade"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if upgrade.returncode != 0:
-        raise RuntimeError(f"`sapa db upgrade` failed ({upgrade.returncode}):\n{upgrade.stdout}\n{upgrade.stderr}")
-    nlu_cache = ROOT / "var" / "nlu"
-    if nlu_cache.is_dir():  # reuse a trained model if the checkout has one; else serve trains it
-        shutil.copytree(nlu_cache, workdir / "var" / "nlu")
-    return env
 
 
 def start_sapa(workdir: Path, env: dict[str, str]) -> Server:
@@ -433,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"work folder: {workdir}")
     try:
-        env = prepare_sapa(workdir, database_url)
+        env = prepare_sapa(workdir, database_url, reuse_nlu=True)
         sapa = start_sapa(workdir, env)
         try:
             t0 = time.perf_counter()
