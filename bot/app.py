@@ -16,7 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.outbox import OutboxDispatcher
 from bot.pipeline import Pipeline
-from channels.base import CustomerChannel
+from channels.base import ChannelContext, CustomerChannel
 from channels.registry import build_channels
 from nlu.embedded import load_or_train
 from nlu.interpretation import Interpreter
@@ -80,7 +80,7 @@ def build(
         data_dir = Path(settings.nlu.data_dir) if settings.nlu.data_dir else None
         interpreter = load_or_train(settings.nlu.confidence_threshold, data_dir, model_cache)
     if channels is None:
-        channels = build_channels(dict(settings.channels))
+        channels = build_channels(dict(settings.channels), ChannelContext(settings.server.public_base_url))
     dispatcher = OutboxDispatcher(database, channels, clock, settings.outbox)
     pipeline = Pipeline(database, interpreter, settings, clock, on_outbox=dispatcher.wake)
     runner = TaskRunner(database, clock, dict(TASK_KINDS), max_attempts=settings.scheduler.max_attempts)

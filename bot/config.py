@@ -7,6 +7,7 @@ A bad config raises ConfigError naming the key and the fix, and start-up stops t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -14,11 +15,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from jinja2 import TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from bot.templating import compile_template
 
 Language = Literal["id", "en"]
+PURPOSES = ("reply", "follow_up", "survey", "status_update", "broadcast")
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# Environment variable -> (channel section, key). Secrets are read from here and nowhere else.
+SECRET_ENV = {
+    "TELEGRAM_BOT_TOKEN": ("telegram", "bot_token"),
+    "TELEGRAM_WEBHOOK_SECRET": ("telegram", "webhook_secret"),
+    "TWILIO_ACCOUNT_SID": (("sms", "whatsapp"), "account_sid"),
+    "TWILIO_AUTH_TOKEN": (("sms", "whatsapp"), "auth_token"),
+}
 
 # Templates the core itself sends; a config without them cannot run.
 REQUIRED_TEMPLATES = (
@@ -75,6 +85,11 @@ class DatabaseConfig(_Section):
 class ServerConfig(_Section):
     host: str = Field("127.0.0.1", description="the address to listen on")
     port: int = Field(8000, ge=1, le=65535, description="a TCP port between 1 and 65535")
+    public_base_url: str | None = Field(
+        None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+        description="the public URL providers call, e.g. https://sapa.example.com (no trailing path "
+        "parts beyond a prefix); without it the URL is rebuilt from X-Forwarded-Proto and Host",
+    )
 
 
 class WebchatConfig(_Section):
@@ -82,9 +97,78 @@ class WebchatConfig(_Section):
     max_text_length: int = Field(2000, ge=1, le=20000, description="the longest message accepted, 1..20000")
 
 
+class TelegramConfig(_Section):
+    enabled: bool = Field(False, description="true or false")
+    api_base_url: str | None = Field(
+        None, description="the Bot API base URL, e.g. http://127.0.0.1:8099/bot for the fake provider "
+        "(default: Telegram's https://api.telegram.org/bot)"
+    )
+    allow_groups: bool = Field(False, description="true to answer in group chats; private chats only otherwise")
+    per_chat_per_second: float = Field(1.0, gt=0, description="messages per second to one chat, e.g. 1")
+    global_per_second: float = Field(30.0, gt=0, description="messages per second overall, e.g. 30")
+    # Secrets: from TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET only, never from the file.
+    bot_token: SecretStr | None = Field(None, description="the TELEGRAM_BOT_TOKEN environment variable")
+    webhook_secret: SecretStr | None = Field(
+        None, description="the TELEGRAM_WEBHOOK_SECRET environment variable (1-256 of A-Z a-z 0-9 _ -)"
+    )
+
+    @model_validator(mode="after")
+    def _secrets_present(self) -> TelegramConfig:
+        if self.enabled and (self.bot_token is None or self.webhook_secret is None):
+            raise ValueError(
+                "telegram is enabled but TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET are not both set "
+                "in the environment"
+            )
+        if self.webhook_secret is not None and not _TELEGRAM_SECRET.match(self.webhook_secret.get_secret_value()):
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return self
+
+
+class WhatsAppTemplate(_Section):
+    content_sid: str = Field(..., pattern=r"^HX[0-9a-fA-F]{32}$", description="an approved Content SID, HX + 32 hex")
+    variables: tuple[str, ...] = Field((), description="the names filling {{1}}, {{2}}, ... in order")
+
+
+class TwilioChannelConfig(_Section):
+    enabled: bool = Field(False, description="true or false")
+    from_number: str | None = Field(None, description="the sender number in E.164, e.g. +14155238886")
+    messaging_service_sid: str | None = Field(
+        None, pattern=r"^MG[0-9a-fA-F]{32}$", description="a Messaging Service SID (MG + 32 hex) instead of from_number"
+    )
+    messages_per_second: float = Field(1.0, gt=0, description="messages (SMS: segments) per second per sender")
+    api_base_url: str | None = Field(
+        None, description="the Twilio REST base URL, e.g. http://127.0.0.1:8099 for the fake provider"
+    )
+    # purpose -> language -> approved template; used when WhatsApp's 24-hour window is closed.
+    templates: dict[str, dict[str, WhatsAppTemplate]] = Field(
+        default_factory=dict, description="templates.<purpose>.<language>: {content_sid, variables}"
+    )
+    # Secrets: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN only, never from the file.
+    account_sid: str | None = Field(None, description="the TWILIO_ACCOUNT_SID environment variable")
+    auth_token: SecretStr | None = Field(None, description="the TWILIO_AUTH_TOKEN environment variable")
+
+    @model_validator(mode="after")
+    def _complete(self) -> TwilioChannelConfig:
+        if not self.enabled:
+            return self
+        if self.account_sid is None or self.auth_token is None:
+            raise ValueError("enabled but TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not both set in the environment")
+        if not (self.from_number or self.messaging_service_sid):
+            raise ValueError("enabled but neither from_number nor messaging_service_sid is set")
+        for purpose in self.templates:
+            if purpose not in PURPOSES:
+                raise ValueError(f"templates.{purpose}: unknown purpose; use one of {', '.join(PURPOSES)}")
+        return self
+
+
 class ChannelsConfig(_Section):
     webchat: WebchatConfig | None = Field(
         default_factory=WebchatConfig, description="web chat settings (enabled, max_text_length)"
+    )
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig, description="Telegram settings")
+    sms: TwilioChannelConfig = Field(default_factory=TwilioChannelConfig, description="SMS (Twilio) settings")
+    whatsapp: TwilioChannelConfig = Field(
+        default_factory=TwilioChannelConfig, description="WhatsApp (Twilio) settings"
     )
 
 
@@ -193,6 +277,18 @@ def _fix_for(loc: tuple[int | str, ...], error_type: str) -> str:
 
 def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str], source: str) -> Settings:
     data = dict(raw)
+    channels = {name: dict(section or {}) for name, section in dict(data.get("channels") or {}).items()}
+    for variable, (sections, key) in SECRET_ENV.items():
+        for section in (sections,) if isinstance(sections, str) else sections:
+            if key in channels.get(section, {}):
+                raise ConfigError(
+                    f"Invalid configuration in {source}:\n  - channels.{section}.{key}: secrets must not be in "
+                    f"the file. Fix: remove it and set the {variable} environment variable."
+                )
+            if environ.get(variable):
+                channels.setdefault(section, {})[key] = environ[variable]
+    if channels:
+        data["channels"] = channels
     if environ.get("DATABASE_URL"):
         data["database"] = {**dict(data.get("database") or {}), "url": environ["DATABASE_URL"]}
     try:

@@ -38,11 +38,23 @@ class InboundMessage:
     language_hint: str | None = None
     media: tuple[Media, ...] = ()
     button_payload: str | None = None
+    phone: str | None = None  # E.164 phone the channel vouches for (SMS, WhatsApp): joins that customer
+    shared_phone: str | None = None  # a phone the customer shared as their own contact (Telegram)
+    edit_of: str | None = None  # provider id of the earlier message this one edits
+    deep_link: str | None = None  # Telegram /start payload
+    ack_token: str | None = None  # something the channel must acknowledge after handling (callback query)
+
+
+Purpose = Literal["reply", "follow_up", "survey", "status_update", "broadcast"]
 
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """One message to send: plain text, or a named provider template with variables."""
+    """One message to send: plain text, or a named provider template with variables.
+
+    `purpose` and `language` choose the approved template when a channel's session window is
+    closed (WhatsApp); `window_open` is None when the channel has no window.
+    """
 
     channel: str
     recipient: str
@@ -51,6 +63,9 @@ class OutboundMessage:
     template: str | None = None
     template_variables: dict[str, str] = field(default_factory=dict)
     conversation_id: int | None = None
+    purpose: Purpose = "reply"
+    language: str | None = None
+    window_open: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from bot.messages import DeliveryUpdate, InboundMessage, OutboundMessage
@@ -13,10 +15,48 @@ class WebhookRequest:
     """An HTTP request as an adapter sees it, free of any web framework."""
 
     method: str
-    url: str
+    url: str  # the URL as this server received it (scheme, host, path, query)
     headers: dict[str, str]  # lower-cased names
     body: bytes
-    form: dict[str, str] = field(default_factory=dict)
+    form: tuple[tuple[str, str], ...] = ()  # decoded form fields in order, repeats kept
+
+    def form_value(self, name: str, default: str = "") -> str:
+        return next((value for key, value in self.form if key == name), default)
+
+
+class FormParams:
+    """Form fields as the Twilio validator wants them: a mapping whose getall() keeps repeats."""
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self._pairs = pairs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(key for key, _ in self._pairs))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(key for key, _ in self._pairs))
+
+    def __getitem__(self, name: str) -> str:
+        return next(value for key, value in self._pairs if key == name)
+
+    def getall(self, name: str) -> list[str]:
+        return [value for key, value in self._pairs if key == name]
+
+
+@dataclass(frozen=True)
+class RateKey:
+    """A rate-limit bucket a send draws from: `cost` tokens out of `per_second`."""
+
+    key: str
+    per_second: float
+    cost: float = 1.0
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What every adapter may know beyond its own config section."""
+
+    public_base_url: str | None = None  # where providers reach this server, for signatures and callbacks
 
 
 class Forbidden(Exception):
@@ -51,11 +91,24 @@ class Undeliverable(Exception):
 
 class CustomerChannel(Protocol):
     name: str
+    # How long after the customer's last message free-form text may be sent (WhatsApp: 24 h).
+    session_window: timedelta | None
 
     def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
         """Verify the provider's signature first (Forbidden), then normalise (BadPayload)."""
         ...
 
     def send(self, message: OutboundMessage) -> str:
-        """Send and return the provider's message id; raise RetryLater or Undeliverable."""
+        """Send and return the provider's message id (the first, if the text went in parts).
+
+        Raise RetryLater (429, 5xx, timeouts) or Undeliverable (permanent, with the reason).
+        """
+        ...
+
+    def rate_keys(self, message: OutboundMessage) -> list[RateKey]:
+        """The rate-limit buckets this send draws from (per chat, per sender, overall)."""
+        ...
+
+    def acknowledge(self, message: InboundMessage) -> None:
+        """Best effort, after the message is stored: e.g. answer a Telegram callback query."""
         ...

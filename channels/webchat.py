@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.messages import DeliveryUpdate, InboundMessage, OutboundMessage
-from channels.base import BadPayload, WebhookRequest
+from channels.base import BadPayload, RateKey, WebhookRequest
 
 SESSION_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
@@ -20,6 +20,7 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 
 class WebchatChannel:
     name = "webchat"
+    session_window: timedelta | None = None
 
     def __init__(self, max_text_length: int = 2000) -> None:
         self.max_text_length = max_text_length
@@ -61,3 +62,9 @@ class WebchatChannel:
 
     def send(self, message: OutboundMessage) -> str:
         return f"wc-{uuid.uuid4().hex}"
+
+    def rate_keys(self, message: OutboundMessage) -> list[RateKey]:
+        return []  # the browser fetches its own messages: nothing to pace
+
+    def acknowledge(self, message: InboundMessage) -> None:
+        return None
