@@ -42,6 +42,9 @@ REQUIRED_TEMPLATES = (
     "handoff",
     "needs_agent",
     "button_agent",
+    "complaint_received",
+    "opt_out_confirmed",
+    "opt_in_confirmed",
 )
 
 

@@ -12,15 +12,26 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
+
+from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.messages import Button, OutboundMessage
+from bot.ratelimit import RateLimiter
 from channels.base import CustomerChannel, RetryLater, Undeliverable
 from store import Database
-from store.messages import claim_outbox, outbox_failed, outbox_retry, outbox_sent
+from store.messages import (
+    claim_outbox,
+    last_inbound_at,
+    mark_undeliverable,
+    outbox_defer,
+    outbox_failed,
+    outbox_retry,
+    outbox_sent,
+)
 from store.models import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -33,10 +44,13 @@ RECORD_WITHIN_S = 1.0
 @dataclass(frozen=True)
 class Outcome:
     item_id: int
-    status: Literal["sent", "retry", "failed"]
+    status: Literal["sent", "retry", "failed", "deferred"]
     provider_id: str = ""
     error: str = ""
     delay_s: float = 0.0
+    channel: str = ""
+    recipient: str = ""
+    permanent: bool = False  # the provider refused for good: the address is marked undeliverable
 
 
 def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
@@ -44,7 +58,7 @@ def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
     return min(config.backoff_base_s * (2 ** max(attempt - 1, 0)), config.backoff_max_s)
 
 
-def to_outbound(item: OutboxItem) -> OutboundMessage:
+def to_outbound(item: OutboxItem, window_open: bool | None) -> OutboundMessage:
     payload = item.payload
     return OutboundMessage(
         channel=item.channel,
@@ -53,6 +67,9 @@ def to_outbound(item: OutboxItem) -> OutboundMessage:
         buttons=tuple(Button(b["title"], b["payload"]) for b in payload.get("buttons", [])),
         template=payload.get("template"),
         template_variables=dict(payload.get("template_variables", {})),
+        purpose=payload.get("purpose", "reply"),
+        language=payload.get("language"),
+        window_open=window_open,
     )
 
 
@@ -70,6 +87,7 @@ class OutboxDispatcher:
         self.clock = clock
         self.config = config
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.limiter = RateLimiter(clock)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,7 +100,8 @@ class OutboxDispatcher:
                 session, now=now, worker=self.worker, limit=self.config.batch_size,
                 claim_timeout=timedelta(seconds=self.config.claim_timeout_s),
             )
-            claimed = [(item.id, item.attempts, to_outbound(item)) for item in items]
+            claimed = [(item.id, item.attempts, to_outbound(item, self._window_open(session, item, now)))
+                       for item in items]
         outcomes: list[Outcome] = []
         last_flush = time.monotonic()
         for item_id, attempts, message in claimed:
@@ -95,15 +114,28 @@ class OutboxDispatcher:
         self._record(outcomes)
         return len(claimed)
 
+    def _window_open(self, session: Session, item: OutboxItem, now: datetime) -> bool | None:
+        """For channels with a session window (WhatsApp): did the customer write recently enough?"""
+        channel = self.channels.get(item.channel)
+        window = getattr(channel, "session_window", None)
+        if window is None:
+            return None
+        last = last_inbound_at(session, item.channel, item.recipient)
+        return last is not None and now - last < window
+
     def _send_one(self, item_id: int, attempts: int, message: OutboundMessage) -> Outcome:
         channel = self.channels.get(message.channel)
         try:
             if channel is None:
                 raise Undeliverable(f"channel {message.channel!r} is not enabled")
+            wait = self.limiter.reserve(channel.rate_keys(message))
+            if wait > 0:
+                return Outcome(item_id, "deferred", delay_s=wait)
             return Outcome(item_id, "sent", provider_id=channel.send(message))
         except Undeliverable as exc:
             log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
-            return Outcome(item_id, "failed", error=exc.reason)
+            return Outcome(item_id, "failed", error=exc.reason, recipient=message.recipient,
+                           channel=message.channel, permanent=True)
         except Exception as exc:  # RetryLater, and anything unexpected: retry with backoff
             after = exc.after_s if isinstance(exc, RetryLater) else None
             reason = exc.reason if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
@@ -122,8 +154,12 @@ class OutboxDispatcher:
             for outcome in outcomes:
                 if outcome.status == "sent":
                     outbox_sent(session, outcome.item_id, provider_message_id=outcome.provider_id, now=now)
+                elif outcome.status == "deferred":
+                    outbox_defer(session, outcome.item_id, next_attempt_at=now + timedelta(seconds=outcome.delay_s))
                 elif outcome.status == "failed":
                     outbox_failed(session, outcome.item_id, error=outcome.error)
+                    if outcome.permanent:
+                        mark_undeliverable(session, outcome.channel, outcome.recipient, reason=outcome.error, now=now)
                 else:
                     outbox_retry(session, outcome.item_id, error=outcome.error,
                                  next_attempt_at=now + timedelta(seconds=outcome.delay_s))

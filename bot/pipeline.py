@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import InboundMessage
+from bot.messages import DeliveryUpdate, InboundMessage
 from handlers import ROUTES, Reply, Route, Turn, dispatch
 from nlu.interpretation import INTENTS, Interpretation, Interpreter
 from store import Database
 from store.conversations import HUMAN_STATUSES, continue_or_open
-from store.customers import get_customer, get_or_create_identity
-from store.messages import add_outbound, find_by_provider_id, replies_to
-from store.models import Message
+from store.customers import find_customer_by_phone, get_customer, get_or_create_identity
+from store.merge import merge_customers
+from store.messages import add_outbound, apply_delivery, find_by_provider_id, replies_to
+from store.models import ChannelIdentity, Conversation, Customer, Message
 
 log = logging.getLogger(__name__)
 INTENT_PAYLOAD = "intent:"
@@ -79,6 +83,8 @@ class Pipeline:
                     earlier.id, True, earlier.conversation_id, earlier.customer_id,
                     tuple(r.id for r in replies_to(session, earlier.id)),
                 )
+            if message.shared_phone:
+                link_shared_phone(session, identity, message.shared_phone, now=now)
             customer = get_customer(session, identity.customer_id)
             assert customer is not None, "an identity always points at a customer"
             language = customer.language or interpretation.language or message.language_hint
@@ -90,39 +96,102 @@ class Pipeline:
             if interpretation.language in self.settings.languages:
                 conversation.language = interpretation.language
             identity.last_inbound_at = now
+            identity.undeliverable_reason = None  # they wrote: the address works again
             if message.display_name:
                 identity.display_name = message.display_name
             conversation.last_inbound_at = now
             conversation.last_message_at = now
-            row = Message(
-                conversation_id=conversation.id, customer_id=customer.id, channel=message.channel,
-                direction="in", sender="customer", text=message.text, buttons=[],
-                media=[{"url": m.url, "content_type": m.content_type} for m in message.media],
-                button_payload=message.button_payload, intent=interpretation.intent,
-                confidence=interpretation.confidence, language=interpretation.language,
-                provider_message_id=message.provider_message_id, delivery_status="received",
-                created_at=now,
-            )
+            if message.edit_of is not None:
+                # An edit is logged against the message it changes; it is not a new question.
+                original = find_by_provider_id(session, message.channel, message.edit_of)
+                row = inbound_row(message, conversation.id, customer.id, None, now)
+                row.edit_of_id = original.id if original else None
+                session.add(row)
+                session.flush()
+                return InboundResult(row.id, False, conversation.id, customer.id)
+            chosen = numbered_choice(session, conversation.id, message.text)
+            if chosen is not None:
+                message = replace(message, button_payload=chosen)
+                interpretation = self.understand(message)
+            row = inbound_row(message, conversation.id, customer.id, interpretation, now)
             session.add(row)
             session.flush()
-
-            replies: list[Reply] = []
-            if conversation.status not in HUMAN_STATUSES:
-                turn = Turn(
-                    customer=customer, identity=identity, conversation=conversation, message=message,
-                    message_id=row.id, interpretation=interpretation, session=session,
-                    settings=self.settings, clock=self.clock, is_new_customer=created,
-                )
-                replies = dispatch(turn, self.routes)
-            reply_ids = tuple(
-                add_outbound(
-                    session, conversation, recipient=identity.address, text=reply.text, now=now,
-                    buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-                    reply_to_id=row.id,
-                ).id
-                for reply in replies
-            )
+            self._reply(session, message, customer, identity, conversation, row, interpretation, created)
+            reply_ids = tuple(r.id for r in replies_to(session, row.id))
             result = InboundResult(row.id, False, conversation.id, customer.id, reply_ids)
         if reply_ids and self.on_outbox is not None:
             self.on_outbox()
         return result
+
+    def record_delivery(self, update: DeliveryUpdate) -> bool:
+        """Apply a provider's status report; False if no outbound message has that provider id."""
+        with self.database.unit_of_work() as session:
+            message = apply_delivery(session, update.provider_message_id, update.status, update.error)
+            if message is None:
+                log.info("status %s for unknown provider message on %s ignored", update.status, update.channel)
+                return False
+            return True
+
+    def _reply(self, session: Session, message: InboundMessage, customer: Customer, identity: ChannelIdentity,
+               conversation: Conversation, row: Message, interpretation: Interpretation, created: bool) -> None:
+        replies: list[Reply] = []
+        if conversation.status not in HUMAN_STATUSES:
+            turn = Turn(
+                customer=customer, identity=identity, conversation=conversation, message=message,
+                message_id=row.id, interpretation=interpretation, session=session,
+                settings=self.settings, clock=self.clock, is_new_customer=created,
+            )
+            replies = dispatch(turn, self.routes)
+        for reply in replies:
+            add_outbound(
+                session, conversation, recipient=identity.address, text=reply.text, now=row.created_at,
+                buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], reply_to_id=row.id,
+            )
+
+
+def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
+                interpretation: Interpretation | None, now: datetime) -> Message:
+    meta: dict[str, str] = {}
+    if message.deep_link:
+        meta["deep_link"] = message.deep_link
+    if message.shared_phone:
+        meta["shared_phone"] = message.shared_phone
+    return Message(
+        conversation_id=conversation_id, customer_id=customer_id, channel=message.channel,
+        direction="in", sender="customer", text=message.text, buttons=[],
+        media=[{"url": m.url, "content_type": m.content_type} for m in message.media],
+        button_payload=message.button_payload,
+        intent=interpretation.intent if interpretation else None,
+        confidence=interpretation.confidence if interpretation else None,
+        language=interpretation.language if interpretation else None,
+        provider_message_id=message.provider_message_id, delivery_status="received", meta=meta,
+        created_at=now,
+    )
+
+
+def numbered_choice(session: Session, conversation_id: int, text: str) -> str | None:
+    """"2" answers the second option of the last message that offered options (SMS, WhatsApp)."""
+    stripped = text.strip().rstrip(".")
+    if not stripped.isdigit():
+        return None
+    last = session.execute(
+        select(Message).where(Message.conversation_id == conversation_id, Message.direction == "out")
+        .order_by(Message.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    number = int(stripped)
+    if last is None or not last.buttons or not 1 <= number <= len(last.buttons):
+        return None
+    return str(last.buttons[number - 1]["payload"])
+
+
+def link_shared_phone(session: Session, identity: ChannelIdentity, phone: str, *, now: datetime) -> None:
+    """A customer shared their own phone: join the customer who has it, or take it on."""
+    owner = find_customer_by_phone(session, phone)
+    if owner is None:
+        customer = session.get_one(Customer, identity.customer_id)
+        if customer.phone is None:
+            customer.phone = phone
+    elif owner.id != identity.customer_id:
+        merge_customers(session, identity.customer_id, owner.id, now=now, actor="system",
+                        reason=f"{identity.channel} contact shared")
+        identity.customer_id = owner.id

@@ -1,16 +1,18 @@
 """The SOP flows. Routes are joined here in one explicit priority order; the first match wins.
 
-Order: pending questions first (the customer is answering us), then intents, then the fallback.
+Order: consent keywords, pending questions (the customer is answering us), intents, the fallback.
 """
 
 from __future__ import annotations
 
-from handlers import fallback, greeting, handoff, intake
+from handlers import complaints, consent, fallback, greeting, handoff, intake
 from handlers.turn import Reply, Route, Turn
 
 ROUTES: list[Route] = [
+    *consent.ROUTES,  # STOP / START keywords: before anything else the words might mean
     *intake.ROUTES,  # pending: ask_name
-    *handoff.ROUTES,  # talk_to_agent, complaint
+    *complaints.ROUTES,  # complaint: ticket + handoff
+    *handoff.ROUTES,  # talk_to_agent
     *greeting.ROUTES,  # greet, thanks, goodbye
     *fallback.ROUTES,  # anything else
 ]

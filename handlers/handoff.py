@@ -6,6 +6,7 @@ from handlers.turn import Reply, Route, Turn
 
 
 def hand_off(turn: Turn) -> list[Reply]:
+    """Put the conversation in the agents' queue; the bot stays quiet until an agent hands it back."""
     conversation = turn.conversation
     conversation.status = "waiting"
     conversation.pending_question = None
@@ -13,7 +14,4 @@ def hand_off(turn: Turn) -> list[Reply]:
     return [turn.reply("handoff", name=turn.customer.name or "")]
 
 
-ROUTES = [
-    Route(hand_off, intent="talk_to_agent"),
-    Route(hand_off, intent="complaint"),
-]
+ROUTES = [Route(hand_off, intent="talk_to_agent")]

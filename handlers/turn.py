@@ -77,14 +77,17 @@ Handler = Callable[[Turn], "list[Reply] | None"]
 
 @dataclass(frozen=True)
 class Route:
-    """What a handler answers: a pending question, a button payload prefix, or an intent."""
+    """What a handler answers: a keyword, a pending question, a button payload prefix, or an intent."""
 
     handler: Handler
     intent: str | None = None
     pending: str | None = None
     payload_prefix: str | None = None
+    keywords: frozenset[str] = frozenset()  # whole-message keywords, compared upper-case
 
     def matches(self, turn: Turn) -> bool:
+        if self.keywords:
+            return turn.message.text.strip().strip(".!").upper() in self.keywords
         if self.pending is not None:
             return turn.conversation.pending_question == self.pending
         if self.payload_prefix is not None:

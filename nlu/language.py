@@ -15,9 +15,10 @@ nomor nama hapus ganti ubah poin tukar pesan berhenti komplain keluhan rusak lam
 _EN = set("""
 i me my mine you your we our the a an is are was were be been am do does did not no yes please can could
 would will what where when why how which who order orders thanks thank hello hi hey good morning evening
-want need to of for with from this that it its and or but my points change delete stop help agent
+want need to of for with from this that it its and or but my points change delete help agent
 human person talk speak about status delivery refund there here have has had get got just still yet
 """.split())
+# "stop", "ok", "promo" are everyday Indonesian too: they say nothing about the language.
 _WORD = re.compile(r"[a-zA-Z]+")
 
 

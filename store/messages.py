@@ -8,7 +8,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from store.models import Conversation, Message, OutboxItem
+from store.models import ChannelIdentity, Conversation, Message, OutboxItem
+
+# A later report never moves a message backwards (a late "sent" after "read" is ignored).
+_DELIVERY_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
 def find_by_provider_id(session: Session, channel: str, provider_message_id: str) -> Message | None:
@@ -38,6 +41,7 @@ def add_outbound(
     reply_to_id: int | None = None,
     template: str | None = None,
     template_variables: dict[str, str] | None = None,
+    purpose: str = "reply",
 ) -> Message:
     """Log an outbound message and queue it for sending, in the caller's transaction."""
     message = Message(
@@ -57,7 +61,9 @@ def add_outbound(
     )
     session.add(message)
     session.flush()
-    payload: dict[str, Any] = {"text": text, "buttons": buttons or []}
+    payload: dict[str, Any] = {
+        "text": text, "buttons": buttons or [], "purpose": purpose, "language": conversation.language,
+    }
     if template:
         payload["template"] = template
         payload["template_variables"] = template_variables or {}
@@ -152,3 +158,46 @@ def outbox_failed(session: Session, item_id: int, *, error: str) -> None:
 def outbox_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status))
     return {status: int(count) for status, count in rows}
+
+
+def outbox_defer(session: Session, item_id: int, *, next_attempt_at: datetime) -> None:
+    """Put a claimed row back without counting an attempt (a rate limit said "not yet")."""
+    item = session.get_one(OutboxItem, item_id)
+    item.status = "pending"
+    item.claimed_by = None
+    item.attempts = max(item.attempts - 1, 0)
+    item.next_attempt_at = next_attempt_at
+
+
+def last_inbound_at(session: Session, channel: str, address: str) -> datetime | None:
+    return session.execute(
+        select(ChannelIdentity.last_inbound_at).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.address == address
+        )
+    ).scalar_one_or_none()
+
+
+def mark_undeliverable(session: Session, channel: str, address: str, *, reason: str, now: datetime) -> None:
+    identity = session.execute(
+        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
+    ).scalar_one_or_none()
+    if identity is not None:
+        identity.undeliverable_reason = reason[:300]
+        identity.undeliverable_at = now
+
+
+def apply_delivery(
+    session: Session, provider_message_id: str, status: str, error: str | None
+) -> Message | None:
+    """Record a provider's status report on the outbound message it names; None if unknown."""
+    message = session.execute(
+        select(Message).where(Message.provider_message_id == provider_message_id, Message.direction == "out")
+    ).scalars().first()
+    if message is None:
+        return None
+    current = _DELIVERY_RANK.get(message.delivery_status or "queued", 0)
+    if _DELIVERY_RANK.get(status, 0) >= current:
+        message.delivery_status = status
+        if error:
+            message.delivery_error = error[:300]
+    return message

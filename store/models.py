@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text  # "text" is also a column name below
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.types import UTCDateTime
@@ -72,6 +73,10 @@ class ChannelIdentity(Base):
     language_hint: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime]
     last_inbound_at: Mapped[datetime | None]
+    # Set when the provider says this address can no longer be reached (blocked bot, invalid
+    # number, unsubscribed); cleared when the customer writes again.
+    undeliverable_reason: Mapped[str | None] = mapped_column(String(300))
+    undeliverable_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(back_populates="identities")
 
@@ -135,6 +140,9 @@ class Message(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(12))  # queued, sent, delivered, read, failed
     delivery_error: Mapped[str | None] = mapped_column(String(300))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))  # the inbound it answers
+    edit_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))  # a customer's edit of that message
+    # Channel extras (deep link, shared contact); the server default fills rows older than the column.
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=sql_text("'{}'"))
     created_at: Mapped[datetime]
 
 

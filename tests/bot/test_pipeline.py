@@ -42,7 +42,7 @@ def test_english_speaker_is_answered_in_english(customer):
 def test_name_question_never_blocks_a_complaint(customer, sapa):
     customer.say("halo")
     replies = customer.say("barang yang saya terima rusak, saya mau komplain")
-    assert "petugas" in replies[0] and "Terima kasih," not in replies[0]
+    assert replies[0].startswith("Mohon maaf atas ketidaknyamanan ini. Keluhan Anda sudah kami catat")
     with sapa.database.unit_of_work(read_only=True) as session:
         (customer_row,) = session.execute(select(Customer)).scalars()
         assert customer_row.name is None
@@ -165,3 +165,41 @@ def test_a_recognised_request_without_a_flow_yet_is_offered_a_human_not_misunder
         "Mau kami hubungkan sekarang?"
     ]
     assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"}]
+
+
+def test_crm_3_1_a_complaint_opens_a_ticket_and_is_acknowledged_with_its_number(customer, sapa):
+    from store.models import Ticket, TicketEvent
+
+    customer.say("halo")
+    customer.say("Rina")
+    replies = customer.say("paket saya datang dalam keadaan rusak, saya kecewa sekali")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+        events = list(session.execute(select(TicketEvent)).scalars())
+        conversation = session.execute(select(Conversation)).scalar_one()
+    assert replies == [
+        "Mohon maaf atas ketidaknyamanan ini, Rina. Keluhan Anda sudah kami catat dengan nomor tiket "
+        f"TKT-{ticket.id:06d}. Petugas kami akan segera menindaklanjutinya dan membalas di sini."
+    ]
+    assert (ticket.kind, ticket.status, ticket.conversation_id) == ("complaint", "open", conversation.id)
+    assert ticket.description == "paket saya datang dalam keadaan rusak, saya kecewa sekali"
+    assert [e.kind for e in events] == ["opened"]
+    assert conversation.status == "waiting"
+
+
+def test_stop_withdraws_marketing_consent_and_is_confirmed_once(customer, sapa):
+    from store.models import Consent
+
+    assert customer.say("STOP")[0].startswith("Anda tidak akan lagi menerima pesan promosi")
+    assert customer.say("stop") == []  # already withdrawn: nothing more is sent
+    assert customer.say("START")[0].startswith("Terima kasih! Anda akan kembali menerima info promo")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        consents = [(c.purpose, c.granted, c.evidence) for c in session.execute(select(Consent).order_by(Consent.id))
+                    .scalars()]
+    assert consents == [("marketing", False, "STOP"), ("marketing", True, "START")]
+
+
+def test_a_number_answers_the_numbered_options_of_the_last_message(customer, sapa):
+    customer.say("asdfgh qwerty zxcv")
+    assert customer.buttons()[0]["payload"] == "intent:talk_to_agent"
+    assert "kami teruskan ke petugas" in customer.say("1")[0]

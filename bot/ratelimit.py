@@ -1,0 +1,38 @@
+"""Token buckets for provider rate limits, on the injected clock (tests move time, never sleep).
+
+Limits hold per process; several replicas each keep their own buckets, so a deployment divides
+the configured rates by its replica count.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from bot.clock import Clock
+from channels.base import RateKey
+
+
+class RateLimiter:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, datetime]] = {}  # key -> (tokens, as of)
+        self._lock = threading.Lock()
+
+    def _tokens(self, key: RateKey, now: datetime) -> float:
+        capacity = max(key.per_second, key.cost)  # a burst of one second's worth
+        tokens, as_of = self._buckets.get(key.key, (capacity, now))
+        elapsed = max((now - as_of).total_seconds(), 0.0)
+        return min(capacity, tokens + elapsed * key.per_second)
+
+    def reserve(self, keys: list[RateKey]) -> float:
+        """0.0 and take the tokens if every bucket allows the send now; else the seconds to wait."""
+        with self._lock:
+            now = self.clock.now()
+            levels = {key.key: self._tokens(key, now) for key in keys}
+            waits = [(key.cost - levels[key.key]) / key.per_second for key in keys if levels[key.key] < key.cost]
+            if waits:
+                return max(waits)
+            for key in keys:
+                self._buckets[key.key] = (levels[key.key] - key.cost, now)
+            return 0.0

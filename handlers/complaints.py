@@ -1,0 +1,31 @@
+"""A complaint opens a ticket at once, is acknowledged with its number, and goes to a human."""
+
+from __future__ import annotations
+
+from handlers.handoff import hand_off
+from handlers.turn import Reply, Route, Turn
+from store.models import Ticket, TicketEvent
+
+
+def ticket_reference(ticket_id: int) -> str:
+    return f"TKT-{ticket_id:06d}"
+
+
+def open_complaint(turn: Turn) -> list[Reply]:
+    now = turn.clock.now()
+    text = turn.message.text.strip()
+    ticket = Ticket(
+        customer_id=turn.customer.id, conversation_id=turn.conversation.id, kind="complaint", status="open",
+        priority=1, subject=text[:300], description=text, created_at=now, updated_at=now,
+    )
+    turn.session.add(ticket)
+    turn.session.flush()
+    turn.session.add(TicketEvent(
+        ticket_id=ticket.id, kind="opened", detail={"channel": turn.message.channel, "message_id": turn.message_id},
+        created_at=now,
+    ))
+    hand_off(turn)
+    return [turn.reply("complaint_received", name=turn.customer.name or "", ticket=ticket_reference(ticket.id))]
+
+
+ROUTES = [Route(open_complaint, intent="complaint")]
