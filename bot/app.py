@@ -52,6 +52,10 @@ class Sapa:
     def stop_background(self) -> None:
         self.scheduler.stop()
         self.dispatcher.stop()
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)  # adapters holding a client or event loop
+            if close is not None:
+                close()
 
     def schedule_idle_sweep(self) -> None:
         """Queue one idle-conversation sweep per time bucket; replicas agree through the dedupe key."""
@@ -94,7 +98,7 @@ def build(
 
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
-    from bot.http import health, webchat_api
+    from bot.http import health, webchat_api, webhooks
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +115,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     app.include_router(health.router)
     if "webchat" in sapa.channels:
         webchat_api.mount(app, sapa)
+    webhooks.mount(app, sapa)
     return app
 
 

@@ -160,5 +160,84 @@ def customers_show(config: str | None, key: str) -> None:
             click.echo("")
 
 
+@main.command("fake-providers")
+@click.option("--port", default=8099, show_default=True)
+def fake_providers(port: int) -> None:
+    """Run the local fake Telegram, Twilio and Slack APIs (for trying channels without accounts)."""
+    from bot.fake_providers import main as run_fakes
+
+    sys.exit(run_fakes(["--port", str(port)]))
+
+
+@main.command()
+@click.argument("channel", type=click.Choice(["telegram", "sms", "whatsapp"]))
+@click.argument("text")
+@click.option("--from", "sender", default=None, help="Telegram user id or E.164 phone (default: a demo one).")
+@click.option("--name", default="Budi", show_default=True, help="Display name the provider would send.")
+@click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help="The running Sapa.")
+@click.option("--fake", "fake_url", default="http://127.0.0.1:8099", show_default=True, help="sapa fake-providers.")
+@click.option("--wait", default=10.0, show_default=True, help="Seconds to wait for replies.")
+@click.pass_obj
+def simulate(config: str | None, channel: str, text: str, sender: str | None, name: str, sapa_url: str,
+             fake_url: str, wait: float) -> None:
+    """Send TEXT as a signed CHANNEL message to a running Sapa and print the replies it sent."""
+    import httpx
+
+    from bot.simulate import describe
+    from bot.simulate import simulate as run
+
+    settings = _settings(config)
+    sender = sender or ("700001" if channel == "telegram" else "+6281234567890")
+    try:
+        status, replies = run(settings, channel, text, sender=sender, name=name, sapa_url=sapa_url,
+                              fake_url=fake_url, wait_s=wait)
+    except ValueError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    except httpx.HTTPError as exc:
+        click.echo(f"cannot reach Sapa ({sapa_url}) or the fake providers ({fake_url}): {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"> {text}    [{channel}, Sapa answered HTTP {status}]")
+    for reply in replies:
+        click.echo(f"< {describe(reply)}")
+    if not replies:
+        click.echo("(no reply reached the fake provider)")
+
+
+@main.group()
+def telegram() -> None:
+    """Telegram set-up."""
+
+
+@telegram.command("set-webhook")
+@click.option("--url", default=None, help="Public webhook URL (default: server.public_base_url + /webhooks/telegram).")
+@click.pass_obj
+def telegram_set_webhook(config: str | None, url: str | None) -> None:
+    """Register Sapa's webhook with Telegram, with the secret token from TELEGRAM_WEBHOOK_SECRET."""
+    from channels.base import ChannelContext
+    from channels.registry import build_channels
+
+    settings = _settings(config)
+    if not settings.channels.telegram.enabled:
+        click.echo("channels.telegram.enabled is false in the config", err=True)
+        sys.exit(2)
+    base = settings.server.public_base_url
+    url = url or (f"{base.rstrip('/')}/webhooks/telegram" if base else None)
+    if url is None:
+        click.echo("give --url or set server.public_base_url", err=True)
+        sys.exit(2)
+    from channels.base import RetryLater, Undeliverable
+
+    channel = build_channels({"telegram": settings.channels.telegram}, ChannelContext(base))["telegram"]
+    try:
+        channel.set_webhook(url)  # type: ignore[attr-defined]
+    except (RetryLater, Undeliverable) as exc:
+        click.echo(f"Telegram refused the webhook: {exc.reason}", err=True)
+        sys.exit(1)
+    finally:
+        channel.close()  # type: ignore[attr-defined]
+    click.echo(f"Telegram will deliver updates to {url} (with the secret token)")
+
+
 if __name__ == "__main__":
     main()

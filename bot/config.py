@@ -316,12 +316,33 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             f"Configuration file {config_path} not found. Fix: run from the project folder, "
             "or point SAPA_CONFIG (or --config) at your config.yml."
         )
+    return settings_from_mapping(_read_layered(config_path, set()), env, str(config_path))
+
+
+def _read_layered(path: Path, seen: set[Path]) -> dict[str, Any]:
+    """A file may say `extends: other.yml` (relative to itself) and change only what differs."""
     try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"{config_path} is not valid YAML: {exc}. Fix: correct the indentation or quoting."
-        ) from None
+        raise ConfigError(f"{path} is not valid YAML: {exc}. Fix: correct the indentation or quoting.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}. Fix: check the path.") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{config_path} must hold a mapping of keys (company:, database:, ...).")
-    return settings_from_mapping(raw, env, str(config_path))
+        raise ConfigError(f"{path} must hold a mapping of keys (company:, database:, ...).")
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base_path = (path.parent / str(base_name)).resolve()
+    if base_path in seen:
+        raise ConfigError(f"{path}: extends {base_name} makes a loop. Fix: point extends at the base config.")
+    return _deep_merge(_read_layered(base_path, seen | {path.resolve()}), raw)
+
+
+def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -39,3 +39,6 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # The SDKs log whole requests (numbers, bodies) at INFO: keep them to warnings.
+    for name in ("twilio.http_client", "httpx", "httpcore", "telegram", "slack_sdk", "slack_bolt"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -127,7 +127,7 @@ class OutboxDispatcher:
         channel = self.channels.get(message.channel)
         try:
             if channel is None:
-                raise Undeliverable(f"channel {message.channel!r} is not enabled")
+                raise Undeliverable(f"channel {message.channel!r} is not enabled", address_dead=False)
             wait = self.limiter.reserve(channel.rate_keys(message))
             if wait > 0:
                 return Outcome(item_id, "deferred", delay_s=wait)
@@ -135,7 +135,7 @@ class OutboxDispatcher:
         except Undeliverable as exc:
             log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
             return Outcome(item_id, "failed", error=exc.reason, recipient=message.recipient,
-                           channel=message.channel, permanent=True)
+                           channel=message.channel, permanent=exc.address_dead)
         except Exception as exc:  # RetryLater, and anything unexpected: retry with backoff
             after = exc.after_s if isinstance(exc, RetryLater) else None
             reason = exc.reason if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"

@@ -142,10 +142,13 @@ class Pipeline:
                 settings=self.settings, clock=self.clock, is_new_customer=created,
             )
             replies = dispatch(turn, self.routes)
+        # Variables an approved template may need if the reply has to wait past a session window.
+        variables = {"name": customer.name or identity.display_name or "", "company": self.settings.company.name}
         for reply in replies:
             add_outbound(
                 session, conversation, recipient=identity.address, text=reply.text, now=row.created_at,
                 buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], reply_to_id=row.id,
+                template_variables=variables,
             )
 
 

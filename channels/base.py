@@ -82,11 +82,16 @@ class RetryLater(Exception):
 
 
 class Undeliverable(Exception):
-    """A permanent failure (blocked, invalid number, window closed): never retried."""
+    """A permanent failure (blocked, invalid number, window closed): never retried.
 
-    def __init__(self, reason: str) -> None:
+    `address_dead` says the address itself is unreachable (blocked bot, invalid number,
+    unsubscribed), which is recorded on the customer's channel identity; a missing template is not.
+    """
+
+    def __init__(self, reason: str, *, address_dead: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.address_dead = address_dead
 
 
 class CustomerChannel(Protocol):

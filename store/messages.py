@@ -66,7 +66,8 @@ def add_outbound(
     }
     if template:
         payload["template"] = template
-        payload["template_variables"] = template_variables or {}
+    if template_variables:
+        payload["template_variables"] = template_variables
     session.add(
         OutboxItem(
             message_id=message.id,

@@ -1,0 +1,564 @@
+"""One local fake of the Telegram Bot API, Twilio Messages API and Slack Web API.
+
+The real SDKs talk to it unchanged (/work/shared/providers/fake-servers.md says how to point each one
+here). It records every request, can be scripted to fail the way the real services do, and sends
+Twilio status callbacks signed with Twilio's algorithm. Tests use `FakeProviders` directly;
+`sapa fake-providers` runs `main()` in the foreground and `sapa simulate` drives it over /_fake/*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+from base64 import b64decode
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.error import HTTPError
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.request import ProxyHandler, Request, build_opener
+
+from twilio.request_validator import RequestValidator
+
+PROVIDERS = ("telegram", "twilio", "slack")
+SEND_METHODS = {"telegram": frozenset({"sendMessage", "sendPhoto", "sendDocument"}),
+                "twilio": frozenset({"Messages.create"}), "slack": frozenset({"chat.postMessage"})}
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "SapaBot", "username": "sapa_test_bot"}
+SLACK_AUTH = {"ok": True, "url": "https://sapa-test.slack.com/", "team": "Sapa Test", "user": "sapa",
+              "team_id": "T0SAPA", "user_id": "U0SAPABOT", "bot_id": "B0SAPABOT"}
+# PTB sends nested objects as JSON strings inside the form; tests want to assert on the objects.
+_TELEGRAM_JSON_FIELDS = frozenset({"reply_markup", "reply_parameters", "entities", "caption_entities",
+                                   "link_preview_options", "commands", "scope", "allowed_updates", "media"})
+_TELEGRAM_TRUE = frozenset({"answerCallbackQuery", "setWebhook", "deleteWebhook", "setMyCommands",
+                            "deleteMyCommands", "sendChatAction"})
+_TELEGRAM_ERRORS = {400: "Bad Request: chat not found", 401: "Unauthorized", 404: "Not Found",
+                    403: "Forbidden: bot was blocked by the user", 409: "Conflict: terminated by other getUpdates"}
+_TWILIO_ERRORS = {400: (21211, "The 'To' number is not a valid phone number."), 401: (20003, "Authenticate"),
+                  404: (20404, "The requested resource was not found")}
+_PHONE = re.compile(r"\+?\d{4,}(\d{3})")
+_AUTO_CALLBACK_DELAY_S = 0.1  # real callbacks come after the 201: give the app time to store the sid
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request a provider fake received, successful or not."""
+
+    provider: str  # "telegram" | "twilio" | "slack"
+    method: str  # "sendMessage", "Messages.create", "chat.postMessage", ...
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    params: dict[str, Any]  # form fields (first value each) or JSON body; Telegram JSON strings decoded
+    at: float  # time.time()
+
+
+@dataclass
+class _Failure:
+    provider: str
+    status: int
+    times: int
+    method: str | None = None
+    retry_after: int | None = None
+    code: int | None = None
+    description: str | None = None
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    ok: bool = True  # False for every answer the SDK turns into an error (Slack errors can be HTTP 200)
+    then: Callable[[], None] | None = None  # runs after the answer is written
+
+
+class _BadRequest(Exception):
+    """The request cannot be parsed."""
+
+
+def _telegram_error(status: int, retry_after: int | None, code: int | None, description: str | None) -> _Reply:
+    if status == 429:  # PTB raises RetryAfter because of `parameters`, not because of the status
+        wait = retry_after or 1
+        return _Reply(429, {"ok": False, "error_code": 429, "parameters": {"retry_after": wait},
+                            "description": description or f"Too Many Requests: retry after {wait}"}, ok=False)
+    default = "Internal Server Error" if status >= 500 else _TELEGRAM_ERRORS.get(status, f"Error {status}")
+    return _Reply(status, {"ok": False, "error_code": status, "description": description or default}, ok=False)
+
+
+def _twilio_error(status: int, retry_after: int | None, code: int | None, description: str | None) -> _Reply:
+    if status == 429:
+        body = {"code": 20429, "message": "Too Many Requests",
+                "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}
+        return _Reply(429, body, {"Retry-After": str(retry_after)} if retry_after else {}, ok=False)
+    if status >= 500:
+        return _Reply(status, {"code": 20500, "message": "Internal Server Error", "status": status}, ok=False)
+    default_code, default_message = _TWILIO_ERRORS.get(status, _TWILIO_ERRORS[400])
+    code = code or default_code
+    return _Reply(status, {"code": code, "message": description or default_message,
+                           "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}, ok=False)
+
+
+def _slack_error(status: int, retry_after: int | None, code: int | None, description: str | None) -> _Reply:
+    if status == 429:
+        return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after or 1)}, ok=False)
+    default = "channel_not_found" if status == 200 else "internal_error"  # Slack reports most errors as 200
+    return _Reply(status, {"ok": False, "error": description or default}, ok=False)
+
+
+_ERRORS = {"telegram": _telegram_error, "twilio": _twilio_error, "slack": _slack_error}
+
+
+def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
+    """Form, JSON or multipart, whichever the SDK chose; raises _BadRequest when unreadable."""
+    if not raw:
+        return {}
+    if "json" in content_type:
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise _BadRequest(f"invalid JSON body: {exc}") from exc
+        if not isinstance(body, dict):
+            raise _BadRequest("the JSON body must be an object")
+        return body
+    if content_type.startswith("multipart/"):  # file uploads: PTB sendPhoto with bytes, Slack files
+        message = BytesParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+        if not message.is_multipart():
+            raise _BadRequest("malformed multipart body")
+        fields: dict[str, Any] = {}
+        for part in cast(EmailMessage, message).iter_parts():
+            name, data = part.get_param("name", header="content-disposition"), part.get_payload(decode=True)
+            size = len(data) if isinstance(data, bytes) else 0
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
+            if isinstance(name, str):  # files are summarised: tests assert that one went, not on its bytes
+                fields.setdefault(name, f"<file {part.get_filename()} {size} bytes>" if part.get_filename() else text)
+        return fields
+    return _first_values(raw.decode("utf-8", "replace"))
+
+
+def _first_values(query: str) -> dict[str, Any]:
+    return {key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()}
+
+
+def _decode_telegram(params: dict[str, Any]) -> dict[str, Any]:
+    decoded = dict(params)
+    for key in _TELEGRAM_JSON_FIELDS & decoded.keys():
+        try:
+            decoded[key] = json.loads(decoded[key]) if isinstance(decoded[key], str) else decoded[key]
+        except ValueError:
+            pass  # the fake records what was sent; judging it is the test's job
+    return decoded
+
+
+def _route(path: str) -> tuple[str, str] | None:
+    """(provider, method) for a provider API path, None when no fake serves it."""
+    if match := re.match(r"^/bot([^/]+)/([A-Za-z]\w*)$", path):
+        return "telegram", match.group(2)
+    if match := re.match(r"^/api/([\w.]+)$", path):
+        return "slack", match.group(1)
+    if path.startswith("/2010-04-01/"):
+        return "twilio", "Messages.create" if re.match(r"^/2010-04-01/Accounts/[^/]+/Messages\.json$", path) else "?"
+    return None
+
+
+def _segments(body: str) -> int:
+    # GSM-7 fits 160 characters (153 per part); anything else is UCS-2 with 70 (67 per part).
+    single, multi = (160, 153) if body.isascii() else (70, 67)
+    return 1 if len(body) <= single else -(-len(body) // multi)
+
+
+def _int_if_numeric(value: Any) -> Any:
+    return int(value) if re.fullmatch(r"-?\d+", str(value)) else value
+
+
+def mask_phones(text: str) -> str:
+    """Hide phone numbers except their last 3 digits: logs must not show customers' numbers."""
+    return _PHONE.sub(lambda m: re.sub(r"\d", "*", m.group(0)[:-3]) + m.group(1), text)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], fake: FakeProviders) -> None:
+        super().__init__(address, _Handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, verb: str) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        length = headers.get("content-length") or "0"
+        try:
+            if not length.isdigit():
+                raise _BadRequest(f"invalid Content-Length {length!r}")
+            reply = self.server.fake._dispatch(verb, self.path, headers, self.rfile.read(int(length)))
+        except _BadRequest as exc:
+            reply = _Reply(400, {"ok": False, "error": "bad_request", "description": str(exc)}, ok=False)
+        except Exception as exc:  # a bug in the fake must still answer, or the SDK waits for its timeout
+            reply = _Reply(500, {"ok": False, "error": "fake_provider_bug", "description": repr(exc)}, ok=False)
+        data = json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(data)), **reply.headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+        if reply.then is not None:
+            reply.then()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # main() prints its own masked line per request
+
+
+class FakeProviders:
+    """A fake Telegram + Twilio + Slack API server on 127.0.0.1 that records and can fail on demand."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, twilio_auth_token: str | None = None) -> None:
+        self.host, self.port, self.twilio_auth_token = host, port, twilio_auth_token
+        self.auto_status_callbacks = False  # True: every Twilio create is followed by "sent" then "delivered"
+        self.on_record: Callable[[Recorded, int], None] | None = None  # told each request and its HTTP status
+        self._lock = threading.Lock()
+        self._log: list[tuple[int, Recorded, int, bool]] = []  # (index, request, HTTP status, ok)
+        self._indexes = itertools.count()  # never reset, so pollers of /_fake/requests survive clear()
+        self._failures: list[_Failure] = []
+        self._twilio_sent: dict[str, dict[str, str]] = {}  # sid -> what its status callbacks need
+        self._message_ids, self._slack_ts = itertools.count(1), itertools.count(100, 100)
+        self._webhook_url = ""
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeProviders:
+        """Bind and serve in a daemon thread; returns self."""
+        self._server = _Server((self.host, self.port), self)
+        # A short poll interval makes stop() quick: shutdown() waits for the serving loop's next poll.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-providers",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeProviders:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """Root URL of the running server, e.g. http://127.0.0.1:8099."""
+        if self._server is None:
+            raise RuntimeError("FakeProviders is not started")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    @property
+    def telegram_base_url(self) -> str:
+        """For telegram.Bot(token, base_url=...), which appends the token."""
+        return f"{self.base_url}/bot"
+
+    @property
+    def twilio_base_url(self) -> str:
+        """For `client.api.base_url` of a twilio Client without region or edge."""
+        return self.base_url
+
+    @property
+    def slack_base_url(self) -> str:
+        """For WebClient(base_url=...); slack_sdk joins method names with urljoin, so the slash matters."""
+        return f"{self.base_url}/api/"
+
+    def requests(self, provider: str | None = None, method: str | None = None) -> list[Recorded]:
+        """Every recorded request, oldest first, optionally of one provider and method."""
+        return [r for _, r, _, _ in self._snapshot() if provider in (None, r.provider) and method in (None, r.method)]
+
+    def sent(self, provider: str) -> list[Recorded]:
+        """The message sends of `provider` that the fake answered with success."""
+        return [r for _, r, _, ok in self._snapshot() if ok and r.provider == provider
+                and r.method in SEND_METHODS[provider]]
+
+    def fail_next(self, provider: str, status: int, *, times: int = 1, method: str | None = None,
+                  retry_after: int | None = None, code: int | None = None, description: str | None = None) -> None:
+        """Answer the next `times` requests of `provider` (and `method`, if given) with this failure."""
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
+        if not 200 <= status <= 599 or times < 1:
+            raise ValueError("status must be 200..599 and times at least 1")
+        with self._lock:
+            self._failures.append(_Failure(provider, status, times, method, retry_after, code, description))
+
+    def clear(self) -> None:
+        """Forget recorded requests and scripted failures (created Twilio sids still get callbacks)."""
+        with self._lock:
+            self._log.clear()
+            self._failures.clear()
+
+    def post_twilio_status(self, message_sid: str, status: str, error_code: int | None = None) -> int:
+        """POST a Twilio-signed status callback for `message_sid` now; returns the app's HTTP status."""
+        if not self.twilio_auth_token:
+            raise RuntimeError("post_twilio_status needs twilio_auth_token: Twilio signs callbacks with it")
+        with self._lock:
+            message = self._twilio_sent.get(message_sid)
+        if message is None:
+            raise KeyError(f"the fake never created Twilio message {message_sid!r}")
+        if not (url := message["StatusCallback"]):
+            raise ValueError(f"Twilio message {message_sid} was created without a StatusCallback")
+        params = {"MessageSid": message_sid, "SmsSid": message_sid, "AccountSid": message["AccountSid"],
+                  "To": message["To"], "MessageStatus": status, "SmsStatus": status, "ApiVersion": "2010-04-01"}
+        params.update({name: message[name] for name in ("From", "MessagingServiceSid") if message[name]})
+        if message["To"].startswith("whatsapp:"):
+            params["ChannelPrefix"] = "whatsapp"
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        signature = RequestValidator(self.twilio_auth_token).compute_signature(url, params)
+        request = Request(url, data=urlencode(params).encode(), method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature})
+        try:  # without proxies: the app under test is local
+            with build_opener(ProxyHandler({})).open(request, timeout=10) as response:
+                return int(response.status)
+        except HTTPError as exc:
+            return exc.code
+
+    def _snapshot(self) -> list[tuple[int, Recorded, int, bool]]:
+        with self._lock:
+            return list(self._log)
+
+    def _dispatch(self, verb: str, target: str, headers: dict[str, str], raw: bytes) -> _Reply:
+        url = urlsplit(target)
+        if url.path.startswith("/_fake/"):
+            return self._control(verb, url.path, url.query, raw)
+        if (route := _route(url.path)) is None:
+            return _Reply(404, {"ok": False, "error": "not_found", "description": f"nothing at {url.path}"}, ok=False)
+        provider, method = route
+        try:
+            params = {**_first_values(url.query), **_parse_body(headers.get("content-type", ""), raw)}
+        except _BadRequest as exc:
+            params, reply = {}, _ERRORS[provider](400, None, None, str(exc))
+        else:
+            params = _decode_telegram(params) if provider == "telegram" else params
+            reply = self._answer(provider, method, url.path, headers, params)
+        request = Recorded(provider, method, unquote(url.path), headers, params, time.time())
+        with self._lock:
+            self._log.append((next(self._indexes), request, reply.status, reply.ok))
+        if self.on_record is not None:
+            self.on_record(request, reply.status)
+        return reply
+
+    def _answer(self, provider: str, method: str, path: str, headers: dict[str, str], params: dict[str, Any]) -> _Reply:
+        if provider == "twilio" and not self._twilio_authorized(headers):
+            return _twilio_error(401, None, None, None)  # Twilio authenticates before anything else
+        if (failure := self._take_failure(provider, method)) is not None:
+            return _ERRORS[provider](failure.status, failure.retry_after, failure.code, failure.description)
+        if provider == "telegram":
+            return self._telegram(method, params)
+        if provider == "twilio":
+            return self._twilio(method, path, params)
+        return self._slack(method, headers, params)
+
+    def _take_failure(self, provider: str, method: str) -> _Failure | None:
+        with self._lock:
+            for failure in self._failures:
+                if failure.provider == provider and failure.method in (None, method):
+                    failure.times -= 1
+                    if failure.times == 0:
+                        self._failures.remove(failure)
+                    return failure
+        return None
+
+    def _twilio_authorized(self, headers: dict[str, str]) -> bool:
+        if not self.twilio_auth_token:
+            return True
+        scheme, _, encoded = headers.get("authorization", "").partition(" ")
+        try:
+            password = b64decode(encoded, validate=True).decode().partition(":")[2]
+        except ValueError:
+            return False
+        return scheme.lower() == "basic" and secrets.compare_digest(password, self.twilio_auth_token)
+
+    def _telegram(self, method: str, params: dict[str, Any]) -> _Reply:
+        result: Any = True
+        if method == "getMe":
+            result = BOT_USER
+        elif method in SEND_METHODS["telegram"] or method in ("editMessageText", "editMessageReplyMarkup"):
+            if params.get("inline_message_id"):
+                return _Reply(200, {"ok": True, "result": True})  # edits of inline messages answer true
+            if params.get("chat_id") in (None, ""):
+                return _telegram_error(400, None, None, "Bad Request: chat_id is empty")
+            result = self._telegram_message(method, params)
+        elif method in ("setWebhook", "deleteWebhook"):
+            self._webhook_url = str(params.get("url", "")) if method == "setWebhook" else ""
+        elif method == "getWebhookInfo":
+            result = {"url": self._webhook_url, "has_custom_certificate": False, "pending_update_count": 0}
+        elif method not in _TELEGRAM_TRUE:
+            return _Reply(404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, ok=False)
+        return _Reply(200, {"ok": True, "result": result})
+
+    def _telegram_message(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        now, editing = int(time.time()), method.startswith("edit")
+        message_id = _int_if_numeric(params.get("message_id")) if editing else next(self._message_ids)
+        message: dict[str, Any] = {"message_id": message_id, "from": BOT_USER, "date": now,
+                                   "chat": {"id": _int_if_numeric(params["chat_id"]), "type": "private"}}
+        message.update({key: params[key] for key in ("text", "caption") if key in params})
+        file_ids = {"file_id": f"BQACAgFake{message_id}", "file_unique_id": f"AgADFake{message_id}"}
+        if method == "sendPhoto":
+            message["photo"] = [{**file_ids, "width": 320, "height": 240, "file_size": 10240}]
+        elif method == "sendDocument":
+            message["document"] = {**file_ids, "file_name": "document"}
+        elif editing:
+            message["edit_date"] = now
+        return message
+
+    def _twilio(self, method: str, path: str, params: dict[str, Any]) -> _Reply:
+        if method != "Messages.create":
+            return _twilio_error(404, None, None, None)
+        to, sender, service, body = (str(params.get(k, "")) for k in ("To", "From", "MessagingServiceSid", "Body"))
+        if not to:
+            return _twilio_error(400, None, 21604, "A 'To' phone number is required.")
+        if not (sender or service):
+            return _twilio_error(400, None, 21603, "A 'From' phone number is required.")
+        if not (body or params.get("MediaUrl") or params.get("ContentSid")):
+            return _twilio_error(400, None, 21619, "A text message body or media urls must be specified.")
+        account_sid, sid, callback = path.split("/")[3], "SM" + secrets.token_hex(16), params.get("StatusCallback", "")
+        with self._lock:
+            self._twilio_sent[sid] = {"AccountSid": account_sid, "To": to, "From": sender,
+                                      "MessagingServiceSid": service, "StatusCallback": str(callback)}
+        now, uri = format_datetime(datetime.now(UTC)), f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json"
+        resource = {
+            "account_sid": account_sid, "api_version": "2010-04-01", "body": body, "date_created": now,
+            "date_sent": None, "date_updated": now, "direction": "outbound-api", "error_code": None,
+            "error_message": None, "from": sender or None, "messaging_service_sid": service or None,
+            "num_media": "1" if params.get("MediaUrl") else "0", "num_segments": str(_segments(body)),
+            "price": None, "price_unit": "USD", "sid": sid, "status": "queued", "to": to, "uri": uri,
+            "subresource_uris": {"media": uri.removesuffix(".json") + "/Media.json"},
+        }
+        auto = self.auto_status_callbacks and bool(callback)
+        return _Reply(201, resource, then=(lambda: self._spawn_auto_callbacks(sid)) if auto else None)
+
+    def _spawn_auto_callbacks(self, sid: str) -> None:
+        threading.Thread(target=self._auto_callbacks, args=(sid,), name="fake-twilio-status", daemon=True).start()
+
+    def _auto_callbacks(self, sid: str) -> None:
+        for status in ("sent", "delivered"):
+            time.sleep(_AUTO_CALLBACK_DELAY_S)
+            try:
+                self.post_twilio_status(sid, status)
+            except Exception as exc:  # nobody to raise to in a background thread: say it loudly instead
+                print(f"fake twilio: status callback {status} for {sid} failed: {exc!r}", file=sys.stderr)
+                return
+
+    def _slack(self, method: str, headers: dict[str, str], params: dict[str, Any]) -> _Reply:
+        if not headers.get("authorization", "").startswith("Bearer ") and not params.get("token"):
+            return _slack_error(200, None, None, "not_authed")
+        channel, text, user = params.get("channel"), params.get("text", ""), params.get("user")
+        body: dict[str, Any] = {"ok": True}
+        if method == "auth.test":
+            body = dict(SLACK_AUTH)
+        elif method == "chat.postMessage":
+            if not channel:
+                return _slack_error(200, None, None, "channel_not_found")
+            ts = self._next_ts()
+            message = {"type": "message", "text": text, "bot_id": "B0SAPABOT", "user": "U0SAPABOT", "ts": ts}
+            message.update({"thread_ts": params["thread_ts"]} if params.get("thread_ts") else {})
+            body = {"ok": True, "channel": channel, "ts": ts, "message": message}
+        elif method == "chat.update":
+            body = {"ok": True, "channel": channel, "ts": params.get("ts"), "text": text}
+        elif method == "users.info":
+            body = {"ok": True, "user": {"id": user, "name": "agent", "real_name": f"Agent {user}",
+                                         "profile": {"display_name": "agent"}}}
+        elif method == "conversations.info":
+            body = {"ok": True, "channel": {"id": channel, "name": "sapa-queue"}}
+        return _Reply(200, body)
+
+    def _next_ts(self) -> str:
+        n = next(self._slack_ts)
+        return f"{1700000000 + n // 1_000_000}.{n % 1_000_000:06d}"
+
+    def _control(self, verb: str, path: str, query: str, raw: bytes) -> _Reply:
+        """/_fake/* endpoints, so that another process (`sapa simulate`) can inspect and script the fake."""
+        try:
+            spec = json.loads(raw or b"{}") if verb == "POST" else {}
+            if verb == "GET" and path == "/_fake/requests":
+                return _Reply(200, {"requests": self._listing(_first_values(query))})
+            if verb == "POST" and path == "/_fake/fail":
+                self.fail_next(str(spec["provider"]), int(spec["status"]), times=int(spec.get("times") or 1),
+                               method=spec.get("method"), retry_after=_opt_int(spec.get("retry_after")),
+                               code=_opt_int(spec.get("code")), description=spec.get("description"))
+                return _Reply(200, {"ok": True})
+            if verb == "POST" and path == "/_fake/clear":
+                self.clear()
+                return _Reply(200, {"ok": True})
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return _Reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, ok=False)
+        return _Reply(404, {"ok": False, "error": f"no control endpoint {verb} {path}"}, ok=False)
+
+    def _listing(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """Requests whose index is greater than `after` (the last index the poller saw)."""
+        after, provider = int(query.get("after", -1)), query.get("provider")
+        return [{"index": index, "provider": r.provider, "method": r.method, "path": r.path, "params": r.params,
+                 "at": r.at, "status": status, "ok": ok}
+                for index, r, status, ok in self._snapshot() if index > after and provider in (None, r.provider)]
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _print_request(request: Recorded, status: int) -> None:
+    params = json.dumps(request.params, ensure_ascii=False, default=str)
+    params = params if len(params) <= 200 else params[:197] + "..."
+    stamp = time.strftime("%H:%M:%S", time.localtime(request.at))
+    print(mask_phones(f"{stamp} {status} {request.provider} {request.method} {params}"), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the fake providers in the foreground until Ctrl-C, printing one line per request."""
+    parser = argparse.ArgumentParser(prog="sapa fake-providers", description="Fake Telegram, Twilio and Slack APIs.")
+    parser.add_argument("--port", type=int, default=8099, help="port on 127.0.0.1 (default 8099)")
+    parser.add_argument("--twilio-auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"),
+                        help="check Twilio Basic auth and sign status callbacks (default $TWILIO_AUTH_TOKEN)")
+    args = parser.parse_args(argv)
+    fake = FakeProviders(port=args.port, twilio_auth_token=args.twilio_auth_token or None)
+    fake.on_record = _print_request
+    try:
+        fake.start()
+    except OSError as exc:
+        print(f"fake-providers: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"fake providers on {fake.base_url}: Telegram base_url {fake.telegram_base_url}, Twilio api.base_url "
+          f"{fake.twilio_base_url}, Slack base_url {fake.slack_base_url}. Ctrl-C stops.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

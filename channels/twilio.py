@@ -1,0 +1,371 @@
+"""SMS and WhatsApp through Twilio: one adapter class, configured once per channel name.
+
+Both channels share Twilio's webhook shape (form-encoded, signed with X-Twilio-Signature) and
+its Messages API; they differ in the address prefix ("whatsapp:"), the 24-hour session window
+and what a send costs against the sender's rate limit (SMS: segments, WhatsApp: messages).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import requests
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.rest import Client
+
+from bot.messages import DeliveryStatus, DeliveryUpdate, InboundMessage, Media, OutboundMessage
+from channels.base import (
+    BadPayload,
+    Forbidden,
+    FormParams,
+    RateKey,
+    RetryLater,
+    Undeliverable,
+    WebhookRequest,
+)
+
+logger = logging.getLogger(__name__)
+
+WHATSAPP_PREFIX = "whatsapp:"
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+MAX_BODY = 1600  # Twilio rejects longer bodies (error 21617), on SMS and WhatsApp alike
+HTTP_TIMEOUT_S = 15.0  # the SDK's default is no timeout at all: a hung socket would stall the outbox
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+STATUSES: dict[str, DeliveryStatus] = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+    "canceled": "failed",
+}
+
+# What an agent reading a failed delivery needs to know without looking the code up.
+ERROR_MEANINGS: dict[str, str] = {
+    "63016": "outside the WhatsApp 24-hour window: use an approved template",
+    "63018": "rate limit exceeded for the channel",
+    "21610": "recipient unsubscribed (replied STOP)",
+    "30003": "unreachable destination handset",
+    "30005": "unknown destination handset",
+    "30006": "landline or unreachable carrier",
+    "30007": "filtered by the carrier",
+}
+
+# REST error codes that no retry can fix.
+PERMANENT_CODES = {21211, 21614, 21610, 21408, 63016, 21606}
+
+# GSM 03.38: the basic set costs one septet, the extension set two (escape + character).
+GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = set("\f^{}\\[]~|€")
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS segments `text` is billed as: GSM-7 160/153, else UCS-2 70/67 per segment."""
+    if all(c in GSM_BASIC or c in GSM_EXTENSION for c in text):
+        units = [2 if c in GSM_EXTENSION else 1 for c in text]
+        single, multi = 160, 153
+    else:
+        # UCS-2 counts UTF-16 code units: an emoji takes two.
+        units = [len(c.encode("utf-16-le")) // 2 for c in text]
+        single, multi = 70, 67
+    if sum(units) <= single:
+        return 1
+    # Pack greedily: an escape pair or a surrogate pair is never split across segments.
+    segments, used = 1, 0
+    for unit in units:
+        if used + unit > multi:
+            segments, used = segments + 1, 0
+        used += unit
+    return segments
+
+
+def split_text(text: str, limit: int = MAX_BODY) -> list[str]:
+    """Cut `text` into parts of at most `limit` characters, at paragraph, line or word boundaries."""
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[: limit + 1]  # a separator right at the limit still counts
+        cut = -1
+        # Prefer the strongest boundary that keeps the part at least half full, then any boundary.
+        for floor in (limit // 2, 1):
+            cut = next((i for sep in ("\n\n", "\n", " ") if (i := window.rfind(sep, 0, limit + 1)) >= floor), -1)
+            if cut > 0:
+                break
+        if cut <= 0:
+            cut = limit  # one unbroken run longer than a message: cut it hard
+        if part := rest[:cut].rstrip():
+            parts.append(part)
+        rest = rest[cut:].lstrip()
+    if rest or not parts:
+        parts.append(rest)
+    return parts
+
+
+def _reason(exc: TwilioRestException | TwilioServiceException) -> str:
+    if isinstance(exc, TwilioServiceException):
+        return exc.detail or exc.title
+    return exc.msg.removeprefix("Unable to create record: ")
+
+
+class TwilioChannel:
+    """The "sms" or "whatsapp" channel through Twilio's Messages API."""
+
+    name: str
+    session_window: timedelta | None
+
+    def __init__(
+        self,
+        name: str,
+        account_sid: str,
+        auth_token: str,
+        *,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        messages_per_second: float = 1.0,
+        api_base_url: str | None = None,
+        public_base_url: str | None = None,
+        templates: dict[str, dict[str, tuple[str, tuple[str, ...]]]] | None = None,
+    ) -> None:
+        if name not in ("sms", "whatsapp"):
+            raise ValueError(f"TwilioChannel name must be 'sms' or 'whatsapp', not {name!r}")
+        if not (from_number or messaging_service_sid):
+            raise ValueError(f"channels.{name}: set from_number or messaging_service_sid")
+        self.name = name
+        self.session_window = timedelta(hours=24) if name == "whatsapp" else None
+        self.from_number = from_number
+        self.messaging_service_sid = messaging_service_sid
+        self.messages_per_second = messages_per_second
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.templates = templates or {}
+        self._validator = RequestValidator(auth_token)
+        # A field, not a base class. Only the api domain is redirected: region/edge would mangle
+        # a local base URL (the SDK rewrites the host name around dots).
+        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT_S))
+        if api_base_url:
+            self.client.api.base_url = api_base_url.rstrip("/")
+
+    # --- inbound -------------------------------------------------------------------------------
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
+        self._verify(request)
+        if request.form_value("MessageStatus"):
+            update = self._delivery_update(request)
+            return [update] if update is not None else []
+        return [self._inbound(request)]
+
+    def signed_url(self, request: WebhookRequest) -> str:
+        """The URL Twilio called, which is what it signed; behind a proxy it differs from ours."""
+        received = urlsplit(request.url)
+        tail = received.path + (f"?{received.query}" if received.query else "")
+        if self.public_base_url:
+            return self.public_base_url + tail
+        # With several proxies in a row the headers list every hop; the first is what Twilio used.
+        proto = request.headers.get("x-forwarded-proto") or received.scheme
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host") or received.netloc
+        return f"{proto.split(',')[0].strip()}://{host.split(',')[0].strip()}{tail}"
+
+    def _verify(self, request: WebhookRequest) -> None:
+        signature = request.headers.get("x-twilio-signature")
+        if not signature:
+            raise Forbidden("missing X-Twilio-Signature")
+        # A SharedKey-signed webhook names its algorithm (HMAC_SHA256); without the header it is
+        # the legacy Auth Token HMAC-SHA1. An algorithm the SDK does not know fails validation.
+        algorithm = get_signature_algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
+        if not self._validator.validate(self.signed_url(request), FormParams(request.form), signature, algorithm):
+            raise Forbidden("X-Twilio-Signature does not match this request")
+
+    def _delivery_update(self, request: WebhookRequest) -> DeliveryUpdate | None:
+        sid = request.form_value("MessageSid")
+        if not sid:
+            raise BadPayload("status callback without MessageSid")
+        raw = request.form_value("MessageStatus").lower()
+        status = STATUSES.get(raw)
+        if status is None:
+            # e.g. "receiving"/"received" for inbound messages: nothing about our outbound ones.
+            logger.info("twilio status %r for %s ignored", raw, sid)
+            return None
+        code = request.form_value("ErrorCode")
+        error = None
+        if code and code != "0":
+            meaning = ERROR_MEANINGS.get(code) or request.form_value("ErrorMessage")
+            error = f"{code}: {meaning}" if meaning else code
+        return DeliveryUpdate(
+            channel=self._channel_of(request), provider_message_id=sid, status=status, error=error
+        )
+
+    def _channel_of(self, request: WebhookRequest) -> str:
+        # Both adapters share one status callback URL, so the addresses tell which channel sent it.
+        addresses = [request.form_value("To"), request.form_value("From")]
+        if any(a.startswith(WHATSAPP_PREFIX) for a in addresses):
+            return "whatsapp"
+        return "sms" if any(addresses) else self.name
+
+    def _inbound(self, request: WebhookRequest) -> InboundMessage:
+        sid = request.form_value("MessageSid")
+        sender = request.form_value("From")
+        if not sid or not sender:
+            raise BadPayload("inbound message without MessageSid or From")
+        is_whatsapp = sender.startswith(WHATSAPP_PREFIX)
+        if is_whatsapp != (self.name == "whatsapp"):
+            other = "whatsapp" if is_whatsapp else "sms"
+            raise BadPayload(f"a {other} message arrived on the {self.name} webhook; check the Twilio number's URL")
+        sender = sender.removeprefix(WHATSAPP_PREFIX)
+        media = self._media(request)
+        payload = request.form_value("ButtonPayload") or None
+        body = request.form_value("Body")
+        text = (request.form_value("ButtonText") or body) if payload else body
+        return InboundMessage(
+            channel=self.name,
+            sender=sender,
+            provider_message_id=sid,
+            text=text or ("[media]" if media else ""),
+            received_at=datetime.now(UTC),
+            display_name=request.form_value("ProfileName") or None,
+            media=media,
+            button_payload=payload,
+            phone=sender if E164.match(sender) else None,
+        )
+
+    @staticmethod
+    def _media(request: WebhookRequest) -> tuple[Media, ...]:
+        try:
+            count = int(request.form_value("NumMedia", "0") or "0")
+        except ValueError:
+            raise BadPayload("NumMedia is not a number") from None
+        media = []
+        for i in range(count):
+            url = request.form_value(f"MediaUrl{i}")
+            if url:
+                media.append(Media(url=url, content_type=request.form_value(f"MediaContentType{i}") or None))
+        return tuple(media)
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    def send(self, message: OutboundMessage) -> str:
+        to = self._address(message.recipient)
+        sender: dict[str, str] = (
+            {"from_": self._address(self.from_number)}
+            if self.from_number
+            else {"messaging_service_sid": self.messaging_service_sid or ""}
+        )
+        if self.public_base_url:
+            sender["status_callback"] = self.public_base_url + STATUS_CALLBACK_PATH
+        template = self._template(message)
+        if template is not None:
+            content_sid, variables = template
+            return self._create(to=to, content_sid=content_sid, content_variables=variables, **sender)
+        parts = self._parts(message)
+        first = self._create(to=to, body=parts[0], **sender)
+        for number, part in enumerate(parts[1:], start=2):
+            try:
+                self._create(to=to, body=part, **sender)
+            except (RetryLater, Undeliverable) as exc:
+                # The first part is delivered and its sid is what the outbox records: failing the
+                # whole send would resend (duplicate) the parts the customer already has.
+                # Only the last digits: logs must not carry customers' numbers.
+                logger.warning(
+                    "twilio %s: part %d/%d to ...%s not sent: %s", self.name, number, len(parts), to[-3:], exc
+                )
+                break
+        return first
+
+    def _create(self, **params: str) -> str:
+        try:
+            instance = self.client.messages.create(**params)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise self._mapped(exc) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from exc
+        # A 2xx means Twilio took the message; without a sid there is nothing better to record.
+        return instance.sid or ""
+
+    @staticmethod
+    def _mapped(exc: TwilioRestException | TwilioServiceException) -> RetryLater | Undeliverable:
+        status, code, reason = exc.status, exc.code, _reason(exc)
+        if status == 429:
+            # Twilio's 20429 page: not processed, safe to retry after backing off. No Retry-After.
+            return RetryLater(f"429 Too Many Requests ({code})", after_s=None)
+        if status >= 500:
+            return RetryLater(f"Twilio {status} ({code}): {reason}")
+        if status == 401:
+            # Wrong or rotated credentials say nothing about the customer: retry (with backoff, up to
+            # the outbox's attempts) so fixing TWILIO_AUTH_TOKEN delivers the queue instead of losing it.
+            logger.error("Twilio rejected the account credentials (%s): check TWILIO_ACCOUNT_SID/AUTH_TOKEN", code)
+            return RetryLater(f"Twilio 401 ({code}): credentials rejected")
+        if code in PERMANENT_CODES:
+            return Undeliverable(f"{code}: {reason}")
+        return Undeliverable(f"Twilio {status} ({code}): {reason}")
+
+    def _address(self, number: str) -> str:
+        if self.name == "whatsapp" and not number.startswith(WHATSAPP_PREFIX):
+            return WHATSAPP_PREFIX + number
+        return number
+
+    def _template(self, message: OutboundMessage) -> tuple[str, str] | None:
+        """(ContentSid, ContentVariables JSON) when this message must go as a template, else None."""
+        purpose = message.template or message.purpose
+        language = message.language or ""
+        found = self.templates.get(purpose, {}).get(language)
+        if self.name == "whatsapp":
+            # Outside the window WhatsApp drops free text (63016, only reported later): never try it.
+            if message.template is None and message.window_open is not False:
+                return None
+            if found is None:
+                raise Undeliverable(
+                    f"WhatsApp 24-hour window closed and no approved template for purpose '{purpose}' "
+                    f"in language '{message.language}'"
+                    if message.template is None
+                    else f"no approved WhatsApp template for '{purpose}' in language '{message.language}'",
+                    address_dead=False,
+                )
+        elif message.template is None or found is None:
+            return None  # SMS needs no approval: the text itself is the fallback
+        content_sid, names = found
+        missing = [name for name in names if name not in message.template_variables]
+        if missing:
+            raise Undeliverable(
+                f"template '{purpose}' ({language}) needs variables {', '.join(missing)} that the message lacks",
+                address_dead=False,
+            )
+        variables = {str(i): message.template_variables[name] for i, name in enumerate(names, start=1)}
+        return content_sid, json.dumps(variables, ensure_ascii=False)
+
+    def _parts(self, message: OutboundMessage) -> list[str]:
+        # Free-form Twilio messages carry no buttons: number the options; the core maps "1" back.
+        text = message.text
+        if message.buttons:
+            options = "\n".join(f"{i}. {button.title}" for i, button in enumerate(message.buttons, start=1))
+            text = f"{text}\n\n{options}" if text else options
+        return split_text(text)
+
+    def rate_keys(self, message: OutboundMessage) -> list[RateKey]:
+        key = f"{self.name}:sender:{self.from_number or self.messaging_service_sid}"
+        try:
+            templated = self._template(message) is not None
+        except Undeliverable:
+            templated = True  # send will refuse it; one token is a harmless charge
+        if templated:
+            cost = 1.0
+        else:
+            parts = self._parts(message)
+            # Long codes are limited per SMS segment, WhatsApp senders per message.
+            cost = float(sum(sms_segments(p) for p in parts) if self.name == "sms" else len(parts))
+        return [RateKey(key, self.messages_per_second, cost)]
+
+    def acknowledge(self, message: InboundMessage) -> None:
+        return None  # Twilio needs only the webhook's 200
+
