@@ -74,7 +74,7 @@ class Pipeline:
         with self.database.unit_of_work() as session:
             identity, created = get_or_create_identity(
                 session, message.channel, message.sender, now=now,
-                display_name=message.display_name, language_hint=message.language_hint,
+                display_name=message.display_name, language_hint=message.language_hint, phone=message.phone,
             )
             earlier = find_by_provider_id(session, message.channel, message.provider_message_id)
             if earlier is not None:

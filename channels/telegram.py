@@ -18,6 +18,7 @@ import concurrent.futures
 import hmac
 import json
 import logging
+import os
 import re
 import threading
 import warnings
@@ -72,6 +73,9 @@ class TelegramChannel:
     ) -> None:
         if not webhook_secret:
             raise ValueError("webhook_secret must not be empty: it is the only proof a webhook came from Telegram")
+        # Opt in to PTB's future RetryAfter.retry_after type (timedelta, handled below); without it
+        # PTB warns from inside its own error constructor on every 429.
+        os.environ.setdefault("PTB_TIMEDELTA", "1")
         self.bot = Bot(token, base_url=api_base_url) if api_base_url else Bot(token)
         self.webhook_secret = webhook_secret
         self.allow_groups = allow_groups

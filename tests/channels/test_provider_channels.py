@@ -1,0 +1,347 @@
+"""Telegram, SMS and WhatsApp end to end: signed requests in the providers' real shapes go to the
+real webhook endpoints; the real SDKs send to the fake providers; tests assert what arrived there."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from bot.app import Sapa, build, create_app
+from bot.config import settings_from_mapping
+from bot.fake_providers import FakeProviders
+from store.models import ChannelIdentity, Customer, Message, OutboxItem, Ticket
+from tests.support.providers import (
+    PUBLIC,
+    REPLY_TEMPLATE,
+    SECRETS,
+    TWILIO_TOKEN,
+    ProviderCustomer,
+    channel_config,
+    drain,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDRESS = {"telegram": "700001", "sms": "+6281234567890", "whatsapp": "+6281234567890"}
+GREETING = "Halo! Selamat datang di PT Contoh Sejahtera. Saya Sapa, asisten virtual yang siap membantu Anda."
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
+    monkeypatch.delenv("TWILIO_REGION", raising=False)
+    monkeypatch.delenv("TWILIO_EDGE", raising=False)
+    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
+        yield fakes
+
+
+def provider_settings(db_url: str, fakes: FakeProviders, *, whatsapp_templates: bool = True):
+    raw = yaml.safe_load((ROOT / "config.yml").read_text())
+    raw["server"]["public_base_url"] = PUBLIC
+    raw["channels"].update(channel_config(fakes, whatsapp_templates=whatsapp_templates))
+    raw["database"]["url"] = db_url
+    return settings_from_mapping(raw, SECRETS, "test config")
+
+
+@pytest.fixture
+def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
+    sapa = build(provider_settings(db_url, fakes), clock=clock, interpreter=interpreter, database=database,
+                 model_cache=None)
+    yield sapa
+    sapa.stop_background()
+
+
+@pytest.fixture
+def client(sapa: Sapa) -> Iterator[TestClient]:
+    with TestClient(create_app(sapa, background=False)) as client:
+        yield client
+
+
+@pytest.fixture(params=["telegram", "sms", "whatsapp"])
+def person(request, client, fakes) -> ProviderCustomer:
+    return ProviderCustomer(client, fakes, request.param, ADDRESS[request.param])
+
+
+def count(sapa, model, *where) -> int:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+
+def test_crm_1_1_greeting_reaches_the_customer_on_their_channel(person, sapa, clock, fakes):
+    assert person.write("halo") == 200
+    drain(sapa, clock)
+    assert person.texts() == [GREETING, "Boleh kami tahu nama Anda?"]
+    sent = person.received()[0].params
+    if person.channel == "telegram":
+        assert sent["chat_id"] == "700001"  # form-encoded, as PTB sends it
+    else:
+        prefix = "whatsapp:" if person.channel == "whatsapp" else ""
+        assert (sent["To"], sent["From"]) == (prefix + "+6281234567890", prefix + (
+            "+14155238886" if person.channel == "whatsapp" else "+15005550006"))
+        assert sent["StatusCallback"] == f"{PUBLIC}/webhooks/twilio/status"
+    with sapa.database.unit_of_work(read_only=True) as session:
+        identity = session.execute(select(ChannelIdentity)).scalar_one()
+        statuses = [m.delivery_status for m in session.execute(
+            select(Message).where(Message.direction == "out")).scalars()]
+    assert (identity.channel, identity.address) == (person.channel, person.address)
+    assert statuses == ["sent", "sent"]
+
+
+def test_crm_3_1_complaint_opens_a_ticket_and_the_customer_gets_its_number(person, sapa, clock):
+    person.write("barang yang saya terima rusak, saya mau komplain")
+    drain(sapa, clock)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+    assert ticket.kind == "complaint" and ticket.status == "open"
+    (text,) = person.texts()
+    assert f"nomor tiket TKT-{ticket.id:06d}" in text
+
+
+def test_a_duplicate_delivery_is_processed_once(person, sapa, clock):
+    assert person.write("halo", message_id="77") == 200
+    assert person.write("halo", message_id="77") == 200  # the provider retried
+    drain(sapa, clock)
+    assert count(sapa, Message, Message.direction == "in") == 1
+    assert len(person.texts()) == 2
+
+
+@pytest.mark.parametrize("forgery", ["missing", "wrong"])
+def test_forged_or_unsigned_webhooks_get_403_and_store_nothing(person, client, sapa, forgery):
+    path, body, headers = person.request("halo")
+    signature_header = "x-telegram-bot-api-secret-token" if person.channel == "telegram" else "x-twilio-signature"
+    if forgery == "missing":
+        del headers[signature_header]
+    else:
+        headers[signature_header] = "forged-" + headers[signature_header][:10]
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == 403
+    assert (count(sapa, Message), count(sapa, Customer)) == (0, 0)
+
+
+def test_a_twilio_webhook_signed_for_another_url_is_refused(client, sapa, fakes):
+    person = ProviderCustomer(client, fakes, "sms", "+6281234567890")
+    path, body, headers = person.request("halo")
+    response = client.post("/webhooks/twilio/whatsapp", content=body, headers=headers)  # signed for /sms
+    assert response.status_code == 403
+    assert count(sapa, Message) == 0
+
+
+def test_provider_429_and_500_are_retried_and_delivered_once(person, sapa, clock, fakes):
+    method = "sendMessage" if person.provider == "telegram" else "Messages.create"
+    fakes.fail_next(person.provider, 429, retry_after=3, method=method)
+    fakes.fail_next(person.provider, 500, method=method)
+    person.write("terima kasih")
+    started = clock.now()
+    drain(sapa, clock)
+    assert person.texts() == ["Sama-sama! Ada lagi yang bisa kami bantu?"]
+    attempts = fakes.requests(person.provider, method)
+    assert len(attempts) == 3  # 429, 500, then success: one delivery
+    if person.channel == "telegram":
+        assert clock.now() - started >= timedelta(seconds=3)  # Telegram's retry_after was honoured
+
+
+def test_a_permanent_failure_is_recorded_and_never_retried(person, sapa, clock, fakes):
+    if person.channel == "telegram":
+        fakes.fail_next("telegram", 403, times=5, method="sendMessage")  # bot blocked by the user
+    else:
+        fakes.fail_next("twilio", 400, code=21211, times=5)  # invalid number
+    person.write("terima kasih")
+    drain(sapa, clock)
+    clock.advance(timedelta(hours=1))
+    drain(sapa, clock)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        row = session.execute(select(OutboxItem)).scalar_one()
+        message = session.get_one(Message, row.message_id)
+        identity = session.execute(select(ChannelIdentity)).scalar_one()
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert message.delivery_status == "failed"
+    expected = "blocked" if person.channel == "telegram" else "21211"
+    assert expected in (message.delivery_error or "")
+    assert expected in (identity.undeliverable_reason or "")
+    assert person.texts() == []
+
+
+def test_whatsapp_reply_after_25_hours_goes_out_as_the_approved_template(client, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "whatsapp", "+6281234567890", name="Siti")
+    person.write("terima kasih")  # the reply waits (say the outbox was down) ...
+    clock.advance(timedelta(hours=25))  # ... past WhatsApp's 24-hour window
+    drain(sapa, clock)
+    (sent,) = person.received()
+    assert sent.params["ContentSid"] == REPLY_TEMPLATE
+    assert json.loads(sent.params["ContentVariables"]) == {"1": "Siti"}
+    assert "Body" not in sent.params  # never free text outside the window
+
+
+def test_whatsapp_reply_outside_the_window_without_a_template_fails_with_the_reason(db_url, fakes, clock,
+                                                                                      interpreter, database):
+    sapa = build(provider_settings(db_url, fakes, whatsapp_templates=False), clock=clock,
+                 interpreter=interpreter, database=database, model_cache=None)
+    with TestClient(create_app(sapa, background=False)) as client:
+        person = ProviderCustomer(client, fakes, "whatsapp", "+6281234567890")
+        person.write("terima kasih")
+        clock.advance(timedelta(hours=25))
+        drain(sapa, clock)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        message = session.execute(select(Message).where(Message.direction == "out")).scalar_one()
+        identity = session.execute(select(ChannelIdentity)).scalar_one()
+    assert message.delivery_status == "failed"
+    assert message.delivery_error == (
+        "WhatsApp 24-hour window closed and no approved template for purpose 'reply' in language 'id'")
+    assert identity.undeliverable_reason is None  # the number is fine; the rule stopped the message
+    assert person.received() == []
+    sapa.stop_background()
+
+
+def test_crm_1_4_sms_whatsapp_and_a_shared_telegram_contact_are_one_customer(client, sapa, clock, fakes):
+    phone = "+6281298765432"
+    ProviderCustomer(client, fakes, "telegram", "700002", name="Dewi").write("halo")  # first, unknown
+    ProviderCustomer(client, fakes, "sms", phone).write("halo")
+    whatsapp = ProviderCustomer(client, fakes, "whatsapp", phone, name="Dewi")
+    whatsapp.write("halo")
+    whatsapp.write("Dewi")  # answers the name question
+    assert count(sapa, Customer, Customer.merged_into_id.is_(None)) == 2  # Telegram is not linked yet
+    telegram = ProviderCustomer(client, fakes, "telegram", "700002", name="Dewi")
+    own_contact = {"contact": {"phone_number": phone.lstrip("+"), "first_name": "Dewi", "user_id": 700002}}
+    assert telegram.write("", extra=own_contact) == 200
+    with sapa.database.unit_of_work(read_only=True) as session:
+        (customer,) = session.execute(select(Customer).where(Customer.merged_into_id.is_(None))).scalars()
+        identities = sorted(i.channel for i in session.execute(select(ChannelIdentity)).scalars())
+        owners = set(session.execute(select(Message.customer_id)).scalars())
+    assert customer.phone == phone and customer.name == "Dewi"
+    assert identities == ["sms", "telegram", "whatsapp"]
+    assert owners == {customer.id}  # every message, from every channel, is in one history
+
+
+def test_someone_elses_contact_does_not_merge_customers(client, sapa, fakes):
+    ProviderCustomer(client, fakes, "sms", "+6281298765432").write("halo")
+    telegram = ProviderCustomer(client, fakes, "telegram", "700003")
+    telegram.write("", extra={"contact": {"phone_number": "6281298765432", "first_name": "X", "user_id": 999}})
+    assert count(sapa, Customer, Customer.merged_into_id.is_(None)) == 2
+
+
+def test_twilio_status_callbacks_update_each_outbound_message(client, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "whatsapp", "+6281234567890")
+    person.write("terima kasih")
+    drain(sapa, clock)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        provider_id = session.execute(select(Message.provider_message_id).where(Message.direction == "out")).scalar()
+    assert provider_id and provider_id.startswith("SM")
+    assert fakes.sent("twilio")[0].params["Body"] == "Sama-sama! Ada lagi yang bisa kami bantu?"
+    for status in ("delivered", "read", "sent"):  # a late "sent" must not undo "read"
+        path, body, headers = _signed_status(provider_id, status)
+        assert client.post(path, content=body, headers=headers).status_code == 200
+    with sapa.database.unit_of_work(read_only=True) as session:
+        assert session.execute(select(Message.delivery_status).where(Message.direction == "out")).scalar() == "read"
+    path, body, headers = _signed_status(provider_id, "read")
+    headers["x-twilio-signature"] = "forged"
+    assert client.post(path, content=body, headers=headers).status_code == 403
+
+
+def test_a_failed_status_callback_records_the_error_code(client, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "whatsapp", "+6281234567890")
+    person.write("terima kasih")
+    drain(sapa, clock)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        provider_id = session.execute(select(Message.provider_message_id).where(Message.direction == "out")).scalar()
+    path, body, headers = _signed_status(provider_id, "failed", error_code="63016")
+    client.post(path, content=body, headers=headers)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        message = session.execute(select(Message).where(Message.direction == "out")).scalar_one()
+    assert message.delivery_status == "failed" and "63016" in (message.delivery_error or "")
+
+
+def _signed_status(sid: str, status: str, error_code: str | None = None):
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    from tests.support.providers import TWILIO_SID
+
+    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": TWILIO_SID, "MessageStatus": status,
+              "From": "whatsapp:+14155238886", "To": "whatsapp:+6281234567890", "ApiVersion": "2010-04-01"}
+    if error_code:
+        params["ErrorCode"] = error_code
+    path = "/webhooks/twilio/status"
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + path, params)
+    return path, urlencode(params).encode(), {"content-type": "application/x-www-form-urlencoded",
+                                              "x-twilio-signature": signature}
+
+
+def test_telegram_edits_are_logged_as_edits_not_new_questions(client, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "telegram", "700004")
+    person.write("halo", message_id="50")
+    drain(sapa, clock)
+    before = len(person.texts())
+    update = {"update_id": 99001, "edited_message": {
+        "message_id": 50, "date": 1717236000, "edit_date": 1717236100, "text": "halo, saya mau komplain",
+        "from": {"id": 700004, "is_bot": False, "first_name": "Budi"},
+        "chat": {"id": 700004, "type": "private", "first_name": "Budi"}}}
+    response = client.post("/webhooks/telegram", content=json.dumps(update), headers={
+        "content-type": "application/json", "x-telegram-bot-api-secret-token": SECRETS["TELEGRAM_WEBHOOK_SECRET"]})
+    assert response.status_code == 200
+    drain(sapa, clock)
+    assert len(person.texts()) == before  # no reply to an edit
+    with sapa.database.unit_of_work(read_only=True) as session:
+        inbound = select(Message).where(Message.direction == "in").order_by(Message.id)
+        original, edit = session.execute(inbound).scalars()
+    assert edit.edit_of_id == original.id and edit.text == "halo, saya mau komplain"
+    assert count(sapa, Ticket) == 0
+
+
+def test_telegram_button_press_is_answered_and_routed(client, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "telegram", "700005")
+    person.write("asdfgh qwerty zxcv")
+    drain(sapa, clock)
+    keyboard = person.received()[0].params["reply_markup"]["inline_keyboard"]
+    assert keyboard == [[{"text": "Bicara dengan petugas", "callback_data": "intent:talk_to_agent"}]]
+    update = {"update_id": 99002, "callback_query": {
+        "id": "cbq-1", "chat_instance": "1", "data": "intent:talk_to_agent",
+        "from": {"id": 700005, "is_bot": False, "first_name": "Budi"},
+        "message": {"message_id": 1, "date": 1717236000, "text": "…",
+                    "chat": {"id": 700005, "type": "private", "first_name": "Budi"}}}}
+    client.post("/webhooks/telegram", content=json.dumps(update), headers={
+        "content-type": "application/json", "x-telegram-bot-api-secret-token": SECRETS["TELEGRAM_WEBHOOK_SECRET"]})
+    drain(sapa, clock)
+    assert [r.params["callback_query_id"] for r in fakes.requests("telegram", "answerCallbackQuery")] == ["cbq-1"]
+    assert "kami teruskan ke petugas" in person.texts()[-1]
+
+
+def test_sms_options_are_numbered_and_a_number_answers_them(client, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "sms", "+6281234567891")
+    person.write("asdfgh qwerty zxcv")
+    drain(sapa, clock)
+    assert person.texts()[0].endswith("\n\n1. Bicara dengan petugas")
+    person.write("1")
+    drain(sapa, clock)
+    assert "kami teruskan ke petugas" in person.texts()[-1]
+
+
+@pytest.mark.parametrize("channel", ["sms", "whatsapp"])
+def test_stop_keyword_updates_consent_at_once_and_is_confirmed_once(client, sapa, clock, fakes, channel):
+    from store.models import Consent
+
+    person = ProviderCustomer(client, fakes, channel, "+6281234567892")
+    person.write("STOP")
+    person.write("BERHENTI")
+    drain(sapa, clock)
+    (confirmation,) = person.texts()
+    assert confirmation.startswith("Anda tidak akan lagi menerima pesan promosi")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        (consent,) = session.execute(select(Consent)).scalars()
+    assert (consent.purpose, consent.granted, consent.channel) == ("marketing", False, channel)
+
+
+def test_telegram_replies_to_one_chat_respect_one_message_per_second(client, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "telegram", "700006")
+    person.write("halo")  # two replies to the same chat
+    started = clock.now()
+    sapa.dispatcher.run_once()
+    assert len(person.texts()) == 1  # the second waits for the chat's next slot
+    drain(sapa, clock)
+    assert len(person.texts()) == 2
+    assert clock.now() - started >= timedelta(seconds=1)

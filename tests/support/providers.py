@@ -1,0 +1,108 @@
+"""Customers on Telegram, SMS and WhatsApp as test fixtures: signed requests in the providers' shapes
+to the real webhook endpoints, and what the fake provider then received from the real SDKs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from bot.fake_providers import FakeProviders, Recorded
+from store.models import OutboxItem
+
+PUBLIC = "https://sapa.example.test"
+TELEGRAM_SECRET = "test-webhook-secret"
+TWILIO_TOKEN = "test-twilio-auth-token"
+TWILIO_SID = "AC" + "1" * 32
+SECRETS = {
+    "TELEGRAM_BOT_TOKEN": "123456:TEST-token-for-the-fake",
+    "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+    "TWILIO_ACCOUNT_SID": TWILIO_SID,
+    "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+}
+REPLY_TEMPLATE = "HX" + "a" * 32
+_ids = itertools.count(1000)
+
+
+def channel_config(fakes: FakeProviders, *, whatsapp_templates: bool = True) -> dict[str, Any]:
+    templates = {"reply": {"id": {"content_sid": REPLY_TEMPLATE, "variables": ["name"]}}} if whatsapp_templates else {}
+    return {
+        "telegram": {"enabled": True, "api_base_url": fakes.telegram_base_url},
+        "sms": {"enabled": True, "from_number": "+15005550006", "messages_per_second": 1,
+                "api_base_url": fakes.twilio_base_url},
+        "whatsapp": {"enabled": True, "from_number": "+14155238886", "messages_per_second": 80,
+                     "api_base_url": fakes.twilio_base_url, "templates": templates},
+    }
+
+
+class ProviderCustomer:
+    """One person writing on one channel."""
+
+    def __init__(self, client: TestClient, fakes: FakeProviders, channel: str, address: str,
+                 name: str = "Budi") -> None:
+        self.client, self.fakes, self.channel, self.address, self.name = client, fakes, channel, address, name
+        self.provider = "telegram" if channel == "telegram" else "twilio"
+
+    # --- inbound ---------------------------------------------------------------------------------
+
+    def request(self, text: str, *, message_id: str | None = None, extra: dict[str, Any] | None = None
+                ) -> tuple[str, bytes, dict[str, str]]:
+        if self.channel == "telegram":
+            number = int(message_id or next(_ids))
+            user = {"id": int(self.address), "is_bot": False, "first_name": self.name, "language_code": "id"}
+            update: dict[str, Any] = {"update_id": number, "message": {
+                "message_id": number, "date": int(time.time()), "from": user,
+                "chat": {"id": int(self.address), "type": "private", "first_name": self.name}, "text": text}}
+            update["message"].update(extra or {})
+            return "/webhooks/telegram", json.dumps(update).encode(), {
+                "content-type": "application/json", "x-telegram-bot-api-secret-token": TELEGRAM_SECRET}
+        prefix = "whatsapp:" if self.channel == "whatsapp" else ""
+        params = {"MessageSid": message_id or "SM" + uuid.uuid4().hex, "AccountSid": TWILIO_SID,
+                  "From": prefix + self.address, "To": prefix + "+15005550006", "Body": text, "NumMedia": "0"}
+        if self.channel == "whatsapp":
+            params["ProfileName"] = self.name
+        params.update(extra or {})
+        path = f"/webhooks/twilio/{self.channel}"
+        signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + path, params)
+        return path, urlencode(params).encode(), {
+            "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}
+
+    def write(self, text: str, **kwargs: Any) -> int:
+        path, body, headers = self.request(text, **kwargs)
+        return self.client.post(path, content=body, headers=headers).status_code
+
+    # --- what reached the provider -----------------------------------------------------------------
+
+    def received(self) -> list[Recorded]:
+        def mine(request: Recorded) -> bool:
+            if self.provider == "telegram":
+                return str(request.params.get("chat_id")) == self.address
+            to = str(request.params.get("To", ""))
+            return to == ("whatsapp:" if self.channel == "whatsapp" else "") + self.address
+
+        return [r for r in self.fakes.sent(self.provider) if mine(r)]
+
+    def texts(self) -> list[str]:
+        key = "text" if self.provider == "telegram" else "Body"
+        return [str(r.params.get(key, "")) for r in self.received()]
+
+
+def drain(sapa: Any, clock: Any, rounds: int = 40) -> None:
+    """Run the outbox until nothing is waiting, moving the clock to each retry or rate-limit slot."""
+    for _ in range(rounds):
+        sapa.dispatcher.run_once()
+        with sapa.database.unit_of_work(read_only=True) as session:
+            waiting = [r.next_attempt_at for r in session.execute(
+                select(OutboxItem).where(OutboxItem.status.in_(("pending", "sending")))).scalars()]
+        if not waiting:
+            return
+        clock.set(max(clock.now(), min(waiting)) + timedelta(milliseconds=1))
+    raise AssertionError("the outbox did not drain")
