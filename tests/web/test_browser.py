@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
+
+from tests.support.server import SapaServer, running_sapa
 
 pytestmark = pytest.mark.browser
 
@@ -50,31 +45,6 @@ def _browser_missing(reason: str) -> None:
     pytest.skip(f"!!! {message} !!!")
 
 
-def _sapa_command() -> list[str]:
-    """The `sapa` console script of this interpreter's environment, else `python -m bot.cli`."""
-    script = Path(sys.executable).parent / "sapa"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "bot.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class SapaServer:
-    base_url: str
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            return f"(server log unreadable: {exc})"
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Debian chromium. Checked before the server starts, so a skip costs nothing."""
@@ -99,69 +69,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SapaServer]:
     """A real `sapa serve` on a fresh, migrated SQLite database in a temporary folder."""
-    workdir = tmp_path_factory.mktemp("sapa-serve")
-    config = workdir / "config.yml"
-    shutil.copy(ROOT / "config.yml", config)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{workdir / 'sapa.db'}",
-        "SAPA_CONFIG": str(config),
-        "PYTHONUNBUFFERED": "1",
-    }
-    sapa = _sapa_command()
-    upgrade = subprocess.run(
-        [*sapa, "db", "upgrade"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
-    )
-    if upgrade.returncode != 0:
-        pytest.fail(f"`sapa db upgrade` failed ({upgrade.returncode}):\n{upgrade.stdout}\n{upgrade.stderr}")
-
-    port = _free_port()
-    server = SapaServer(f"http://127.0.0.1:{port}", workdir / "serve.log")
-    with server.log_path.open("wb") as log_file:
-        # cwd=workdir: the NLU model cache lands in workdir/var/nlu, not in the checkout.
-        server.process = subprocess.Popen(
-            [*sapa, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        _wait_healthy(server)
+    with running_sapa(tmp_path_factory.mktemp("sapa-serve")) as server:
         yield server
-    finally:
-        _stop(server.process)
-
-
-def _wait_healthy(server: SapaServer) -> None:
-    assert server.process is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    last = "no answer yet"
-    with httpx.Client(trust_env=False, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                pytest.fail(f"`sapa serve` exited with {server.process.returncode} during start-up:\n{server.log()}")
-            try:
-                response = client.get(f"{server.base_url}/healthz")
-                if response.status_code == 200:
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            time.sleep(0.25)
-    pytest.fail(f"`sapa serve` not healthy after {START_TIMEOUT_S:.0f}s (last: {last}):\n{server.log()}")
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def test_webchat_greets_and_keeps_history_across_reload(browser: Any, server: SapaServer) -> None:
