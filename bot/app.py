@@ -13,15 +13,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
 
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import Settings, SlackConfig
 from bot.outbox import OutboxDispatcher
 from bot.pipeline import Pipeline
-from channels.base import ChannelContext, CustomerChannel
+from channels.base import ChannelContext, CustomerChannel, Sender
 from channels.registry import build_channels
+from channels.slack import SlackDesk
+from handlers.desk import sync_agents
 from nlu.embedded import load_or_train
 from nlu.interpretation import Interpreter
 from scheduler.clock import SchedulerClock
-from scheduler.jobs import TASK_KINDS
+from scheduler.jobs import task_kinds
 from scheduler.runner import TaskRunner
 from store import Database, create_database
 from store.tasks import schedule
@@ -43,6 +45,7 @@ class Sapa:
     dispatcher: OutboxDispatcher
     runner: TaskRunner
     scheduler: SchedulerClock
+    desk: SlackDesk | None = None  # the Slack agent desk, when slack.enabled
 
     def start_background(self) -> None:
         self.dispatcher.start()
@@ -52,7 +55,7 @@ class Sapa:
     def stop_background(self) -> None:
         self.scheduler.stop()
         self.dispatcher.stop()
-        for channel in self.channels.values():
+        for channel in [*self.channels.values(), self.desk]:
             close = getattr(channel, "close", None)  # adapters holding a client or event loop
             if close is not None:
                 close()
@@ -85,20 +88,31 @@ def build(
         interpreter = load_or_train(settings.nlu.confidence_threshold, data_dir, model_cache)
     if channels is None:
         channels = build_channels(dict(settings.channels), ChannelContext(settings.server.public_base_url))
-    dispatcher = OutboxDispatcher(database, channels, clock, settings.outbox)
+    desk = build_desk(settings.slack) if settings.slack.enabled else None
+    senders: dict[str, Sender] = {**channels, **({"slack": desk} if desk else {})}
+    dispatcher = OutboxDispatcher(database, senders, clock, settings.outbox)
     pipeline = Pipeline(database, interpreter, settings, clock, on_outbox=dispatcher.wake)
-    runner = TaskRunner(database, clock, dict(TASK_KINDS), max_attempts=settings.scheduler.max_attempts)
+    runner = TaskRunner(database, clock, task_kinds(settings), max_attempts=settings.scheduler.max_attempts)
     scheduler = SchedulerClock(runner, settings.scheduler.poll_interval_s, settings.company.timezone)
-    sapa = Sapa(settings, database, clock, interpreter, channels, pipeline, dispatcher, runner, scheduler)
+    sapa = Sapa(settings, database, clock, interpreter, channels, pipeline, dispatcher, runner, scheduler, desk)
     scheduler.add_periodic(
         "idle-sweep", sapa.schedule_idle_sweep, IntervalTrigger(minutes=IDLE_SWEEP_MINUTES)
     )
+    if settings.slack.agents:
+        with database.unit_of_work() as session:
+            sync_agents(session, settings, now=clock.now())
     return sapa
+
+
+def build_desk(section: SlackConfig) -> SlackDesk:
+    assert section.bot_token is not None and section.signing_secret is not None  # checked by the config
+    return SlackDesk(section.bot_token.get_secret_value(), section.signing_secret.get_secret_value(),
+                     api_base_url=section.api_base_url)
 
 
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
-    from bot.http import health, webchat_api, webhooks
+    from bot.http import health, slack_events, webchat_api, webhooks
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -116,6 +130,8 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     if "webchat" in sapa.channels:
         webchat_api.mount(app, sapa)
     webhooks.mount(app, sapa)
+    if sapa.desk is not None:
+        slack_events.mount(app, sapa)
     return app
 
 

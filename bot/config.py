@@ -29,6 +29,7 @@ SECRET_ENV = {
     "TWILIO_ACCOUNT_SID": (("sms", "whatsapp"), "account_sid"),
     "TWILIO_AUTH_TOKEN": (("sms", "whatsapp"), "auth_token"),
 }
+SLACK_SECRET_ENV = {"SLACK_BOT_TOKEN": "bot_token", "SLACK_SIGNING_SECRET": "signing_secret"}
 
 # Templates the core itself sends; a config without them cannot run.
 REQUIRED_TEMPLATES = (
@@ -45,6 +46,10 @@ REQUIRED_TEMPLATES = (
     "complaint_received",
     "opt_out_confirmed",
     "opt_in_confirmed",
+    "agent_joined",
+    "resolved",
+    "escalated",
+    "back_to_bot",
 )
 
 
@@ -164,6 +169,40 @@ class TwilioChannelConfig(_Section):
         return self
 
 
+AgentRole = Literal["customer_service", "account_manager", "supervisor", "management", "marketing"]
+
+
+class AgentConfig(_Section):
+    slack_user_id: str = Field(..., pattern=r"^[UW][A-Z0-9]{2,}$", description="a Slack user id such as U0123ABCD")
+    name: str = Field(..., min_length=1, description="the agent's name customers may see")
+    role: AgentRole = Field(
+        "customer_service",
+        description="one of customer_service, account_manager, supervisor, management, marketing",
+    )
+
+
+class SlackConfig(_Section):
+    enabled: bool = Field(False, description="true or false")
+    api_base_url: str | None = Field(
+        None, description="the Web API base URL ending in /api/, e.g. http://127.0.0.1:8099/api/ for the fake"
+    )
+    queue_channel: str = Field("C0QUEUE", min_length=1, description="the Slack channel id handoffs go to")
+    vip_channel: str | None = Field(None, description="the channel id for VIP handoffs (default: queue_channel)")
+    escalation_channel: str | None = Field(
+        None, description="the channel id for escalations to supervisors and management (default: queue_channel)"
+    )
+    last_messages: int = Field(5, ge=1, le=20, description="how many recent messages a handoff card shows, 1..20")
+    agents: tuple[AgentConfig, ...] = Field((), description="a list of {slack_user_id, name, role}")
+    bot_token: SecretStr | None = Field(None, description="the SLACK_BOT_TOKEN environment variable")
+    signing_secret: SecretStr | None = Field(None, description="the SLACK_SIGNING_SECRET environment variable")
+
+    @model_validator(mode="after")
+    def _secrets_present(self) -> SlackConfig:
+        if self.enabled and (self.bot_token is None or self.signing_secret is None):
+            raise ValueError("slack is enabled but SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are not both set")
+        return self
+
+
 class ChannelsConfig(_Section):
     webchat: WebchatConfig | None = Field(
         default_factory=WebchatConfig, description="web chat settings (enabled, max_text_length)"
@@ -219,6 +258,7 @@ class Settings(_Section):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )
@@ -292,6 +332,17 @@ def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str], so
                 channels.setdefault(section, {})[key] = environ[variable]
     if channels:
         data["channels"] = channels
+    slack = dict(data.get("slack") or {})
+    for variable, key in SLACK_SECRET_ENV.items():
+        if key in slack:
+            raise ConfigError(
+                f"Invalid configuration in {source}:\n  - slack.{key}: secrets must not be in the file. "
+                f"Fix: remove it and set the {variable} environment variable."
+            )
+        if environ.get(variable):
+            slack[key] = environ[variable]
+    if slack:
+        data["slack"] = slack
     if environ.get("DATABASE_URL"):
         data["database"] = {**dict(data.get("database") or {}), "url": environ["DATABASE_URL"]}
     try:

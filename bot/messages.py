@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 DeliveryStatus = Literal["queued", "sent", "delivered", "read", "failed"]
 
@@ -66,6 +66,8 @@ class OutboundMessage:
     purpose: Purpose = "reply"
     language: str | None = None
     window_open: bool | None = None
+    # Channel-specific rendering the core asks for: Slack's card / thread_ts / update_ts.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.messages import Button, OutboundMessage
 from bot.ratelimit import RateLimiter
-from channels.base import CustomerChannel, RetryLater, Undeliverable
+from channels.base import RetryLater, Sender, Undeliverable
 from store import Database
 from store.messages import (
     claim_outbox,
@@ -32,7 +32,7 @@ from store.messages import (
     outbox_retry,
     outbox_sent,
 )
-from store.models import OutboxItem
+from store.models import Conversation, OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
     return min(config.backoff_base_s * (2 ** max(attempt - 1, 0)), config.backoff_max_s)
 
 
-def to_outbound(item: OutboxItem, window_open: bool | None) -> OutboundMessage:
+def to_outbound(item: OutboxItem, window_open: bool | None, options: dict[str, Any] | None = None
+                ) -> OutboundMessage:
     payload = item.payload
     return OutboundMessage(
         channel=item.channel,
@@ -70,14 +71,27 @@ def to_outbound(item: OutboxItem, window_open: bool | None) -> OutboundMessage:
         purpose=payload.get("purpose", "reply"),
         language=payload.get("language"),
         window_open=window_open,
+        options=options if options is not None else dict(payload.get("options", {})),
     )
+
+
+def desk_options(session: Session, item: OutboxItem) -> dict[str, Any] | None:
+    """Options with the conversation's card thread filled in; None while the card is not posted yet."""
+    options = dict(item.payload.get("options", {}))
+    for key, target in (("thread_of", "thread_ts"), ("update_card_of", "update_ts")):
+        if key in options:
+            conversation = session.get(Conversation, options.pop(key))
+            if conversation is None or conversation.desk_ts is None:
+                return None
+            options[target] = conversation.desk_ts
+    return options
 
 
 class OutboxDispatcher:
     def __init__(
         self,
         database: Database,
-        channels: dict[str, CustomerChannel],
+        channels: dict[str, Sender],
         clock: Clock,
         config: OutboxConfig,
         worker: str | None = None,
@@ -100,8 +114,19 @@ class OutboxDispatcher:
                 session, now=now, worker=self.worker, limit=self.config.batch_size,
                 claim_timeout=timedelta(seconds=self.config.claim_timeout_s),
             )
-            claimed = [(item.id, item.attempts, to_outbound(item, self._window_open(session, item, now)))
-                       for item in items]
+            claimed = []
+            for item in items:
+                options = desk_options(session, item)
+                if options is None:  # a thread post whose card is not in Slack yet
+                    if item.attempts >= self.config.max_attempts:
+                        outbox_failed(session, item.id, error="the conversation's Slack card was never posted")
+                    else:
+                        delay = backoff_seconds(item.attempts, self.config)
+                        outbox_retry(session, item.id, error="waiting for the desk card to be posted",
+                                     next_attempt_at=now + timedelta(seconds=delay))
+                    continue
+                claimed.append((item.id, item.attempts, to_outbound(item, self._window_open(session, item, now),
+                                                                    options)))
         outcomes: list[Outcome] = []
         last_flush = time.monotonic()
         for item_id, attempts, message in claimed:

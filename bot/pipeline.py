@@ -19,6 +19,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import DeliveryUpdate, InboundMessage
 from handlers import ROUTES, Reply, Route, Turn, dispatch
+from handlers.desk import relay_to_desk
 from nlu.interpretation import INTENTS, Interpretation, Interpreter
 from store import Database
 from store.conversations import HUMAN_STATUSES, continue_or_open
@@ -135,7 +136,9 @@ class Pipeline:
     def _reply(self, session: Session, message: InboundMessage, customer: Customer, identity: ChannelIdentity,
                conversation: Conversation, row: Message, interpretation: Interpretation, created: bool) -> None:
         replies: list[Reply] = []
-        if conversation.status not in HUMAN_STATUSES:
+        if conversation.status in HUMAN_STATUSES:
+            relay_to_desk(session, self.settings, conversation, row, now=row.created_at)
+        else:
             turn = Turn(
                 customer=customer, identity=identity, conversation=conversation, message=message,
                 message_id=row.id, interpretation=interpretation, session=session,

@@ -94,14 +94,12 @@ class Undeliverable(Exception):
         self.address_dead = address_dead
 
 
-class CustomerChannel(Protocol):
+class Sender(Protocol):
+    """What the outbox needs of anything it sends through: customer channels and the agent desk."""
+
     name: str
     # How long after the customer's last message free-form text may be sent (WhatsApp: 24 h).
     session_window: timedelta | None
-
-    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
-        """Verify the provider's signature first (Forbidden), then normalise (BadPayload)."""
-        ...
 
     def send(self, message: OutboundMessage) -> str:
         """Send and return the provider's message id (the first, if the text went in parts).
@@ -112,6 +110,12 @@ class CustomerChannel(Protocol):
 
     def rate_keys(self, message: OutboundMessage) -> list[RateKey]:
         """The rate-limit buckets this send draws from (per chat, per sender, overall)."""
+        ...
+
+
+class CustomerChannel(Sender, Protocol):
+    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
+        """Verify the provider's signature first (Forbidden), then normalise (BadPayload)."""
         ...
 
     def acknowledge(self, message: InboundMessage) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+from handlers.desk import ticket_reference
 from handlers.handoff import hand_off
 from handlers.turn import Reply, Route, Turn
 from store.models import Ticket, TicketEvent
-
-
-def ticket_reference(ticket_id: int) -> str:
-    return f"TKT-{ticket_id:06d}"
 
 
 def open_complaint(turn: Turn) -> list[Reply]:
@@ -24,8 +21,10 @@ def open_complaint(turn: Turn) -> list[Reply]:
         ticket_id=ticket.id, kind="opened", detail={"channel": turn.message.channel, "message_id": turn.message_id},
         created_at=now,
     ))
+    acknowledgement = turn.reply("complaint_received", name=turn.customer.name or "",
+                                 ticket=ticket_reference(ticket.id))
     hand_off(turn)
-    return [turn.reply("complaint_received", name=turn.customer.name or "", ticket=ticket_reference(ticket.id))]
+    return [acknowledgement]
 
 
 ROUTES = [Route(open_complaint, intent="complaint")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.desk import post_handoff
 from handlers.turn import Reply, Route, Turn
 
 
@@ -11,6 +12,9 @@ def hand_off(turn: Turn) -> list[Reply]:
     conversation.status = "waiting"
     conversation.pending_question = None
     conversation.pending_data = {"handoff_reason": turn.interpretation.intent}
+    # Flush so the card built from the log includes the customer's message that asked for a human.
+    turn.session.flush()
+    post_handoff(turn.session, turn.settings, conversation, reason=turn.interpretation.intent, now=turn.clock.now())
     return [turn.reply("handoff", name=turn.customer.name or "")]
 
 

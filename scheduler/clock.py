@@ -35,6 +35,13 @@ class SchedulerClock:
             log.exception("scheduler tick failed")
         self.last_tick_at = self.runner.last_run_at
 
+    def wake(self) -> None:
+        """Look for due tasks now instead of at the next tick (work just queued for an agent)."""
+        if self._scheduler.running:
+            job = self._scheduler.get_job("due-tasks")
+            if job is not None:
+                job.modify(next_run_time=datetime.now(job.next_run_time.tzinfo if job.next_run_time else None))
+
     def start(self) -> None:
         if not self._scheduler.running:
             self._scheduler.start()

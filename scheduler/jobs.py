@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from bot.config import Settings
+from handlers.desk import agent_action, agent_reply
 from store.conversations import close_idle
 from store.models import Task
 
@@ -15,4 +18,20 @@ def close_idle_conversations(session: Session, task: Task, now: datetime) -> Non
     close_idle(session, now=now, idle_close=timedelta(minutes=int(task.payload["minutes"])))
 
 
-TASK_KINDS = {"conversation.close_idle": close_idle_conversations}
+def desk_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
+    """An agent's Slack thread reply or button press, done after Slack got its quick answer."""
+
+    def run(session: Session, task: Task, now: datetime) -> None:
+        payload = task.payload
+        if payload["kind"] == "reply":
+            agent_reply(session, settings, slack_user=payload["slack_user"], thread_ts=payload["thread_ts"],
+                        text=payload["text"], now=now)
+        else:
+            agent_action(session, settings, action=payload["action"], conversation_id=payload["conversation_id"],
+                         slack_user=payload["slack_user"], now=now)
+
+    return run
+
+
+def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetime], None]]:
+    return {"conversation.close_idle": close_idle_conversations, "slack.desk": desk_task(settings)}

@@ -90,7 +90,8 @@ def history(session: Session, conversation_ids: list[int], after_id: int, limit:
     return list(
         session.execute(
             select(Message)
-            .where(Message.conversation_id.in_(conversation_ids), Message.id > after_id)
+            .where(Message.conversation_id.in_(conversation_ids), Message.id > after_id,
+                   Message.direction.in_(("in", "out")))  # internal agent notes stay internal
             .order_by(Message.id)
             .limit(limit)
         ).scalars()
@@ -134,9 +135,36 @@ def outbox_sent(session: Session, item_id: int, *, provider_message_id: str, now
     item.provider_message_id = provider_message_id
     item.sent_at = now
     item.last_error = None
-    message = session.get_one(Message, item.message_id)
-    message.provider_message_id = provider_message_id
-    message.delivery_status = "sent"
+    if item.message_id is not None:
+        message = session.get_one(Message, item.message_id)
+        message.provider_message_id = provider_message_id
+        message.delivery_status = "sent"
+    card_for = item.payload.get("desk_card_for")
+    if card_for is not None:  # the first card of a handoff opens the thread everything else goes to
+        conversation = session.get_one(Conversation, card_for)
+        if conversation.desk_ts is None:
+            conversation.desk_ts = provider_message_id
+            conversation.desk_channel = item.recipient
+
+
+def add_desk_post(
+    session: Session, *, recipient: str, text: str, now: datetime, conversation_id: int | None,
+    options: dict[str, Any] | None = None, card_for: int | None = None,
+) -> OutboxItem:
+    """Queue a post to the agent desk (Slack). It is not a customer message, so no messages row.
+
+    options["thread_of"] / options["update_card_of"] name a conversation whose card thread the
+    dispatcher resolves at send time (the card may still be in the queue when this is written).
+    """
+    payload: dict[str, Any] = {"text": text, "buttons": [], "options": options or {}}
+    if card_for is not None:
+        payload["desk_card_for"] = card_for
+    item = OutboxItem(
+        message_id=None, conversation_id=conversation_id, channel="slack", recipient=recipient, payload=payload,
+        status="pending", attempts=0, next_attempt_at=now, created_at=now,
+    )
+    session.add(item)
+    return item
 
 
 def outbox_retry(session: Session, item_id: int, *, error: str, next_attempt_at: datetime) -> None:
@@ -151,9 +179,10 @@ def outbox_failed(session: Session, item_id: int, *, error: str) -> None:
     item = session.get_one(OutboxItem, item_id)
     item.status = "failed"
     item.last_error = error[:500]
-    message = session.get_one(Message, item.message_id)
-    message.delivery_status = "failed"
-    message.delivery_error = error[:300]
+    if item.message_id is not None:
+        message = session.get_one(Message, item.message_id)
+        message.delivery_status = "failed"
+        message.delivery_error = error[:300]
 
 
 def outbox_counts(session: Session) -> dict[str, int]:

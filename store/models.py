@@ -51,6 +51,7 @@ class Customer(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     is_vip: Mapped[bool] = mapped_column(Boolean, default=False)
     vip_tier: Mapped[str | None] = mapped_column(String(40))
+    account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     source: Mapped[str] = mapped_column(String(40))  # the channel or "import" that created it
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     created_at: Mapped[datetime]
@@ -111,6 +112,10 @@ class Conversation(Base):
     last_message_at: Mapped[datetime]
     last_inbound_at: Mapped[datetime | None]  # the WhatsApp 24-hour window starts here
     closed_at: Mapped[datetime | None]
+    # The agent-desk card for this conversation: Slack channel and the card's ts (its thread).
+    desk_channel: Mapped[str | None] = mapped_column(String(40))
+    desk_ts: Mapped[str | None] = mapped_column(String(40), index=True)
+    handed_off_at: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -126,7 +131,7 @@ class Message(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     channel: Mapped[str] = mapped_column(String(32))
-    direction: Mapped[str] = mapped_column(String(3))  # in, out
+    direction: Mapped[str] = mapped_column(String(8))  # in, out, note (an agent's internal note)
     sender: Mapped[str] = mapped_column(String(10))  # customer, bot, agent, system
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     text: Mapped[str] = mapped_column(Text)
@@ -210,7 +215,9 @@ class OutboxItem(Base):
     __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    # None for agent-desk posts (Slack cards, relays): they are not part of a customer's history.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), unique=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     channel: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # text, buttons, template, variables

@@ -1,0 +1,138 @@
+"""`/sapa` in Slack: look customers and tickets up, flag VIPs, see the queue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.config import Settings
+from bot.contacts import normalise_email, normalise_phone
+from handlers.desk import OPEN_TICKET, agent_for, ticket_reference
+from store.audit import record
+from store.customers import find_customers, get_customer
+from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
+
+HELP = (
+    "*/sapa* commands:\n"
+    "• `customer PHONE_OR_NAME` profile, VIP status, last interactions, open tickets\n"
+    "• `vip add CUSTOMER REASON` / `vip remove CUSTOMER REASON` (account managers, supervisors)\n"
+    "• `ticket TKT-000123` a ticket and its history\n"
+    "• `queue` conversations waiting for an agent, VIPs first, then oldest"
+)
+VIP_ROLES = {"account_manager", "supervisor", "management"}
+
+
+def run_command(session: Session, settings: Settings, *, slack_user: str, text: str, now: datetime) -> str:
+    agent = agent_for(session, slack_user)
+    if agent is None:
+        return "You are not a registered Sapa agent. Ask a supervisor to add you to slack.agents in config.yml."
+    words = text.split()
+    if not words or words[0] == "help":
+        return HELP
+    verb, rest = words[0].lower(), words[1:]
+    if verb == "customer" and rest:
+        return _customer(session, settings, " ".join(rest))
+    if verb == "vip" and len(rest) >= 3 and rest[0] in ("add", "remove"):
+        return _vip(session, agent, rest[0] == "add", rest[1], " ".join(rest[2:]), now)
+    if verb == "ticket" and len(rest) == 1:
+        return _ticket(session, settings, rest[0])
+    if verb == "queue":
+        return _queue(session, settings, now)
+    return f"I did not understand `{text}`.\n{HELP}"
+
+
+def _find(session: Session, key: str) -> list[Customer]:
+    key = key.strip()
+    if key.startswith("#") and key[1:].isdigit():
+        found = get_customer(session, int(key[1:]))
+        return [found] if found else []
+    phone = normalise_phone(key)
+    email = normalise_email(key) if "@" in key else None
+    if phone or email:
+        return find_customers(session, phone=phone, email=email)
+    return find_customers(session, name=key, limit=5)
+
+
+def _local(settings: Settings, when: datetime | None) -> str:
+    return when.astimezone(settings.tz).strftime("%d %b %Y %H:%M") if when else "-"
+
+
+def _customer(session: Session, settings: Settings, key: str) -> str:
+    found = _find(session, key)
+    if not found:
+        return f"No customer matches `{key}`."
+    lines = []
+    for customer in found[:3]:
+        channels = ", ".join(i.channel for i in session.execute(
+            select(ChannelIdentity).where(ChannelIdentity.customer_id == customer.id)).scalars())
+        vip = f"⭐ VIP ({customer.vip_tier or 'vip'})" if customer.is_vip else "regular"
+        lines.append(f"*#{customer.id} {customer.name or '(name not known)'}* — {vip}")
+        lines.append(f"phone {customer.phone or '-'} · email {customer.email or '-'} · language "
+                     f"{customer.language or '-'} · channels {channels or '-'}")
+        recent = session.execute(select(Message).where(Message.customer_id == customer.id,
+                                                       Message.direction.in_(("in", "out")))
+                                 .order_by(Message.id.desc()).limit(3)).scalars()
+        for message in recent:
+            lines.append(f"  {_local(settings, message.created_at)} {message.channel} {message.sender}: "
+                         f"{message.text[:120]}")
+        tickets = session.execute(select(Ticket).where(Ticket.customer_id == customer.id,
+                                                       Ticket.status.in_(OPEN_TICKET))).scalars()
+        for ticket in tickets:
+            lines.append(f"  🎫 {ticket_reference(ticket.id)} {ticket.kind} {ticket.status}: {ticket.subject[:80]}")
+    if len(found) > 3:
+        lines.append(f"…and {len(found) - 3} more; be more specific.")
+    return "\n".join(lines)
+
+
+def _vip(session: Session, agent: Agent, add: bool, key: str, reason: str, now: datetime) -> str:
+    if agent.role not in VIP_ROLES:
+        return "Only account managers, supervisors and management can change VIP status."
+    found = _find(session, key)
+    if len(found) != 1:
+        return f"`{key}` matches {len(found)} customers; use a phone number or #id."
+    customer = found[0]
+    customer.is_vip = add
+    customer.vip_tier = "strategic" if add else None
+    if add and agent.role == "account_manager" and customer.account_manager_id is None:
+        customer.account_manager_id = agent.id
+    customer.updated_at = now
+    record(session, actor=f"agent:{agent.id}", action="vip.add" if add else "vip.remove", subject_type="customer",
+           subject_id=customer.id, now=now, detail={"reason": reason})
+    state = "is now a VIP (strategic)" if add else "is no longer a VIP"
+    return f"#{customer.id} {customer.name or customer.phone or ''} {state}. Reason recorded: {reason}"
+
+
+def _ticket(session: Session, settings: Settings, key: str) -> str:
+    digits = key.upper().removeprefix("TKT-").lstrip("#")
+    ticket = session.get(Ticket, int(digits)) if digits.isdigit() else None
+    if ticket is None:
+        return f"No ticket `{key}`."
+    customer = session.get_one(Customer, ticket.customer_id)
+    lines = [f"*{ticket_reference(ticket.id)}* {ticket.kind} · {ticket.status} · priority {ticket.priority} · "
+             f"escalation level {ticket.escalation_level}",
+             f"customer #{customer.id} {customer.name or '-'}{' ⭐ VIP' if customer.is_vip else ''}",
+             f"opened {_local(settings, ticket.created_at)} · resolve by {_local(settings, ticket.resolution_due_at)}",
+             f"> {ticket.subject}"]
+    for event in session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                                 .order_by(TicketEvent.id)).scalars():
+        lines.append(f"  {_local(settings, event.created_at)} {event.kind} {event.detail or ''}")
+    return "\n".join(lines)
+
+
+def _queue(session: Session, settings: Settings, now: datetime) -> str:
+    waiting = list(session.execute(
+        select(Conversation, Customer).join(Customer, Customer.id == Conversation.customer_id)
+        .where(Conversation.status == "waiting")
+        .order_by(Customer.is_vip.desc(), func.coalesce(Conversation.handed_off_at, Conversation.opened_at))
+    ).all())
+    if not waiting:
+        return "Nobody is waiting. 🎉"
+    lines = [f"*{len(waiting)} waiting* (VIPs first, then oldest):"]
+    for conversation, customer in waiting[:20]:
+        since = conversation.handed_off_at or conversation.opened_at
+        minutes = int((now - since).total_seconds() // 60)
+        lines.append(f"{'⭐ ' if customer.is_vip else ''}{customer.name or '(name not known)'} · "
+                     f"{conversation.channel} · waiting {minutes} min · conversation {conversation.id}")
+    return "\n".join(lines)

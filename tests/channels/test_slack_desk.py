@@ -1,0 +1,352 @@
+"""The agent desk end to end: customers on the web chat and Telegram, agents in Slack.
+
+Signed Slack requests in Slack's payload shapes go to POST /slack/events; the real slack_sdk posts to
+the fake Slack; customers see agents' words on their own channel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import func, select
+
+from bot.app import Sapa, build, create_app
+from bot.config import settings_from_mapping
+from bot.fake_providers import FakeProviders
+from store.models import AuditEntry, Conversation, Customer, Message, Task, Ticket, TicketEvent
+from tests.support.providers import SECRETS as PROVIDER_SECRETS
+from tests.support.providers import TWILIO_TOKEN, ProviderCustomer, channel_config, drain
+from tests.support.webchat import WebchatUser
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGNING_SECRET = "test-slack-signing-secret"
+SECRETS = {**PROVIDER_SECRETS, "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+AGENTS = [
+    {"slack_user_id": "U0RINA", "name": "Rina", "role": "customer_service"},
+    {"slack_user_id": "U0SUPER", "name": "Sari", "role": "supervisor"},
+    {"slack_user_id": "U0AMGR", "name": "Andi", "role": "account_manager"},
+]
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
+    monkeypatch.delenv("TWILIO_REGION", raising=False)
+    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
+        yield fakes
+
+
+@pytest.fixture
+def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
+    raw = yaml.safe_load((ROOT / "config.yml").read_text())
+    raw["server"]["public_base_url"] = "https://sapa.example.test"
+    raw["channels"].update(channel_config(fakes))
+    raw["slack"] = {"enabled": True, "api_base_url": fakes.slack_base_url, "queue_channel": "C0QUEUE",
+                    "vip_channel": "C0VIP", "escalation_channel": "C0ESC", "agents": AGENTS}
+    raw["database"]["url"] = db_url
+    sapa = build(settings_from_mapping(raw, SECRETS, "test"), clock=clock, interpreter=interpreter,
+                 database=database, model_cache=None)
+    yield sapa
+    sapa.stop_background()
+
+
+@pytest.fixture
+def client(sapa: Sapa) -> Iterator[TestClient]:
+    with TestClient(create_app(sapa, background=False)) as client:
+        yield client
+
+
+def signed(body: str, content_type: str, *, age_s: int = 0, secret: str = SIGNING_SECRET) -> dict[str, str]:
+    timestamp = str(int(time.time()) - age_s)
+    return {"content-type": content_type, "x-slack-request-timestamp": timestamp,
+            "x-slack-signature": SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)}
+
+
+class Slack:
+    """An agent workspace: what Slack would send Sapa, and what Sapa posted to Slack."""
+
+    def __init__(self, client: TestClient, fakes: FakeProviders, sapa: Sapa, clock: Any) -> None:
+        self.client, self.fakes, self.sapa, self.clock = client, fakes, sapa, clock
+        self.events = 0
+
+    def settle(self) -> None:
+        """Slack got its quick answer; now the queued work and the outbox run."""
+        for _ in range(5):
+            self.sapa.runner.run_due()
+            drain(self.sapa, self.clock)
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        return [r.params for r in self.fakes.sent("slack") if channel is None or r.params.get("channel") == channel]
+
+    def card(self, channel: str = "C0QUEUE") -> dict[str, Any]:
+        return next(p for p in self.posts(channel) if p.get("blocks") and not p.get("thread_ts"))
+
+    def thread(self, ts: str) -> list[str]:
+        return [p["text"] for p in self.posts() if p.get("thread_ts") == ts]
+
+    def reply(self, user: str, thread_ts: str, text: str, *, event_id: str | None = None, retry: int = 0,
+              extra: dict[str, Any] | None = None) -> int:
+        self.events += 1
+        ts = f"1800000000.{self.events:06d}"
+        event = {"type": "message", "channel": "C0QUEUE", "user": user, "text": text, "ts": ts,
+                 "thread_ts": thread_ts, "event_ts": ts, "channel_type": "channel"}
+        event.update(extra or {})
+        body = json.dumps({"token": "x", "team_id": "T0SAPA", "api_app_id": "A0SAPA", "type": "event_callback",
+                           "event_id": event_id or f"Ev{self.events:08d}", "event_time": int(time.time()),
+                           "event": event})
+        headers = signed(body, "application/json")
+        if retry:
+            headers.update({"x-slack-retry-num": str(retry), "x-slack-retry-reason": "http_timeout"})
+        return self.client.post("/slack/events", content=body, headers=headers).status_code
+
+    def press(self, user: str, action: str, conversation_id: int, message_ts: str) -> int:
+        self.events += 1
+        payload = {"type": "block_actions", "user": {"id": user, "username": user, "team_id": "T0SAPA"},
+                   "api_app_id": "A0SAPA", "token": "x", "trigger_id": f"trig-{self.events}",
+                   "team": {"id": "T0SAPA", "domain": "sapa"}, "channel": {"id": "C0QUEUE", "name": "cs-queue"},
+                   "container": {"type": "message", "message_ts": message_ts, "channel_id": "C0QUEUE"},
+                   "message": {"type": "message", "ts": message_ts, "text": "card"},
+                   "response_url": "https://hooks.slack.com/actions/T0SAPA/1/x",
+                   "actions": [{"type": "button", "action_id": f"sapa_{action}", "block_id": "actions",
+                                "value": str(conversation_id), "action_ts": f"1800000001.{self.events:06d}",
+                                "text": {"type": "plain_text", "text": action}}]}
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.client.post("/slack/events", content=body,
+                                headers=signed(body, "application/x-www-form-urlencoded")).status_code
+
+    def command(self, user: str, text: str) -> dict[str, Any]:
+        body = urlencode({"token": "x", "team_id": "T0SAPA", "team_domain": "sapa", "channel_id": "C0QUEUE",
+                          "channel_name": "cs-queue", "user_id": user, "user_name": user, "command": "/sapa",
+                          "text": text, "api_app_id": "A0SAPA", "response_url": "https://hooks.slack.com/commands/1",
+                          "trigger_id": f"trig-cmd-{self.events}"})
+        response = self.client.post("/slack/events", content=body,
+                                    headers=signed(body, "application/x-www-form-urlencoded"))
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+@pytest.fixture
+def slack(client, fakes, sapa, clock) -> Slack:
+    return Slack(client, fakes, sapa, clock)
+
+
+def conversation_of(sapa: Sapa) -> Conversation:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        return session.execute(select(Conversation).order_by(Conversation.id.desc())).scalars().first()
+
+
+def handed_off(customer: WebchatUser, slack: Slack) -> tuple[Conversation, str]:
+    customer.say("halo")
+    customer.say("Budi")
+    customer.say("saya mau bicara dengan petugas")
+    slack.settle()
+    conversation = conversation_of(slack.sapa)
+    assert conversation.desk_ts
+    return conversation, conversation.desk_ts
+
+
+def test_the_whole_loop_from_web_chat_to_slack_and_back(customer, slack, sapa):
+    conversation, card_ts = handed_off(customer, slack)
+    card = slack.card()
+    blocks = json.dumps(card["blocks"])
+    assert "Budi" in card["text"]
+    for shown in ("Budi", "webchat", "saya mau bicara dengan petugas", "sapa_claim", "sapa_resolve",
+                  "sapa_escalate", "sapa_back_to_bot"):
+        assert shown in blocks
+
+    customer.say("halo? masih ada orang?")  # relayed into the card's thread, no bot reply
+    slack.settle()
+    assert any("halo? masih ada orang?" in text for text in slack.thread(card_ts))
+
+    assert slack.reply("U0RINA", card_ts, "Halo Budi, saya Rina. Ada yang bisa saya bantu?") == 200
+    slack.settle()
+    agent_messages = [m for m in customer.history() if m["sender"] == "agent"]
+    assert [(m["text"], m["agent_name"]) for m in agent_messages] == [
+        ("Halo Budi, saya Rina. Ada yang bisa saya bantu?", "Rina")]
+    conversation = conversation_of(sapa)
+    assert conversation.status == "with_agent"
+
+
+def test_a_retried_slack_event_is_relayed_once(customer, slack, sapa):
+    _, card_ts = handed_off(customer, slack)
+    assert slack.reply("U0RINA", card_ts, "Sebentar ya", event_id="Ev-same") == 200
+    assert slack.reply("U0RINA", card_ts, "Sebentar ya", event_id="Ev-same", retry=1) == 200
+    slack.settle()
+    assert [m["text"] for m in customer.history() if m["sender"] == "agent"] == ["Sebentar ya"]
+
+
+def test_claim_and_resolve_buttons_change_state_and_tell_the_customer(customer, slack, sapa):
+    conversation, card_ts = handed_off(customer, slack)
+    assert slack.press("U0RINA", "claim", conversation.id, card_ts) == 200
+    slack.settle()
+    assert conversation_of(sapa).status == "with_agent"
+    assert customer.history()[-1]["text"] == (
+        "Halo, saya Rina dari PT Contoh Sejahtera. Saya yang akan membantu Anda sekarang.")
+    updates = [r.params for r in slack.fakes.requests("slack", "chat.update")]
+    assert updates and updates[-1]["ts"] == card_ts and "sapa_claim" not in json.dumps(updates[-1]["blocks"])
+
+    assert slack.press("U0RINA", "resolve", conversation.id, card_ts) == 200
+    slack.settle()
+    assert conversation_of(sapa).status == "closed"
+    assert customer.history()[-1]["text"].startswith("Permasalahan Anda telah kami selesaikan")
+    assert "sapa_" not in json.dumps(slack.fakes.requests("slack", "chat.update")[-1].params.get("blocks", []))
+    with sapa.database.unit_of_work(read_only=True) as session:
+        actions = [a.action for a in session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars()]
+    assert actions[-2:] == ["conversation.claim", "conversation.resolve"]
+    # The next message starts over with the bot.
+    assert customer.say("halo lagi")[0].startswith("Halo Budi!")
+
+
+def test_crm_3_3_resolving_a_complaint_records_it_on_the_ticket_and_tells_the_customer(customer, slack, sapa):
+    customer.say("halo")
+    customer.say("Budi")
+    customer.say("barang yang saya terima rusak, saya mau komplain")
+    slack.settle()
+    conversation = conversation_of(sapa)
+    slack.press("U0RINA", "resolve", conversation.id, conversation.desk_ts)
+    slack.settle()
+    with sapa.database.unit_of_work(read_only=True) as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+        events = [e.kind for e in session.execute(select(TicketEvent).order_by(TicketEvent.id)).scalars()]
+    assert ticket.status == "resolved" and ticket.resolution == "Resolved in Slack by Rina"
+    assert events == ["opened", "resolved"]
+    assert f"(tiket TKT-{ticket.id:06d})" in customer.history()[-1]["text"]
+
+
+def test_crm_3_4_escalate_notifies_supervisors_with_context(customer, slack, sapa):
+    customer.say("halo")
+    customer.say("Budi")
+    customer.say("saya kecewa, pesanan saya rusak dan belum diganti")
+    slack.settle()
+    conversation = conversation_of(sapa)
+    slack.press("U0RINA", "escalate", conversation.id, conversation.desk_ts)
+    slack.settle()
+    escalation = slack.card("C0ESC")
+    assert "<@U0SUPER>" in json.dumps(escalation["blocks"])
+    assert "Escalation level 1" in json.dumps(escalation["blocks"])
+    with sapa.database.unit_of_work(read_only=True) as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+        event = session.execute(select(TicketEvent).where(TicketEvent.kind == "escalated")).scalar_one()
+    assert ticket.escalation_level == 1 and event.detail == {"level": 1, "by": "Rina"}
+    assert customer.history()[-1]["text"].startswith("Permasalahan Anda kami teruskan ke atasan kami")
+
+
+def test_back_to_bot_returns_the_conversation_to_the_bot(customer, slack, sapa):
+    conversation, card_ts = handed_off(customer, slack)
+    slack.press("U0RINA", "back_to_bot", conversation.id, card_ts)
+    slack.settle()
+    assert conversation_of(sapa).status == "bot"
+    assert customer.say("terima kasih") == ["Sama-sama, Budi! Ada lagi yang bisa kami bantu?"]
+
+
+def test_notes_stay_internal(customer, slack, sapa):
+    _, card_ts = handed_off(customer, slack)
+    before = customer.history()
+    slack.reply("U0RINA", card_ts, "note: pelanggan ini sudah 3x komplain bulan ini")
+    slack.settle()
+    assert customer.history() == before
+    with sapa.database.unit_of_work(read_only=True) as session:
+        note = session.execute(select(Message).where(Message.direction == "note")).scalar_one()
+    assert note.text == "pelanggan ini sudah 3x komplain bulan ini"
+
+
+def test_unknown_slack_users_cannot_act(customer, slack, sapa):
+    conversation, card_ts = handed_off(customer, slack)
+    before = customer.history()
+    slack.reply("U0STRANGER", card_ts, "halo saya orang asing")
+    slack.press("U0STRANGER", "resolve", conversation.id, card_ts)
+    slack.settle()
+    assert customer.history() == before
+    assert conversation_of(sapa).status == "waiting"
+    assert any("not a registered Sapa agent" in text for text in slack.thread(card_ts))
+
+
+def test_bot_messages_and_edits_are_not_relayed(customer, slack, sapa):
+    _, card_ts = handed_off(customer, slack)
+    before = customer.history()
+    slack.reply("U0SAPABOT", card_ts, "our own relay", extra={"bot_id": "B0SAPABOT"})
+    slack.reply("U0RINA", card_ts, "edited", extra={"subtype": "message_changed"})
+    slack.settle()
+    assert customer.history() == before
+
+
+@pytest.mark.parametrize("problem", ["forged", "stale"])
+def test_forged_or_stale_slack_requests_get_403_and_change_nothing(client, sapa, problem):
+    body = json.dumps({"type": "event_callback", "event_id": "Ev1", "event": {
+        "type": "message", "user": "U0RINA", "text": "x", "ts": "1.1", "thread_ts": "1.0", "channel": "C0QUEUE"}})
+    headers = signed(body, "application/json", secret="wrong-secret") if problem == "forged" else signed(
+        body, "application/json", age_s=301)
+    assert client.post("/slack/events", content=body, headers=headers).status_code == 403
+    with sapa.database.unit_of_work(read_only=True) as session:
+        assert session.execute(select(func.count()).select_from(Task)).scalar_one() == 0
+
+
+def test_url_verification_is_answered(client):
+    body = json.dumps({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"})
+    response = client.post("/slack/events", content=body, headers=signed(body, "application/json"))
+    assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+
+
+def test_slack_rate_limits_are_honoured_by_the_outbox(customer, slack, sapa, clock, fakes):
+    fakes.fail_next("slack", 429, retry_after=2, method="chat.postMessage")
+    started = clock.now()
+    handed_off(customer, slack)
+    assert len([p for p in slack.posts("C0QUEUE") if p.get("blocks") and not p.get("thread_ts")]) == 1
+    assert clock.now() - started >= timedelta(seconds=2)
+
+
+def test_vip_handoff_goes_to_the_vip_channel_with_the_account_manager(client, customer, slack, sapa):
+    customer.say("halo")
+    customer.say("Budi")
+    with sapa.database.unit_of_work() as session:
+        budi = session.execute(select(Customer)).scalar_one()
+        budi.phone = "+6281200000001"
+    result = slack.command("U0AMGR", "vip add +6281200000001 kontrak korporat 2027")
+    assert "is now a VIP" in result["text"] and result["response_type"] == "ephemeral"
+    customer.say("tolong sambungkan ke petugas")
+    slack.settle()
+    card = slack.card("C0VIP")
+    assert "<@U0AMGR>" in json.dumps(card["blocks"]) and "VIP" in json.dumps(card["blocks"])
+    with sapa.database.unit_of_work(read_only=True) as session:
+        audit = session.execute(select(AuditEntry).where(AuditEntry.action == "vip.add")).scalar_one()
+    assert audit.detail == {"reason": "kontrak korporat 2027"}
+
+
+def test_slash_commands_show_customer_ticket_and_queue(client, customer, slack, sapa):
+    customer.say("halo")
+    customer.say("Budi")
+    customer.say("barang saya rusak, saya mau komplain")
+    slack.settle()
+    other = WebchatUser(client, sapa)
+    other.say("saya mau bicara dengan petugas")
+    queue = slack.command("U0RINA", "queue")["text"]
+    assert queue.startswith("*2 waiting*") and queue.index("Budi") < queue.index("(name not known)")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        ticket = session.execute(select(Ticket)).scalar_one()
+    shown = slack.command("U0RINA", f"ticket TKT-{ticket.id:06d}")["text"]
+    assert f"TKT-{ticket.id:06d}" in shown and "complaint" in shown and "opened" in shown
+    profile = slack.command("U0RINA", "customer Budi")["text"]
+    assert "Budi" in profile and "regular" in profile and f"TKT-{ticket.id:06d}" in profile
+    assert "not a registered Sapa agent" in slack.command("U0NOBODY", "queue")["text"]
+    assert "Only account managers" in slack.command("U0RINA", "vip add Budi alasan")["text"]
+
+
+def test_telegram_customer_reaches_an_agent_and_hears_back(client, slack, sapa, clock, fakes):
+    person = ProviderCustomer(client, fakes, "telegram", "700010", name="Wayan")
+    person.write("saya mau bicara dengan petugas")
+    slack.settle()
+    card_ts = conversation_of(sapa).desk_ts
+    assert card_ts and "telegram" in json.dumps(slack.card()["blocks"])
+    slack.reply("U0RINA", card_ts, "Halo Wayan, saya Rina.")
+    slack.settle()
+    assert person.texts()[-1] == "Halo Wayan, saya Rina."
