@@ -56,12 +56,6 @@ def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
     sapa.stop_background()
 
 
-@pytest.fixture
-def client(sapa: Sapa) -> Iterator[TestClient]:
-    with TestClient(create_app(sapa, background=False)) as client:
-        yield client
-
-
 @pytest.fixture(params=["telegram", "sms", "whatsapp"])
 def person(request, client, fakes) -> ProviderCustomer:
     return ProviderCustomer(client, fakes, request.param, ADDRESS[request.param])

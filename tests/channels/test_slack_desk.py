@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, select
 
-from bot.app import Sapa, build, create_app
+from bot.app import Sapa, build
 from bot.config import settings_from_mapping
 from bot.fake_providers import FakeProviders
 from store.models import AuditEntry, Conversation, Customer, Message, Task, Ticket, TicketEvent
@@ -57,12 +57,6 @@ def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
                  database=database, model_cache=None)
     yield sapa
     sapa.stop_background()
-
-
-@pytest.fixture
-def client(sapa: Sapa) -> Iterator[TestClient]:
-    with TestClient(create_app(sapa, background=False)) as client:
-        yield client
 
 
 def signed(body: str, content_type: str, *, age_s: int = 0, secret: str = SIGNING_SECRET) -> dict[str, str]:
