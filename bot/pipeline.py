@@ -97,7 +97,8 @@ class Pipeline:
             if interpretation.language in self.settings.languages:
                 conversation.language = interpretation.language
             identity.last_inbound_at = now
-            identity.undeliverable_reason = None  # they wrote: the address works again
+            if identity.undeliverable_reason is not None:
+                identity.undeliverable_reason = None  # they wrote: the address works again
             if message.display_name:
                 identity.display_name = message.display_name
             conversation.last_inbound_at = now
