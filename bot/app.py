@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -134,6 +133,3 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
         slack_events.mount(app, sapa)
     return app
 
-
-def sweep_interval() -> timedelta:
-    return timedelta(minutes=IDLE_SWEEP_MINUTES)

@@ -85,16 +85,6 @@ def retry_or_fail(
     return task.status
 
 
-def cancel(session: Session, *, kind: str, dedupe_key: str) -> bool:
-    task = session.execute(
-        select(Task).where(Task.kind == kind, Task.dedupe_key == dedupe_key, Task.status == "pending")
-    ).scalar_one_or_none()
-    if task is None:
-        return False
-    task.status = "cancelled"
-    return True
-
-
 def due_count(session: Session, *, now: datetime) -> int:
     return int(
         session.execute(

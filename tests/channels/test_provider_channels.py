@@ -222,8 +222,7 @@ def test_twilio_status_callbacks_update_each_outbound_message(client, sapa, cloc
     person = ProviderCustomer(client, fakes, "whatsapp", "+6281234567890")
     person.write("terima kasih")
     drain(sapa, clock)
-    with sapa.database.unit_of_work(read_only=True) as session:
-        provider_id = session.execute(select(Message.provider_message_id).where(Message.direction == "out")).scalar()
+    provider_id = outbound_provider_id(sapa)
     assert provider_id and provider_id.startswith("SM")
     assert fakes.sent("twilio")[0].params["Body"] == "Sama-sama! Ada lagi yang bisa kami bantu?"
     for status in ("delivered", "read", "sent"):  # a late "sent" must not undo "read"
@@ -240,13 +239,17 @@ def test_a_failed_status_callback_records_the_error_code(client, sapa, clock, fa
     person = ProviderCustomer(client, fakes, "whatsapp", "+6281234567890")
     person.write("terima kasih")
     drain(sapa, clock)
-    with sapa.database.unit_of_work(read_only=True) as session:
-        provider_id = session.execute(select(Message.provider_message_id).where(Message.direction == "out")).scalar()
+    provider_id = outbound_provider_id(sapa)
     path, body, headers = _signed_status(provider_id, "failed", error_code="63016")
     client.post(path, content=body, headers=headers)
     with sapa.database.unit_of_work(read_only=True) as session:
         message = session.execute(select(Message).where(Message.direction == "out")).scalar_one()
     assert message.delivery_status == "failed" and "63016" in (message.delivery_error or "")
+
+
+def outbound_provider_id(sapa) -> str:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        return str(session.execute(select(Message.provider_message_id).where(Message.direction == "out")).scalar())
 
 
 def _signed_status(sid: str, status: str, error_code: str | None = None):

@@ -148,6 +148,14 @@ def handed_off(customer: WebchatUser, slack: Slack) -> tuple[Conversation, str]:
     return conversation, conversation.desk_ts
 
 
+def complained(customer: WebchatUser, slack: Slack, complaint: str) -> Conversation:
+    customer.say("halo")
+    customer.say("Budi")
+    customer.say(complaint)
+    slack.settle()
+    return conversation_of(slack.sapa)
+
+
 def test_the_whole_loop_from_web_chat_to_slack_and_back(customer, slack, sapa):
     conversation, card_ts = handed_off(customer, slack)
     card = slack.card()
@@ -201,11 +209,7 @@ def test_claim_and_resolve_buttons_change_state_and_tell_the_customer(customer, 
 
 
 def test_crm_3_3_resolving_a_complaint_records_it_on_the_ticket_and_tells_the_customer(customer, slack, sapa):
-    customer.say("halo")
-    customer.say("Budi")
-    customer.say("barang yang saya terima rusak, saya mau komplain")
-    slack.settle()
-    conversation = conversation_of(sapa)
+    conversation = complained(customer, slack, "barang yang saya terima rusak, saya mau komplain")
     slack.press("U0RINA", "resolve", conversation.id, conversation.desk_ts)
     slack.settle()
     with sapa.database.unit_of_work(read_only=True) as session:
@@ -217,11 +221,7 @@ def test_crm_3_3_resolving_a_complaint_records_it_on_the_ticket_and_tells_the_cu
 
 
 def test_crm_3_4_escalate_notifies_supervisors_with_context(customer, slack, sapa):
-    customer.say("halo")
-    customer.say("Budi")
-    customer.say("saya kecewa, pesanan saya rusak dan belum diganti")
-    slack.settle()
-    conversation = conversation_of(sapa)
+    conversation = complained(customer, slack, "saya kecewa, pesanan saya rusak dan belum diganti")
     slack.press("U0RINA", "escalate", conversation.id, conversation.desk_ts)
     slack.settle()
     escalation = slack.card("C0ESC")
