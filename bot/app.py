@@ -19,7 +19,7 @@ from channels.base import ChannelContext, CustomerChannel, Sender
 from channels.registry import build_channels
 from channels.slack import SlackDesk
 from handlers.desk import sync_agents
-from nlu.embedded import load_or_train
+from nlu.backends import build_interpreter
 from nlu.interpretation import Interpreter
 from scheduler.clock import SchedulerClock
 from scheduler.jobs import task_kinds
@@ -83,8 +83,7 @@ def build(
     clock = clock or SystemClock()
     database = database or create_database(settings.database.url)
     if interpreter is None:
-        data_dir = Path(settings.nlu.data_dir) if settings.nlu.data_dir else None
-        interpreter = load_or_train(settings.nlu.confidence_threshold, data_dir, model_cache)
+        interpreter = build_interpreter(settings.nlu, model_cache)
     if channels is None:
         channels = build_channels(dict(settings.channels), ChannelContext(settings.server.public_base_url))
     desk = build_desk(settings.slack) if settings.slack.enabled else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -101,6 +102,109 @@ def nlu_train(config: str | None, out: str) -> None:
     save(model, path)
     intents = len({e.intent for e in examples})
     click.echo(f"trained on {model.examples} examples, {intents} intents, in {model.seconds:.2f}s -> {path}")
+
+
+@nlu.command("evaluate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--backend", type=click.Choice(["embedded", "rasa"]), default=None,
+              help="Backend to judge (default: nlu.backend from the config).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.pass_obj
+def nlu_evaluate(config: str | None, file: Path, backend: str | None, as_json: bool) -> None:
+    """Score a backend on labelled messages (JSONL: text, intent, entities, now)."""
+    from nlu.backends import build_interpreter
+    from nlu.evaluation import EvaluationFileError, evaluate, format_report, load_cases
+    from nlu.rasa_server import is_up
+
+    settings = _settings(config)
+    nlu_config = settings.nlu.model_copy(update={"backend": backend}) if backend else settings.nlu
+    try:
+        cases = load_cases(file)
+    except EvaluationFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if nlu_config.backend == "rasa" and not is_up(nlu_config.rasa.url):
+        # Evaluating "rasa" while the fallback answers every message would report the wrong backend.
+        raise click.ClickException(f"no Rasa server answers at {nlu_config.rasa.url}; start one with "
+                                   "`sapa nlu rasa serve` or set nlu.rasa.url")
+    report = evaluate(build_interpreter(nlu_config, Path("var/nlu")), cases)
+    click.echo(json.dumps(report.as_json(), ensure_ascii=False) if as_json else format_report(report))
+
+
+@nlu.command("crossval")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.pass_obj
+def nlu_crossval(config: str | None, folds: int, as_json: bool) -> None:
+    """K-fold cross-validation of the embedded backend on the training data."""
+    from nlu.crossval import crossval, format_crossval
+    from nlu.training_data import DEFAULT_DATA_DIR, load_examples
+
+    settings = _settings(config)
+    data_dir = Path(settings.nlu.data_dir) if settings.nlu.data_dir else DEFAULT_DATA_DIR
+    result = crossval(load_examples(data_dir), folds, settings.nlu.confidence_threshold)
+    click.echo(json.dumps(result.as_json(), ensure_ascii=False) if as_json else format_crossval(result))
+
+
+@nlu.group("rasa")
+def nlu_rasa() -> None:
+    """A Rasa Open Source 3.6 server for the rasa backend (its own Python 3.10 environment)."""
+
+
+@nlu_rasa.command("setup")
+def nlu_rasa_setup() -> None:
+    """Create the Rasa environment (nlu/rasa/setup.sh): needs Python 3.10 and PyPI, takes minutes."""
+    from nlu.rasa_server import RasaUnavailable, setup_venv
+
+    try:
+        click.echo(f"Rasa environment ready: {setup_venv()}")
+    except RasaUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@nlu_rasa.command("train")
+@click.option("--out", default="var/rasa", show_default=True, help="Folder for Rasa models.")
+@click.option("--force", is_flag=True, help="Train even if a model for this data exists.")
+@click.pass_obj
+def nlu_rasa_train(config: str | None, out: str, force: bool) -> None:
+    """Train Rasa on nlu/data/*.yml with the pipeline in nlu/rasa/config.yml."""
+    from nlu.rasa_server import RasaUnavailable, setup_venv, train
+    from nlu.training_data import DEFAULT_DATA_DIR
+
+    settings = _settings(config)
+    data_dir = Path(settings.nlu.data_dir) if settings.nlu.data_dir else DEFAULT_DATA_DIR
+    try:
+        model = train(setup_venv(), Path(out).resolve(), data_dir, force=force)
+    except RasaUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    took = f"in {model.seconds:.1f}s" if model.seconds else "(already trained on this data)"
+    click.echo(f"Rasa model {took}: {model.path}")
+
+
+@nlu_rasa.command("serve")
+@click.option("--out", default="var/rasa", show_default=True, help="Folder for Rasa models.")
+@click.option("--port", default=None, type=int, help="Port on 127.0.0.1 (default: from nlu.rasa.url).")
+@click.pass_obj
+def nlu_rasa_serve(config: str | None, out: str, port: int | None) -> None:
+    """Train if needed, then serve Rasa's HTTP API on 127.0.0.1 until interrupted."""
+    from urllib.parse import urlsplit
+
+    from nlu.rasa_server import RasaUnavailable, serve, setup_venv, train
+    from nlu.training_data import DEFAULT_DATA_DIR
+
+    settings = _settings(config)
+    data_dir = Path(settings.nlu.data_dir) if settings.nlu.data_dir else DEFAULT_DATA_DIR
+    port = port or urlsplit(settings.nlu.rasa.url).port or 5005
+    try:
+        venv = setup_venv()
+        model = train(venv, Path(out).resolve(), data_dir)
+        with serve(venv, model.path, port, Path(out).resolve() / "rasa-server.log") as server:
+            click.echo(f"Rasa serving {model.path.name} on {server.url} (log: {out}/rasa-server.log); Ctrl-C stops it")
+            while True:
+                time.sleep(3600)
+    except RasaUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo("Rasa stopped")
 
 
 @main.group()

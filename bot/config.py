@@ -214,8 +214,26 @@ class ChannelsConfig(_Section):
     )
 
 
+class RasaConfig(_Section):
+    url: str = Field("http://127.0.0.1:5005", description="base URL of a Rasa server started with --enable-api")
+    timeout_s: float = Field(2.0, gt=0, description="seconds to wait for Rasa's answer before the embedded one")
+    retry_after_s: float = Field(
+        30.0, gt=0, description="seconds the embedded backend answers alone after Rasa failed, before Rasa is retried"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL such as http://127.0.0.1:5005")
+        return value.rstrip("/")
+
+
 class NluConfig(_Section):
-    backend: Literal["embedded"] = Field("embedded", description="the NLU backend: embedded")
+    backend: Literal["embedded", "rasa"] = Field(
+        "embedded", description="embedded (in-process) or rasa (a Rasa server at nlu.rasa.url)"
+    )
+    rasa: RasaConfig = Field(default_factory=RasaConfig, description="the Rasa server, used when backend is rasa")
     confidence_threshold: float = Field(
         0.35, ge=0.0, le=1.0, description="a number between 0 and 1; below it the intent is out_of_scope"
     )

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -65,8 +66,9 @@ class Pipeline:
         """Button payloads say what they mean; free text goes to the interpreter."""
         payload = message.button_payload or ""
         if payload.startswith(INTENT_PAYLOAD) and payload[len(INTENT_PAYLOAD):] in INTENTS:
-            return Interpretation(payload[len(INTENT_PAYLOAD):], 1.0, message.language_hint)
-        return self.interpreter.interpret(message.text, message.language_hint)
+            return Interpretation(payload[len(INTENT_PAYLOAD):], 1.0, message.language_hint, backend="button")
+        # Relative dates ("besok") count from when the customer wrote, not from when we got to it.
+        return self.interpreter.interpret(message.text, message.language_hint, message.received_at)
 
     def handle(self, message: InboundMessage) -> InboundResult:
         # Understanding is pure CPU: done before the transaction so no lock is held meanwhile.
@@ -158,7 +160,12 @@ class Pipeline:
 
 def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
                 interpretation: Interpretation | None, now: datetime) -> Message:
-    meta: dict[str, str] = {}
+    meta: dict[str, Any] = {}
+    if interpretation is not None:
+        # What was understood stays with the message: agents and audits see why the bot answered as it did.
+        meta["nlu"] = {"backend": interpretation.backend,
+                       "entities": [{"entity": e.entity, "value": e.value, "text": e.text}
+                                    for e in interpretation.entities]}
     if message.deep_link:
         meta["deep_link"] = message.deep_link
     if message.shared_phone:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 INTENTS = (
@@ -27,12 +28,18 @@ class Interpretation:
     language: str | None = None
     entities: tuple[Entity, ...] = ()
     ranking: tuple[tuple[str, float], ...] = field(default=())
+    # Which backend answered: "embedded", "rasa", or "embedded (rasa down)" when Rasa could not.
+    backend: str = "embedded"
 
     def entity(self, name: str) -> Entity | None:
         return next((e for e in self.entities if e.entity == name), None)
 
 
 class Interpreter(Protocol):
-    """`interpret` is pure CPU (embedded) or one HTTP call (Rasa); it never touches the database."""
+    """`interpret` is pure CPU (embedded) or one HTTP call (Rasa); it never touches the database.
 
-    def interpret(self, text: str, language_hint: str | None = None) -> Interpretation: ...
+    `now` is when the message arrived: relative dates ("besok") are read from it, in Asia/Jakarta.
+    """
+
+    def interpret(self, text: str, language_hint: str | None = None, now: datetime | None = None) -> Interpretation:
+        ...

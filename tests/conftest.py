@@ -101,6 +101,30 @@ def interpreter(base_settings: Settings) -> EmbeddedInterpreter:
     return load_or_train(base_settings.nlu.confidence_threshold, None, None)
 
 
+@pytest.fixture(scope="session")
+def rasa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Rasa 3.6 server trained on nlu/data (model cached in var/rasa by data fingerprint).
+
+    The environment comes from nlu/rasa/setup.sh, which .ci/run calls; locally a missing environment
+    skips loudly, and SAPA_REQUIRE_RASA=1 (set by .ci/run) makes it a failure.
+    """
+    from nlu.rasa_server import RasaUnavailable, find_venv, serve, train
+    from tests.support.server import free_port
+
+    venv = find_venv()
+    if venv is None:
+        _missing("Rasa", "no Rasa environment; run `sapa nlu rasa setup` (or bash nlu/rasa/setup.sh)",
+                 "SAPA_REQUIRE_RASA")
+    assert venv is not None
+    try:
+        model = train(venv, ROOT / "var" / "rasa")
+        log = tmp_path_factory.mktemp("rasa") / "rasa-server.log"
+        with serve(venv, model.path, free_port(), log) as server:
+            yield server.url
+    except RasaUnavailable as exc:
+        _missing("Rasa", str(exc), "SAPA_REQUIRE_RASA")
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()

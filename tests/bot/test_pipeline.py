@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.messages import InboundMessage
@@ -203,3 +204,26 @@ def test_a_number_answers_the_numbered_options_of_the_last_message(customer, sap
     customer.say("asdfgh qwerty zxcv")
     assert customer.buttons()[0]["payload"] == "intent:talk_to_agent"
     assert "kami teruskan ke petugas" in customer.say("1")[0]
+
+
+@pytest.mark.parametrize("text", ["😀😀😀", "🙏", "jfjfjf kdkdkd zzzqqq", "x" * 2000])
+def test_emoji_only_gibberish_and_maximal_text_get_the_fallback_answer(customer, sapa, text):
+    replies = customer.say(text)
+    assert len(replies) == 1 and replies[0].startswith("Mohon maaf, kami belum memahami pesan Anda")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        row = session.execute(select(Message).where(Message.direction == "in")).scalar_one()
+    assert (row.text, row.intent) == (text, "out_of_scope")
+
+
+def test_what_was_understood_is_kept_with_the_message(customer, sapa):
+    customer.say("halo")
+    customer.say("Rina")
+    customer.say("pesanan INV-2026-00123 sudah dikirim belum? saya bayar Rp 1.250.000")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        row = session.execute(select(Message).where(Message.direction == "in").order_by(Message.id.desc())
+                              .limit(1)).scalar_one()
+    assert row.intent == "check_status"
+    assert row.meta["nlu"] == {"backend": "embedded", "entities": [
+        {"entity": "order_id", "value": "INV-2026-00123", "text": "INV-2026-00123"},
+        {"entity": "amount", "value": 1250000, "text": "Rp 1.250.000"},
+    ]}
