@@ -42,6 +42,9 @@ def test_database_url_comes_from_the_environment():
         (lambda d: d["nlu"].update(confidence_threshold=1.5),
          "nlu.confidence_threshold: Input should be less than or equal to 1 (got 1.5). "
          "Fix: use a number between 0 and 1; below it the intent is out_of_scope."),
+        (lambda d: d["nlu"].update(backend="spacy"), "nlu.backend: Input should be 'embedded' or 'rasa'"),
+        (lambda d: d["nlu"]["rasa"].update(url="127.0.0.1:5005"),
+         "nlu.rasa.url: Value error, an http:// or https:// URL such as http://127.0.0.1:5005"),
         (lambda d: d["company"].update(timezone="Asia/Jakartaa"),
          "company.timezone: Value error, unknown time zone 'Asia/Jakartaa'"),
         (lambda d: d["server"].update(prot=8000), "server.prot: Extra inputs are not permitted"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import timeit
-
 import pytest
 
 from nlu.language import detect_language
@@ -126,9 +124,3 @@ def test_messages_that_do_not_say_are_left_to_the_profile(text: str) -> None:
 @pytest.mark.parametrize("text", ["a" * 10_000, "😡" * 5_000, "kak " * 2_500, "\x00\u200b", "你好"])
 def test_odd_input_never_raises(text: str) -> None:
     assert detect_language(text) in {"id", "en", None}
-
-
-def test_a_typical_message_is_classified_quickly() -> None:
-    text = "halo kak, pesanan aku udh 5 hari blm nyampe juga nih, tolong dicek ya min makasih"
-    seconds = min(timeit.repeat(lambda: detect_language(text), number=200, repeat=5)) / 200
-    assert seconds < 300e-6  # generous for a loaded CI machine; typically well under 30 µs

