@@ -22,6 +22,8 @@ def build_interpreter(
         data_dir = Path(config.data_dir) if config.data_dir else None
         embedded = load_or_train(config.confidence_threshold, data_dir, model_cache)
     if config.backend == "rasa":
-        return RasaInterpreter(config.rasa.url, embedded, config.confidence_threshold,
+        rasa = RasaInterpreter(config.rasa.url, embedded, config.confidence_threshold,
                                timeout_s=config.rasa.timeout_s, retry_after_s=config.rasa.retry_after_s)
+        rasa.probe()  # logs at start-up when Rasa is not there; messages are understood either way
+        return rasa
     return embedded

@@ -54,6 +54,21 @@ class RasaInterpreter:
         self._down = False
         self._unknown_intents: set[str] = set()
 
+    def probe(self) -> bool:
+        """Ask Rasa's /status once (at start-up), so an unreachable server is known and logged at once."""
+        try:
+            self._client.get(f"{self.url}/status").raise_for_status()
+        except httpx.HTTPError as exc:
+            self._mark_down(exc)
+            return False
+        self._mark_up()
+        return True
+
+    @property
+    def down(self) -> bool:
+        """True from a failed call until Rasa answers again (the embedded backend answers meanwhile)."""
+        return self._down
+
     def interpret(self, text: str, language_hint: str | None = None, now: datetime | None = None) -> Interpretation:
         language = detect_language(text) or language_hint
         if not text.strip():

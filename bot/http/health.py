@@ -1,4 +1,4 @@
-"""GET /healthz: is the database reachable, is the scheduler ticking, how full is the outbox."""
+"""GET /healthz: is the database reachable, is the scheduler ticking, how full is the outbox, is Rasa up."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from nlu.rasa_backend import RasaInterpreter
 from store.messages import outbox_counts
 from store.tasks import due_count
 
@@ -38,6 +39,12 @@ def healthz(request: Request) -> JSONResponse:
         "due_tasks": due,
     }
     body["outbox_dispatcher"] = {"running": sapa.dispatcher.running}
+    body["nlu"] = {"backend": sapa.settings.nlu.backend}
+    if isinstance(sapa.interpreter, RasaInterpreter):
+        # Messages are still understood (by the embedded backend), so a Rasa outage degrades, never errors.
+        body["nlu"]["rasa"] = {"url": sapa.interpreter.url, "up": not sapa.interpreter.down}
+        if sapa.interpreter.down and body["status"] == "ok":
+            body["status"] = "degraded"
     if body["status"] == "ok" and sapa.settings.scheduler.enabled and not sapa.scheduler.running:
         body["status"] = "degraded"
     return JSONResponse(body, status_code=200 if body["status"] != "error" else 503)

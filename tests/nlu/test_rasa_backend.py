@@ -190,6 +190,28 @@ def test_rasa_entities_are_normalised_and_merged_with_ours(broken_rasa, interpre
     assert [(e.entity, e.value) for e in answer.entities] == [("person_name", "Joko Susilo"), ("amount", 250_000)]
 
 
+def test_healthz_reports_a_rasa_outage_as_degraded(settings: Settings, clock, database) -> None:
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+    from tests.support.webchat import WebchatUser
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    rasa_settings = settings.model_copy(update={"nlu": settings.nlu.model_copy(update={
+        "backend": "rasa", "rasa": settings.nlu.rasa.model_copy(update={"url": dead, "timeout_s": 1.0})})})
+    sapa = build(rasa_settings, clock=clock, database=database, model_cache=ROOT / "var" / "nlu")
+    try:
+        with TestClient(create_app(sapa, background=False)) as client:
+            health = client.get("/healthz")
+            replies = WebchatUser(client, sapa).say("halo kak")
+        assert replies, "the embedded backend answered while Rasa was down"
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded"
+        assert health.json()["nlu"] == {"backend": "rasa", "rasa": {"url": dead, "up": False}}
+    finally:
+        sapa.stop_background()
+
+
 def test_pipeline_on_the_rasa_backend_opens_a_ticket(rasa_url: str, settings: Settings, clock, database) -> None:
     from tests.support.webchat import WebchatUser
 
@@ -199,7 +221,7 @@ def test_pipeline_on_the_rasa_backend_opens_a_ticket(rasa_url: str, settings: Se
     )
     sapa = build(rasa_settings, clock=clock, database=database, model_cache=ROOT / "var" / "nlu")
     try:
-        assert isinstance(sapa.interpreter, RasaInterpreter)
+        assert isinstance(sapa.interpreter, RasaInterpreter) and not sapa.interpreter.down
         from fastapi.testclient import TestClient
 
         from bot.app import create_app
