@@ -21,6 +21,10 @@ fi
 # A pyenv shim can exist on PATH and still refuse to run, so each candidate must actually start and
 # report a version Rasa 3.6 supports.
 usable() { "$1" -c 'import sys; sys.exit(not (3, 8) <= sys.version_info[:2] < (3, 11))' >/dev/null 2>&1; }
+if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ]; then
+  echo "nlu/rasa/setup.sh: $venv exists and is not a virtual environment; refusing to replace it" >&2
+  exit 1
+fi
 python="${SAPA_RASA_PYTHON:-}"
 if [ -z "$python" ]; then
   for candidate in "$HOME"/.pyenv/versions/3.10*/bin/python3.10 python3.10 python3.9 python3.8; do
@@ -37,7 +41,7 @@ if [ -z "$python" ]; then
 fi
 
 echo "creating the Rasa environment in $venv with $python (a few minutes, ~1.5 GB)" >&2
-rm -rf "$venv"
+rm -rf "$venv"  # a half-finished earlier attempt
 mkdir -p "$(dirname "$venv")"
 "$python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip 'setuptools<70' wheel >&2
