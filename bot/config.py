@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -263,6 +264,70 @@ class ConversationConfig(_Section):
     )
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Tier = Literal["regular", "vip"]
+EscalationRole = Literal["supervisor", "management"]
+
+
+class SlaTarget(_Section):
+    first_response_minutes: int = Field(..., ge=1, description="minutes until an agent must first answer, e.g. 240")
+    resolution_minutes: int = Field(..., ge=1, description="minutes until the ticket must be resolved, e.g. 1440")
+    business_hours_only: bool = Field(
+        True, description="true: count only business hours (sla.business_hours, minus holidays); false: all hours"
+    )
+
+    @model_validator(mode="after")
+    def _resolution_after_response(self) -> SlaTarget:
+        if self.resolution_minutes < self.first_response_minutes:
+            raise ValueError("resolution_minutes must be at least first_response_minutes")
+        return self
+
+
+class BusinessHoursConfig(_Section):
+    days: tuple[Weekday, ...] = Field(("mon", "tue", "wed", "thu", "fri"), min_length=1,
+                                      description="working days such as [mon, tue, wed, thu, fri, sat]")
+    start: time = Field(time(8, 0), description='opening time such as "08:00" (company time zone)')
+    end: time = Field(time(17, 0), description='closing time such as "17:00", after start')
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHoursConfig:
+        if self.start >= self.end:
+            raise ValueError("business_hours.start must be before business_hours.end")
+        return self
+
+
+class EscalationConfig(_Section):
+    first_response_breach: EscalationRole = Field(
+        "supervisor", description="who is alerted when nobody answered in time: supervisor or management"
+    )
+    resolution_breach: EscalationRole = Field(
+        "management", description="who is alerted when a ticket is not resolved in time: supervisor or management"
+    )
+    warn_agents_at: float = Field(
+        0.75, gt=0, lt=1, description="share of the first-response time after which the queue is reminded, e.g. 0.75"
+    )
+
+
+def _default_tiers() -> dict[Tier, SlaTarget]:
+    return {"regular": SlaTarget(first_response_minutes=240, resolution_minutes=1440),
+            "vip": SlaTarget(first_response_minutes=30, resolution_minutes=240, business_hours_only=False)}
+
+
+class SlaConfig(_Section):
+    tiers: dict[Tier, SlaTarget] = Field(default_factory=_default_tiers,
+                                         description="targets per tier: sla.tiers.regular and sla.tiers.vip")
+    business_hours: BusinessHoursConfig = Field(default_factory=BusinessHoursConfig)
+    holidays: tuple[date, ...] = Field((), description="public holidays as YYYY-MM-DD; no business hours on them")
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+
+    @model_validator(mode="after")
+    def _both_tiers(self) -> SlaConfig:
+        missing = {"regular", "vip"} - set(self.tiers)
+        if missing:
+            raise ValueError(f"sla.tiers needs {' and '.join(sorted(missing))}")
+        return self
+
+
 class Settings(_Section):
     """Everything Sapa reads from config.yml, validated, with environment overrides applied."""
 
@@ -277,6 +342,7 @@ class Settings(_Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    sla: SlaConfig = Field(default_factory=SlaConfig)
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers import sla
 from handlers.desk import ticket_reference
 from handlers.handoff import hand_off
 from handlers.turn import Reply, Route, Turn
@@ -17,12 +18,15 @@ def open_complaint(turn: Turn) -> list[Reply]:
     )
     turn.session.add(ticket)
     turn.session.flush()
+    sla.start(turn.session, turn.settings, ticket, turn.customer, now=now)
     turn.session.add(TicketEvent(
         ticket_id=ticket.id, kind="opened", detail={"channel": turn.message.channel, "message_id": turn.message_id},
         created_at=now,
     ))
+    assert ticket.first_response_due_at is not None
     acknowledgement = turn.reply("complaint_received", name=turn.customer.name or "",
-                                 ticket=ticket_reference(ticket.id))
+                                 ticket=ticket_reference(ticket.id),
+                                 due=sla.promised(turn.settings, ticket.first_response_due_at, turn.language))
     hand_off(turn)
     return [acknowledgement]
 

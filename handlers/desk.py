@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.templating import render
+from handlers import sla
 from store.audit import record
 from store.messages import add_desk_post, add_outbound
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
@@ -143,11 +144,42 @@ def _first_response(session: Session, conversation: Conversation, agent: Agent, 
     for ticket in open_tickets(session, conversation.customer_id):
         if ticket.first_responded_at is None:
             ticket.first_responded_at = now
+            sla.answered(session, ticket, now=now)
             ticket.updated_at = now
         if ticket.assigned_agent_id is None:
             ticket.assigned_agent_id = agent.id
             session.add(TicketEvent(ticket_id=ticket.id, kind="assigned", agent_id=agent.id,
                                     detail={"by": "reply"}, created_at=now))
+
+
+ESCALATION_ROLES = {1: "supervisor", 2: "management"}
+ESCALATION_LEVELS = {role: level for level, role in ESCALATION_ROLES.items()}
+
+
+def escalate(session: Session, settings: Settings, conversation: Conversation, tickets: list[Ticket], *,
+             role: str, by: str, agent_id: int | None, reason: str, now: datetime) -> None:
+    """Raise tickets to `role`, write the escalation log, alert that role in Slack, tell the customer.
+
+    One path for an agent's Escalate button and for an automatic SLA breach, so both leave the same
+    record: a ticket event per ticket, a card in the escalation channel with the people of that role
+    mentioned, a note in the conversation's thread.
+    """
+    level = ESCALATION_LEVELS[role]
+    for ticket in tickets:
+        ticket.escalation_level = max(ticket.escalation_level, level)
+        ticket.priority, ticket.updated_at = ticket.priority + 1, now
+        session.add(TicketEvent(ticket_id=ticket.id, kind="escalated", agent_id=agent_id,
+                                detail={"level": level, "role": role, "by": by, "reason": reason}, created_at=now))
+    people = session.execute(select(Agent).where(Agent.role == role, Agent.active.is_(True))).scalars()
+    mentions = " ".join(f"<@{p.slack_user_id}>" for p in people if p.slack_user_id)
+    data = card(session, settings, conversation, title=f"Escalation level {level} ({role}): {reason}")
+    data["mention"] = mentions or data["mention"]
+    refs = ", ".join(ticket_reference(t.id) for t in tickets)
+    add_desk_post(session, recipient=settings.slack.escalation_channel or settings.slack.queue_channel,
+                  text=f"🚨 Escalation level {level} to {role}: {data['customer_name']}, {refs} ({reason}; by {by})",
+                  now=now, conversation_id=conversation.id, options={"card": data})
+    _tell_customer(session, settings, conversation, "escalated", now=now)
+    _note_thread(session, conversation, f"🚨 Escalated to {role} by {by}: {reason}", now=now)
 
 
 def agent_reply(session: Session, settings: Settings, *, slack_user: str, thread_ts: str, text: str,
@@ -210,6 +242,7 @@ def agent_action(session: Session, settings: Settings, *, action: str, conversat
     elif action == "resolve":
         for ticket in tickets:
             ticket.status, ticket.resolved_at, ticket.updated_at = "resolved", now, now
+            sla.resolved(session, ticket, now=now)
             ticket.resolution = ticket.resolution or f"Resolved in Slack by {agent.name}"
             session.add(TicketEvent(ticket_id=ticket.id, kind="resolved", agent_id=agent.id, detail={},
                                     created_at=now))
@@ -219,20 +252,8 @@ def agent_action(session: Session, settings: Settings, *, action: str, conversat
         _note_thread(session, conversation, f"✅ Resolved by {agent.name}", now=now)
     elif action == "escalate":
         level = max((t.escalation_level for t in tickets), default=0) + 1
-        for ticket in tickets:
-            ticket.escalation_level, ticket.priority, ticket.updated_at = level, ticket.priority + 1, now
-            session.add(TicketEvent(ticket_id=ticket.id, kind="escalated", agent_id=agent.id,
-                                    detail={"level": level, "by": agent.name}, created_at=now))
-        role = "supervisor" if level == 1 else "management"
-        people = session.execute(select(Agent).where(Agent.role == role, Agent.active.is_(True))).scalars()
-        mentions = " ".join(f"<@{p.slack_user_id}>" for p in people if p.slack_user_id)
-        data = card(session, settings, conversation, title=f"Escalation level {level} ({role})")
-        data["mention"] = mentions or data["mention"]
-        add_desk_post(session, recipient=settings.slack.escalation_channel or settings.slack.queue_channel,
-                      text=f"🚨 Escalation level {level}: {data['customer_name']} (by {agent.name})", now=now,
-                      conversation_id=conversation.id, options={"card": data})
-        _tell_customer(session, settings, conversation, "escalated", now=now)
-        _note_thread(session, conversation, f"🚨 Escalated to {role} by {agent.name}", now=now)
+        escalate(session, settings, conversation, tickets, role=ESCALATION_ROLES[min(level, 2)],
+                 by=agent.name, agent_id=agent.id, reason="escalated by an agent", now=now)
     elif action == "back_to_bot":
         conversation.status, conversation.owner_agent_id = "bot", None
         _tell_customer(session, settings, conversation, "back_to_bot", now=now)

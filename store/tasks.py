@@ -91,3 +91,13 @@ def due_count(session: Session, *, now: datetime) -> int:
             select(func.count()).select_from(Task).where(Task.status == "pending", Task.due_at <= now)
         ).scalar_one()
     )
+
+
+def cancel(session: Session, dedupe_keys: list[str], *, now: datetime) -> int:
+    """Cancel pending tasks that are no longer needed (an answered ticket's SLA checks); returns how many."""
+    tasks = session.execute(
+        select(Task).where(Task.dedupe_key.in_(dedupe_keys), Task.status == "pending")
+    ).scalars().all()
+    for task in tasks:
+        task.status, task.finished_at = "cancelled", now
+    return len(tasks)

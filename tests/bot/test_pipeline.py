@@ -180,8 +180,13 @@ def test_crm_3_1_a_complaint_opens_a_ticket_and_is_acknowledged_with_its_number(
         conversation = session.execute(select(Conversation)).scalar_one()
     assert replies == [
         "Mohon maaf atas ketidaknyamanan ini, Rina. Keluhan Anda sudah kami catat dengan nomor tiket "
-        f"TKT-{ticket.id:06d}. Petugas kami akan segera menindaklanjutinya dan membalas di sini."
+        f"TKT-{ticket.id:06d}. Petugas kami akan menindaklanjutinya dan membalas di sini paling lambat "
+        "5 Jan 13.00 WIB."
     ]
+    # Opened Monday 09:00 WIB; a regular ticket has 240 business minutes (08:00-17:00) to a first answer,
+    # which is the promise above, and 1440 to resolution: Monday's 480, Tuesday's 540, Wednesday to 15:00.
+    assert ticket.first_response_due_at == datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
+    assert ticket.resolution_due_at == datetime(2026, 1, 7, 8, 0, tzinfo=UTC)
     assert (ticket.kind, ticket.status, ticket.conversation_id) == ("complaint", "open", conversation.id)
     assert ticket.description == "paket saya datang dalam keadaan rusak, saya kecewa sekali"
     assert [e.kind for e in events] == ["opened"]

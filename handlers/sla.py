@@ -1,0 +1,78 @@
+"""Service levels: due times when a ticket opens, and the escalation ladder when they pass unmet.
+
+A ticket's tier (regular or VIP) picks its targets from `sla.tiers`; business-hour targets skip nights,
+non-working days and `sla.holidays`. Opening a ticket schedules three durable checks (a reminder to the
+queue, the first-response deadline, the resolution deadline); answering or resolving cancels them.
+The checks themselves run in `handlers/sla_checks.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from bot.business_time import BusinessCalendar, add_wall_minutes
+from bot.config import Settings, Tier
+from store.models import Customer, Ticket
+from store.tasks import cancel, schedule
+
+CHECK = "sla.check"
+STAGES = ("warn", "first_response", "resolution")
+DONE_STATUSES = ("resolved", "closed")
+
+
+def calendar(settings: Settings) -> BusinessCalendar:
+    hours = settings.sla.business_hours
+    return BusinessCalendar.of(settings.company.timezone, hours.days, hours.start, hours.end, settings.sla.holidays)
+
+
+def tier_of(customer: Customer) -> Tier:
+    return "vip" if customer.is_vip else "regular"
+
+
+def due_times(settings: Settings, tier: Tier, opened_at: datetime) -> tuple[datetime, datetime]:
+    """(first response due, resolution due) for a ticket of `tier` opened at `opened_at`."""
+    target = settings.sla.tiers[tier]
+    if target.business_hours_only:
+        days = calendar(settings)
+        return days.add(opened_at, target.first_response_minutes), days.add(opened_at, target.resolution_minutes)
+    return (add_wall_minutes(opened_at, target.first_response_minutes),
+            add_wall_minutes(opened_at, target.resolution_minutes))
+
+
+def _key(ticket_id: int, stage: str) -> str:
+    return f"sla:{ticket_id}:{stage}"
+
+
+def start(session: Session, settings: Settings, ticket: Ticket, customer: Customer, *, now: datetime) -> None:
+    """Set the ticket's due times from its customer's tier and schedule its checks."""
+    tier = tier_of(customer)
+    first_due, resolution_due = due_times(settings, tier, now)
+    ticket.first_response_due_at, ticket.resolution_due_at = first_due, resolution_due
+    warn_at = now + (first_due - now) * settings.sla.escalation.warn_agents_at
+    for stage, due in (("warn", warn_at), ("first_response", first_due), ("resolution", resolution_due)):
+        schedule(session, CHECK, due_at=due, now=now, payload={"ticket_id": ticket.id, "stage": stage, "tier": tier},
+                 dedupe_key=_key(ticket.id, stage))
+
+
+def answered(session: Session, ticket: Ticket, *, now: datetime) -> None:
+    """An agent answered: the reminder and the first-response check are not needed any more."""
+    cancel(session, [_key(ticket.id, "warn"), _key(ticket.id, "first_response")], now=now)
+
+
+def resolved(session: Session, ticket: Ticket, *, now: datetime) -> None:
+    cancel(session, [_key(ticket.id, stage) for stage in STAGES], now=now)
+
+
+_MONTHS = {"id": ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"),
+           "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")}
+
+
+def promised(settings: Settings, moment: datetime, language: str) -> str:
+    """A due time as the customer reads it: "23 Nov 14.30 WIB" (id) or "23 Nov 14:30 WIB" (en)."""
+    local = moment.astimezone(ZoneInfo(settings.company.timezone))
+    month = _MONTHS.get(language, _MONTHS["en"])[local.month - 1]
+    clock = local.strftime("%H.%M" if language == "id" else "%H:%M")
+    return f"{local.day} {month} {clock} {local.tzname()}"
