@@ -15,10 +15,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateError, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from bot.templating import compile_template
+from bot.templating import compile_template, render
 
 Language = Literal["id", "en"]
 PURPOSES = ("reply", "follow_up", "survey", "status_update", "broadcast")
@@ -43,6 +43,19 @@ REQUIRED_TEMPLATES = (
     "thanks",
     "handoff",
     "needs_agent",
+    "faq_answer",
+    "faq_no_answer",
+    "fallback_handoff",
+    "status_list",
+    "status_none",
+    "resolution_check",
+    "button_solved",
+    "button_not_solved",
+    "resolution_confirmed",
+    "resolution_reopened",
+    "csat_question",
+    "csat_thanks",
+    "csat_low",
     "button_agent",
     "complaint_received",
     "opt_out_confirmed",
@@ -319,6 +332,9 @@ class SlaConfig(_Section):
     business_hours: BusinessHoursConfig = Field(default_factory=BusinessHoursConfig)
     holidays: tuple[date, ...] = Field((), description="public holidays as YYYY-MM-DD; no business hours on them")
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    confirm_resolution_after_minutes: int = Field(
+        1440, ge=1, description="minutes after a resolution when the customer is asked whether it is solved, e.g. 1440"
+    )
 
     @model_validator(mode="after")
     def _both_tiers(self) -> SlaConfig:
@@ -326,6 +342,80 @@ class SlaConfig(_Section):
         if missing:
             raise ValueError(f"sla.tiers needs {' and '.join(sorted(missing))}")
         return self
+
+
+class FaqEntry(_Section):
+    id: str = Field(..., pattern=r"^[a-z0-9_]+$", description="a short key of a-z, 0-9 and _, e.g. opening_hours")
+    question: dict[Language, str] = Field(
+        ..., min_length=1, description="the question in one or more languages: question.<language>: text"
+    )
+    examples: tuple[str, ...] = Field(
+        ..., min_length=1, description="a list of ways customers ask it (informal and formal Indonesian, English)"
+    )
+    answer: dict[Language, str] = Field(
+        ..., description="the answer per language: answer.<language>: text, may use {{ name }} and {{ company }}"
+    )
+
+
+class FaqConfig(_Section):
+    min_similarity: float = Field(
+        0.35, ge=0.0, le=1.0,
+        description="a number between 0 and 1; a question less similar than this to every entry gets no answer",
+    )
+    entries: tuple[FaqEntry, ...] = Field((), description="a list of {id, question, examples, answer}")
+
+
+def _faq_problems(faq: FaqConfig, languages: tuple[str, ...]) -> list[str]:
+    """Every answer exists in every language and renders with the variables an answer gets."""
+    problems = []
+    seen: set[str] = set()
+    for entry in faq.entries:
+        if entry.id in seen:
+            problems.append(f"faq.entries: id {entry.id!r} is used twice (give each entry its own id)")
+        seen.add(entry.id)
+        for language in languages:
+            if language not in entry.answer:
+                problems.append(f"faq.{entry.id}.answer.{language} is missing (add the {language} text)")
+        for lang, text in entry.answer.items():
+            key = f"faq.{entry.id}.answer.{lang}"
+            if lang not in languages:
+                problems.append(f"{key}: not one of languages {list(languages)}")
+                continue
+            try:
+                for name in ("", "Rina"):  # both sides of an {% if name %}
+                    render(text, {"name": name, "company": "PT Contoh"})
+            except TemplateSyntaxError as exc:
+                problems.append(f"{key} does not parse: {exc.message}")
+            except TemplateError as exc:
+                problems.append(f"{key} cannot be rendered ({exc.message}); "
+                                "use only {{ name }} and {{ company }}")
+    return problems
+
+
+def _default_csat_words() -> dict[str, int]:
+    return {"sangat puas": 5, "puas banget": 5, "puas sekali": 5, "mantap": 5, "very satisfied": 5, "excellent": 5,
+            "puas": 4, "satisfied": 4, "good": 4, "bagus": 4, "lumayan": 3, "biasa": 3, "cukup": 3, "okay": 3,
+            "kurang puas": 2, "kurang": 2, "not satisfied": 2, "unsatisfied": 2, "poor": 2,
+            "kecewa": 1, "sangat kecewa": 1, "kecewa banget": 1, "buruk": 1, "disappointed": 1, "terrible": 1}
+
+
+class SurveyConfig(_Section):
+    csat_delay_minutes: float = Field(
+        60, gt=0, description="minutes after a resolution when the CSAT question goes out, e.g. 60"
+    )
+    low_score: int = Field(2, ge=1, le=4, description="a CSAT score at or below this alerts the supervisors, 1..4")
+    words: dict[str, int] = Field(
+        default_factory=_default_csat_words,
+        description='answers in words and their score 1..5, e.g. {"puas banget": 5, "kecewa": 1}',
+    )
+
+    @field_validator("words")
+    @classmethod
+    def _scores_in_range(cls, value: dict[str, int]) -> dict[str, int]:
+        wrong = [word for word, score in value.items() if not 1 <= score <= 5]
+        if wrong:
+            raise ValueError(f"scores must be 1..5 (check {', '.join(wrong)})")
+        return {word.lower(): score for word, score in value.items()}
 
 
 class Settings(_Section):
@@ -343,6 +433,8 @@ class Settings(_Section):
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     sla: SlaConfig = Field(default_factory=SlaConfig)
+    faq: FaqConfig = Field(default_factory=FaqConfig, description="the FAQ knowledge base: min_similarity, entries")
+    surveys: SurveyConfig = Field(default_factory=SurveyConfig, description="satisfaction surveys (CSAT)")
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )
@@ -369,6 +461,7 @@ class Settings(_Section):
                     compile_template(text)
                 except TemplateSyntaxError as exc:
                     problems.append(f"templates.{name}.{lang} does not parse: {exc.message}")
+        problems.extend(_faq_problems(self.faq, self.languages))
         if problems:
             raise ValueError("; ".join(problems))
         return self

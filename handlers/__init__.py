@@ -5,13 +5,28 @@ Order: consent keywords, pending questions (the customer is answering us), inten
 
 from __future__ import annotations
 
-from handlers import complaints, consent, fallback, greeting, handoff, intake
+from handlers import (
+    complaints,
+    consent,
+    fallback,
+    greeting,
+    handoff,
+    inquiries,
+    intake,
+    resolution_check,
+    status,
+    surveys,
+)
 from handlers.turn import Reply, Route, Turn
 
 ROUTES: list[Route] = [
     *consent.ROUTES,  # STOP / START keywords: before anything else the words might mean
     *intake.ROUTES,  # pending: ask_name
+    *resolution_check.ROUTES,  # CRM-3.5: "is it really solved?" (button or words)
+    *surveys.ROUTES,  # CSAT answers (button, number or words)
     *complaints.ROUTES,  # complaint: ticket + handoff
+    *inquiries.ROUTES,  # ask_info: FAQ answers
+    *status.ROUTES,  # check_status: open tickets in plain words
     *handoff.ROUTES,  # talk_to_agent
     *greeting.ROUTES,  # greet, thanks, goodbye
     *fallback.ROUTES,  # anything else
@@ -23,6 +38,8 @@ def dispatch(turn: Turn, routes: list[Route] = ROUTES) -> list[Reply]:
         if route.matches(turn):
             replies = route.handler(turn)
             if replies is not None:
+                if route.handler is not fallback.fallback:
+                    turn.conversation.misunderstood = 0  # understood: the count of misses starts again
                 return replies
     return []
 

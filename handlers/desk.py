@@ -242,7 +242,7 @@ def agent_action(session: Session, settings: Settings, *, action: str, conversat
     elif action == "resolve":
         for ticket in tickets:
             ticket.status, ticket.resolved_at, ticket.updated_at = "resolved", now, now
-            sla.resolved(session, ticket, now=now)
+            sla.resolved(session, settings, ticket, now=now)
             ticket.resolution = ticket.resolution or f"Resolved in Slack by {agent.name}"
             session.add(TicketEvent(ticket_id=ticket.id, kind="resolved", agent_id=agent.id, detail={},
                                     created_at=now))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from handlers.handoff import hand_off
 from handlers.turn import Reply, Route, Turn
 
 # Intents Sapa recognises but whose SOP flow is not built yet: saying "we did not understand" would
 # be false, so the customer is told a person will help and offered the handoff.
-NEEDS_AGENT = ("ask_info", "request", "check_status", "loyalty_points", "opt_out", "opt_in",
-               "update_profile", "delete_data")
+NEEDS_AGENT = ("request", "loyalty_points", "opt_out", "opt_in", "update_profile", "delete_data")
 
 
 def needs_agent(turn: Turn) -> list[Reply]:
@@ -15,6 +15,11 @@ def needs_agent(turn: Turn) -> list[Reply]:
 
 
 def fallback(turn: Turn) -> list[Reply]:
+    turn.conversation.misunderstood = (turn.conversation.misunderstood or 0) + 1
+    if turn.conversation.misunderstood >= 2:
+        # Twice in a row the bot could not help: asking a third time would only frustrate.
+        turn.conversation.misunderstood = 0
+        return hand_off(turn, "fallback_handoff")
     return [turn.reply("fallback", buttons=(turn.button("button_agent", "intent:talk_to_agent"),))]
 
 

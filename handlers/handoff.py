@@ -6,7 +6,7 @@ from handlers.desk import post_handoff
 from handlers.turn import Reply, Route, Turn
 
 
-def hand_off(turn: Turn) -> list[Reply]:
+def hand_off(turn: Turn, template: str = "handoff") -> list[Reply]:
     """Put the conversation in the agents' queue; the bot stays quiet until an agent hands it back."""
     conversation = turn.conversation
     conversation.status = "waiting"
@@ -15,7 +15,7 @@ def hand_off(turn: Turn) -> list[Reply]:
     # Flush so the card built from the log includes the customer's message that asked for a human.
     turn.session.flush()
     post_handoff(turn.session, turn.settings, conversation, reason=turn.interpretation.intent, now=turn.clock.now())
-    return [turn.reply("handoff", name=turn.customer.name or "")]
+    return [turn.reply(template, name=turn.customer.name or "")]
 
 
 ROUTES = [Route(hand_off, intent="talk_to_agent")]

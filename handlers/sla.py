@@ -8,7 +8,7 @@ The checks themselves run in `handlers/sla_checks.py`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -19,6 +19,8 @@ from store.models import Customer, Ticket
 from store.tasks import cancel, schedule
 
 CHECK = "sla.check"
+CONFIRM = "ticket.confirm_resolution"  # handlers/resolution_check.py asks
+CSAT = "survey.csat"  # handlers/surveys.py asks
 STAGES = ("warn", "first_response", "resolution")
 DONE_STATUSES = ("resolved", "closed")
 
@@ -42,8 +44,10 @@ def due_times(settings: Settings, tier: Tier, opened_at: datetime) -> tuple[date
             add_wall_minutes(opened_at, target.resolution_minutes))
 
 
-def _key(ticket_id: int, stage: str) -> str:
-    return f"sla:{ticket_id}:{stage}"
+def _key(ticket: Ticket, stage: str) -> str:
+    # A reopened ticket gets a fresh set of checks: the round (how often it was reopened) is in the key.
+    round_ = f"r{ticket.reopened_count}:" if ticket.reopened_count else ""
+    return f"sla:{ticket.id}:{round_}{stage}"
 
 
 def start(session: Session, settings: Settings, ticket: Ticket, customer: Customer, *, now: datetime) -> None:
@@ -54,16 +58,23 @@ def start(session: Session, settings: Settings, ticket: Ticket, customer: Custom
     warn_at = now + (first_due - now) * settings.sla.escalation.warn_agents_at
     for stage, due in (("warn", warn_at), ("first_response", first_due), ("resolution", resolution_due)):
         schedule(session, CHECK, due_at=due, now=now, payload={"ticket_id": ticket.id, "stage": stage, "tier": tier},
-                 dedupe_key=_key(ticket.id, stage))
+                 dedupe_key=_key(ticket, stage))
 
 
 def answered(session: Session, ticket: Ticket, *, now: datetime) -> None:
     """An agent answered: the reminder and the first-response check are not needed any more."""
-    cancel(session, [_key(ticket.id, "warn"), _key(ticket.id, "first_response")], now=now)
+    cancel(session, [_key(ticket, "warn"), _key(ticket, "first_response")], now=now)
 
 
-def resolved(session: Session, ticket: Ticket, *, now: datetime) -> None:
-    cancel(session, [_key(ticket.id, stage) for stage in STAGES], now=now)
+def resolved(session: Session, settings: Settings, ticket: Ticket, *, now: datetime) -> None:
+    """Resolved: stop the clock; schedule the customer's confirmation (CRM-3.5) and CSAT survey for this round."""
+    cancel(session, [_key(ticket, stage) for stage in STAGES], now=now)
+    schedule(session, CONFIRM, now=now, due_at=now + timedelta(minutes=settings.sla.confirm_resolution_after_minutes),
+             payload={"ticket_id": ticket.id, "round": ticket.reopened_count},
+             dedupe_key=f"confirm:{ticket.id}:r{ticket.reopened_count}")
+    schedule(session, CSAT, now=now, due_at=now + timedelta(minutes=settings.surveys.csat_delay_minutes),
+             payload={"ticket_id": ticket.id, "round": ticket.reopened_count},
+             dedupe_key=f"csat:{ticket.id}:r{ticket.reopened_count}")
 
 
 _MONTHS = {"id": ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from handlers import sla
+from handlers import resolution_check, sla, surveys
 from handlers.desk import agent_action, agent_reply
 from handlers.sla_checks import check_task
 from store.conversations import close_idle
@@ -37,4 +37,5 @@ def desk_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
 
 def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetime], None]]:
     return {"conversation.close_idle": close_idle_conversations, "slack.desk": desk_task(settings),
-            sla.CHECK: check_task(settings)}
+            sla.CHECK: check_task(settings), sla.CONFIRM: resolution_check.ask_task(settings),
+            sla.CSAT: surveys.ask_task(settings)}

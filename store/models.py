@@ -108,6 +108,8 @@ class Conversation(Base):
     language: Mapped[str] = mapped_column(String(8))
     pending_question: Mapped[str | None] = mapped_column(String(60))  # e.g. "ask_name"
     pending_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Messages in a row the bot could not understand; the second one hands the conversation to a human.
+    misunderstood: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
     opened_at: Mapped[datetime]
     last_message_at: Mapped[datetime]
     last_inbound_at: Mapped[datetime | None]  # the WhatsApp 24-hour window starts here
@@ -170,6 +172,8 @@ class Ticket(Base):
     first_responded_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # How often the customer said "not solved" after a resolution; each round gets its own SLA checks.
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default=sql_text("0"))
     resolution: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -186,6 +190,28 @@ class TicketEvent(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
+
+
+class Survey(Base):
+    """A satisfaction question put to a customer and their answer: CSAT (1-5) after a ticket, NPS (0-10)."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # csat, nps
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    # Copied when asked, so reports per agent, channel, category and tier need no joins and survive edits.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(60))
+    tier: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12), index=True)  # asked, answered
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
 
 
 class Task(Base):

@@ -160,7 +160,7 @@ def test_profile_language_wins_over_the_message_language(customer, sapa):
 
 
 def test_a_recognised_request_without_a_flow_yet_is_offered_a_human_not_misunderstood(customer):
-    replies = customer.say("pesanan saya INV-2024-00123 sudah sampai mana ya?")
+    replies = customer.say("poin saya sekarang ada berapa ya?")
     assert replies == [
         "Baik, kami mengerti. Untuk keperluan ini petugas kami yang akan membantu Anda langsung. "
         "Mau kami hubungkan sekarang?"
@@ -232,3 +232,24 @@ def test_what_was_understood_is_kept_with_the_message(customer, sapa):
         {"entity": "order_id", "value": "INV-2026-00123", "text": "INV-2026-00123"},
         {"entity": "amount", "value": 1250000, "text": "Rp 1.250.000"},
     ]}
+
+
+def test_two_messages_in_a_row_the_bot_cannot_understand_go_to_a_human(customer, sapa):
+    customer.say("halo")
+    customer.say("Rina")
+    assert customer.say("asdfgh qwerty zxcv")[0].startswith("Mohon maaf, kami belum memahami pesan Anda")
+    assert customer.say("jfjfjf kdkdkd")[0] == (
+        "Mohon maaf, sepertinya kami belum bisa membantu lewat pesan otomatis, Rina. Percakapan ini kami teruskan "
+        "ke petugas kami; mohon tunggu, petugas akan membalas di sini.")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        conversation = session.execute(select(Conversation)).scalar_one()
+    assert conversation.status == "waiting"
+    assert conversation.pending_data == {"handoff_reason": "out_of_scope"}
+
+
+def test_one_misunderstanding_between_understood_messages_does_not_hand_off(customer, sapa):
+    customer.say("halo")
+    customer.say("Rina")
+    customer.say("asdfgh qwerty zxcv")
+    customer.say("terima kasih")
+    assert customer.say("jfjfjf kdkdkd")[0].startswith("Mohon maaf, kami belum memahami pesan Anda")

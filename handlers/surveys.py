@@ -1,0 +1,132 @@
+"""CSAT after a resolution (CRM-5.1, CRM-5.2, VIP-5.1): asked on the customer's channel, answered in numbers,
+words or buttons, stored per agent, channel, category and tier; a low score alerts the supervisors and
+opens a service-recovery ticket.
+
+The question is a durable task scheduled when the ticket is resolved (dedupe key per resolution round),
+so it survives restarts and is sent once however many processes run; it is skipped if the ticket was
+reopened in the meantime.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.config import Settings
+from bot.templating import render
+from handlers import sla
+from handlers.desk import ticket_reference
+from handlers.turn import Reply, Route, Turn
+from store.conversations import HUMAN_STATUSES, continue_or_open
+from store.messages import add_desk_post, add_outbound
+from store.models import Agent, ChannelIdentity, Conversation, Customer, Survey, Task, Ticket, TicketEvent
+
+TASK = sla.CSAT
+QUESTION = "csat"
+PAYLOAD = "csat:"
+_SCORE = re.compile(r"(?<!\d)([1-5])(?!\d)")
+
+
+def ask_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
+    def run(session: Session, task: Task, now: datetime) -> None:
+        ticket = session.get(Ticket, int(task.payload["ticket_id"]))
+        if (ticket is None or ticket.status not in sla.DONE_STATUSES or ticket.conversation_id is None
+                or ticket.reopened_count != int(task.payload.get("round", 0))):
+            return  # reopened since (or gone): no survey for a ticket that is not solved
+        earlier = session.get_one(Conversation, ticket.conversation_id)
+        identity = session.get_one(ChannelIdentity, earlier.identity_id)
+        customer = session.get_one(Customer, ticket.customer_id)
+        language = customer.language or earlier.language or settings.default_language
+        conversation, _ = continue_or_open(session, identity, now=now, language=language,
+                                           idle_close=timedelta(minutes=settings.conversation.idle_close_minutes))
+        if conversation.status in HUMAN_STATUSES:
+            return  # an agent is talking with them now; a survey would interrupt
+        survey = Survey(kind="csat", customer_id=customer.id, ticket_id=ticket.id, conversation_id=conversation.id,
+                        agent_id=ticket.assigned_agent_id, channel=identity.channel, category=ticket.category,
+                        tier=sla.tier_of(customer), status="asked", asked_at=now)
+        session.add(survey)
+        session.flush()
+        conversation.pending_question, conversation.pending_data = QUESTION, {"survey_id": survey.id}
+        conversation.last_message_at = now
+        pick = conversation.language if conversation.language in settings.languages else settings.default_language
+        variables = {"company": settings.company.name, "name": customer.name or "",
+                     "ticket": ticket_reference(ticket.id)}
+        add_outbound(
+            session, conversation, recipient=identity.address, now=now, purpose="survey",
+            text=render(settings.templates["csat_question"][pick], variables),
+            buttons=[{"title": str(score), "payload": f"{PAYLOAD}{survey.id}:{score}"} for score in range(1, 6)],
+            template_variables={k: str(v) for k, v in variables.items()},
+        )
+
+    return run
+
+
+def parse_score(text: str, words: dict[str, int]) -> int | None:
+    """A 1..5 score from "4", "nilai 5 ya", "puas banget", "kurang puas"; None if there is none."""
+    found = _SCORE.search(text)
+    if found:
+        return int(found.group(1))
+    lowered = f" {text.lower()} "
+    # Longest phrases first, so "kurang puas" is not read as "puas".
+    for phrase in sorted(words, key=len, reverse=True):
+        if re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", lowered):
+            return words[phrase]
+    return None
+
+
+def _record(turn: Turn, survey_id: int, score: int) -> list[Reply]:
+    turn.clear_question()
+    survey = turn.session.get(Survey, survey_id)
+    if survey is None or survey.customer_id != turn.customer.id or survey.status != "asked":
+        return [turn.reply("thanks", name=turn.customer.name or "")]
+    now = turn.clock.now()
+    survey.status, survey.score, survey.answered_at = "answered", score, now
+    survey.comment = turn.message.text[:1000] if not turn.message.button_payload else None
+    if score <= turn.settings.surveys.low_score:
+        _service_recovery(turn, survey, now)
+        return [turn.reply("csat_low", name=turn.customer.name or "")]
+    return [turn.reply("csat_thanks", name=turn.customer.name or "")]
+
+
+def _service_recovery(turn: Turn, survey: Survey, now: datetime) -> None:
+    """A low score: a recovery ticket for the supervisors, and an alert where they will see it."""
+    rated = ticket_reference(survey.ticket_id or 0)
+    recovery = Ticket(customer_id=turn.customer.id, conversation_id=turn.conversation.id, kind="recovery",
+                      status="open", priority=2, subject=f"CSAT {survey.score}/5 for {rated}",
+                      description=turn.message.text, category="service_recovery", created_at=now, updated_at=now)
+    turn.session.add(recovery)
+    turn.session.flush()
+    turn.session.add(TicketEvent(ticket_id=recovery.id, kind="opened",
+                                 detail={"survey_id": survey.id, "score": survey.score}, created_at=now))
+    supervisors = turn.session.execute(
+        select(Agent).where(Agent.role == "supervisor", Agent.active.is_(True))).scalars()
+    mentions = " ".join(f"<@{a.slack_user_id}>" for a in supervisors if a.slack_user_id)
+    if turn.settings.slack.enabled:
+        channel = turn.settings.slack.escalation_channel or turn.settings.slack.queue_channel
+        add_desk_post(turn.session, recipient=channel, now=now, conversation_id=turn.conversation.id,
+                      text=f"📉 Low CSAT {survey.score}/5 from {turn.customer.name or 'a customer'} "
+                           f"({survey.tier}, {survey.channel}) for {rated}: "
+                           f"\"{turn.message.text[:200]}\". Service recovery {ticket_reference(recovery.id)} opened. "
+                           f"{mentions}".strip())
+
+
+def answered_by_button(turn: Turn) -> list[Reply] | None:
+    parts = (turn.message.button_payload or "").split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in {"1", "2", "3", "4", "5"}:
+        return None
+    return _record(turn, int(parts[1]), int(parts[2]))
+
+
+def answered_in_words(turn: Turn) -> list[Reply] | None:
+    score = parse_score(turn.message.text, turn.settings.surveys.words)
+    if score is None:
+        turn.clear_question()  # not an answer: route the message as usual
+        return None
+    return _record(turn, int(turn.conversation.pending_data.get("survey_id", 0)), score)
+
+
+ROUTES = [Route(answered_by_button, payload_prefix=PAYLOAD), Route(answered_in_words, pending=QUESTION)]
