@@ -110,7 +110,7 @@ def build_desk(section: SlackConfig) -> SlackDesk:
 
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
-    from bot.http import health, slack_events, webchat_api, webhooks
+    from bot.http import health, slack_events, transactions_api, webchat_api, webhooks
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -128,6 +128,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     if "webchat" in sapa.channels:
         webchat_api.mount(app, sapa)
     webhooks.mount(app, sapa)
+    transactions_api.mount(app, sapa)
     if sapa.desk is not None:
         slack_events.mount(app, sapa)
     return app

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -262,6 +263,139 @@ def customers_show(config: str | None, key: str) -> None:
         for customer in found:
             click.echo(describe(session, customer, settings))
             click.echo("")
+
+
+@customers.command("export")
+@click.argument("customer_id", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON here instead of standard output.")
+@click.pass_obj
+def customers_export(config: str | None, customer_id: int, out: Path | None) -> None:
+    """Everything held about one customer, as JSON (a data-protection access request)."""
+    from store import create_database
+    from store.audit import record
+    from store.models import Customer
+    from store.privacy import export_customer
+
+    settings = _settings(config)
+    database = create_database(settings.database.url)
+    with database.unit_of_work() as session:
+        if session.get(Customer, customer_id) is None:
+            raise click.ClickException(f"no customer #{customer_id}")
+        data = export_customer(session, customer_id)
+        from datetime import UTC, datetime
+
+        record(session, actor="cli", action="customer.exported", subject_type="customer", subject_id=customer_id,
+               now=datetime.now(UTC))
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"customer #{customer_id} exported to {out}", err=True)
+
+
+@customers.command("erase")
+@click.argument("customer_id", type=int)
+@click.option("--reason", required=True, help="Why (e.g. the request's reference); kept in the audit log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def customers_erase(config: str | None, customer_id: int, reason: str, yes: bool) -> None:
+    """Erase a customer's personal data (statistics are kept); for requests that arrive outside the chat."""
+    from datetime import UTC, datetime
+
+    from store import create_database
+    from store.models import Customer
+    from store.privacy import erase_customer
+
+    if not yes:
+        click.confirm(f"Permanently erase the personal data of customer #{customer_id}?", abort=True)
+    settings = _settings(config)
+    database = create_database(settings.database.url)
+    with database.unit_of_work() as session:
+        if session.get(Customer, customer_id) is None:
+            raise click.ClickException(f"no customer #{customer_id}")
+        counts = erase_customer(session, customer_id, now=datetime.now(UTC), actor="cli", reason=reason)
+    click.echo(f"customer #{customer_id} erased: {counts['messages']} messages, {counts['tickets']} tickets, "
+               f"{counts['identities']} channel addresses")
+
+
+@main.command("report")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First day, YYYY-MM-DD (default: 29 days before --to).")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day, inclusive, YYYY-MM-DD (default: today in the company time zone).")
+@click.option("--compare-previous", is_flag=True, help="Compare with the period of the same length just before.")
+@click.option("--vip", is_flag=True, help="VIP customers only (VIP-5.2).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to FILE.")
+@click.pass_obj
+def report(config: str | None, first: datetime | None, last: datetime | None, compare_previous: bool, vip: bool,
+           fmt: str, out: Path | None) -> None:
+    """Service report: response and resolution times, SLA compliance, CSAT, breakdowns and findings."""
+    from bot.clock import SystemClock
+    from bot.reports import build_report, local_period, previous_period, render_text, to_csv, to_json
+    from store import create_database
+
+    settings = _settings(config)
+    now = SystemClock().now()
+    last_day = last.date() if last else now.astimezone(settings.tz).date()
+    first_day = first.date() if first else last_day - timedelta(days=29)
+    if first_day > last_day:
+        raise click.BadParameter(f"--from {first_day} is after --to {last_day}", param_hint="--from")
+    start, end = local_period(settings, first_day, last_day)
+    database = create_database(settings.database.url)
+    try:
+        with database.unit_of_work(read_only=True) as session:
+            built = build_report(session, settings, start, end, vip_only=vip, now=now,
+                                 compare_to=previous_period(start, end) if compare_previous else None)
+    finally:
+        database.dispose()
+    text = {"text": render_text, "json": to_json, "csv": to_csv}[fmt](built)
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        click.echo(f"{built.title} for {first_day} to {last_day} written to {out}")
+
+
+@main.group()
+def transactions() -> None:
+    """Customer transactions (the VIP rules count them)."""
+
+
+@transactions.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def transactions_import(config: str | None, file: Path) -> None:
+    """Import transactions from a CSV (customer_phone or customer_email or customer_id, external_id, amount,
+    occurred_at), then apply the VIP rules to the customers in it."""
+    from bot.clock import SystemClock
+    from handlers.vip import import_transactions
+    from store import create_database
+
+    settings = _settings(config)
+    database = create_database(settings.database.url)
+    with file.open("rb") as handle:
+        total = max(sum(1 for _ in handle) - 1, 0)
+    try:
+        with click.progressbar(length=total, label="Importing transactions", show_pos=True) as bar:
+            report = import_transactions(database, settings, SystemClock(), file, bar.update)
+    except ValueError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    for line, problem in report.errors[:200]:
+        click.echo(f"line {line}: {problem}", err=True)
+    if len(report.errors) > 200:
+        click.echo(f"... and {len(report.errors) - 200} more bad rows", err=True)
+    for change in [*report.gained, *report.lost]:
+        click.echo(f"customer #{change.customer_id} {'is now a VIP' if change.gained else 'is no longer a VIP'} "
+                   f"({change.tier}): {change.reason}")
+    click.echo(
+        f"imported {report.added} transactions ({report.new_customers} new customers), "
+        f"{report.duplicates} duplicates skipped, {len(report.errors)} bad rows skipped; "
+        f"VIP: {len(report.gained)} gained, {len(report.lost)} lost"
+    )
 
 
 @main.command("fake-providers")

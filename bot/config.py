@@ -46,6 +46,28 @@ REQUIRED_TEMPLATES = (
     "faq_answer",
     "faq_no_answer",
     "fallback_handoff",
+    "privacy_notice",
+    "button_agree",
+    "button_disagree",
+    "consent_data_given",
+    "consent_data_refused",
+    "consent_marketing_question",
+    "consent_marketing_declined",
+    "opt_out_already",
+    "opt_in_already",
+    "button_yes",
+    "button_no",
+    "erasure_confirm",
+    "erasure_cancelled",
+    "erasure_done",
+    "field_email",
+    "field_phone",
+    "field_name",
+    "profile_confirm",
+    "profile_changed",
+    "profile_unchanged",
+    "profile_how",
+    "profile_phone_taken",
     "status_list",
     "status_none",
     "resolution_check",
@@ -56,6 +78,11 @@ REQUIRED_TEMPLATES = (
     "csat_question",
     "csat_thanks",
     "csat_low",
+    "request_received",
+    "request_taken",
+    "request_status_update",
+    "request_done",
+    "greeting_vip",
     "button_agent",
     "complaint_received",
     "opt_out_confirmed",
@@ -111,6 +138,10 @@ class ServerConfig(_Section):
         None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
         description="the public URL providers call, e.g. https://sapa.example.com (no trailing path "
         "parts beyond a prefix); without it the URL is rebuilt from X-Forwarded-Proto and Host",
+    )
+    # Secret: from SAPA_API_TOKEN only, never from the file.
+    api_token: SecretStr | None = Field(
+        None, description="the SAPA_API_TOKEN environment variable (the bearer token of POST /api/transactions)"
     )
 
 
@@ -204,6 +235,9 @@ class SlackConfig(_Section):
     vip_channel: str | None = Field(None, description="the channel id for VIP handoffs (default: queue_channel)")
     escalation_channel: str | None = Field(
         None, description="the channel id for escalations to supervisors and management (default: queue_channel)"
+    )
+    operations_channel: str | None = Field(
+        None, description="the channel id request cards and their reminders go to, e.g. C0OPS (default: queue_channel)"
     )
     last_messages: int = Field(5, ge=1, le=20, description="how many recent messages a handoff card shows, 1..20")
     agents: tuple[AgentConfig, ...] = Field((), description="a list of {slack_user_id, name, role}")
@@ -418,6 +452,83 @@ class SurveyConfig(_Section):
         return {word.lower(): score for word, score in value.items()}
 
 
+class ReportsConfig(_Section):
+    vip_report_every_days: int = Field(
+        7, ge=1, le=92, description="days each scheduled VIP report covers, 1..92 (7: Monday to Sunday)"
+    )
+    management_channel: str | None = Field(
+        None, description="the Slack channel id the VIP report goes to (default: slack.escalation_channel, "
+        "else slack.queue_channel)"
+    )
+
+
+class VipConfig(_Section):
+    """VIP-1.1 rules. A customer is a VIP when EITHER their transactions in the last `period_days` total at
+    least `min_total_rupiah`, OR they have been a customer at least `min_relationship_days` AND their
+    transactions in the period total at least `loyal_min_total_rupiah`. A strategic VIP (set with
+    `/sapa vip add CUSTOMER REASON`) stays a VIP whatever the rules say."""
+
+    period_days: int = Field(365, ge=1, description="days of transactions that count, e.g. 365")
+    min_total_rupiah: int = Field(
+        100_000_000, ge=1, description="total rupiah in the period that makes a VIP on its own, e.g. 100000000"
+    )
+    min_relationship_days: int = Field(
+        730, ge=1, description="days since the first transaction (or first contact) for the loyalty rule, e.g. 730"
+    )
+    loyal_min_total_rupiah: int = Field(
+        25_000_000, ge=0, description="total rupiah in the period a long-standing customer needs, e.g. 25000000"
+    )
+    value_tier: str = Field("gold", min_length=1, max_length=40, description="the tier name for the value rule")
+    loyal_tier: str = Field("loyal", min_length=1, max_length=40, description="the tier name for the loyalty rule")
+
+    @model_validator(mode="after")
+    def _loyal_is_smaller(self) -> VipConfig:
+        if self.loyal_min_total_rupiah > self.min_total_rupiah:
+            raise ValueError("loyal_min_total_rupiah must not be more than min_total_rupiah")
+        return self
+
+
+def _default_checklist() -> tuple[str, ...]:
+    return ("Check the details with the customer if anything is unclear",
+            "Do it, or pass it to the team that can and follow it up",
+            "Tell the customer and close it: /sapa ticket TKT-… done NOTE")
+
+
+def _default_request_categories() -> dict[str, tuple[str, ...]]:
+    return {"cancel_order": ("batal", "batalin", "membatalkan", "cancel"),
+            "reschedule_delivery": ("jadwal ulang", "reschedule", "diundur", "jadwalin ulang"),
+            "change_address": ("alamat", "address"),
+            "document": ("invoice", "faktur", "struk", "receipt", "nota"),
+            "refund": ("refund", "pengembalian dana"),
+            "installation": ("teknisi", "pasang", "pemasangan", "install"),
+            "callback": ("telpon", "telepon", "callback", "call me", "hubungi")}
+
+
+class RequestsConfig(_Section):
+    reminder_hours: float = Field(
+        4, gt=0, description="hours between reminders in the operations channel while a request is open, e.g. 4"
+    )
+    vip_status_update_hours: float = Field(
+        3, gt=0, description="hours between status updates to a VIP customer until their request is done, e.g. 3"
+    )
+    checklist: tuple[str, ...] = Field(
+        default_factory=_default_checklist, description="a list of short steps shown on every request card"
+    )
+    categories: dict[str, tuple[str, ...]] = Field(
+        default_factory=_default_request_categories,
+        description="category: [words]; the first category with a word in the request is recorded, "
+        "e.g. {cancel_order: [batal, cancel]}",
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _lower_words(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        wrong = [name for name in value if not re.fullmatch(r"[a-z0-9_]{1,60}", name)]
+        if wrong:
+            raise ValueError(f"category names are 1-60 of a-z, 0-9 and _ (check {', '.join(wrong)})")
+        return {name: tuple(word.lower() for word in words) for name, words in value.items()}
+
+
 class Settings(_Section):
     """Everything Sapa reads from config.yml, validated, with environment overrides applied."""
 
@@ -435,6 +546,10 @@ class Settings(_Section):
     sla: SlaConfig = Field(default_factory=SlaConfig)
     faq: FaqConfig = Field(default_factory=FaqConfig, description="the FAQ knowledge base: min_similarity, entries")
     surveys: SurveyConfig = Field(default_factory=SurveyConfig, description="satisfaction surveys (CSAT)")
+    requests: RequestsConfig = Field(default_factory=RequestsConfig,
+                                     description="request tickets: follow-up timings, checklist, categories")
+    reports: ReportsConfig = Field(default_factory=ReportsConfig, description="service reports (CRM-5, VIP-5)")
+    vip: VipConfig = Field(default_factory=VipConfig, description="VIP rules: period_days, min_total_rupiah, ...")
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )
@@ -520,6 +635,14 @@ def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str], so
             slack[key] = environ[variable]
     if slack:
         data["slack"] = slack
+    server = dict(data.get("server") or {})
+    if "api_token" in server:
+        raise ConfigError(
+            f"Invalid configuration in {source}:\n  - server.api_token: secrets must not be in the file. "
+            "Fix: remove it and set the SAPA_API_TOKEN environment variable."
+        )
+    if environ.get("SAPA_API_TOKEN"):
+        data["server"] = {**server, "api_token": environ["SAPA_API_TOKEN"]}
     if environ.get("DATABASE_URL"):
         data["database"] = {**dict(data.get("database") or {}), "url": environ["DATABASE_URL"]}
     try:

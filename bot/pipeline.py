@@ -139,6 +139,9 @@ class Pipeline:
     def _reply(self, session: Session, message: InboundMessage, customer: Customer, identity: ChannelIdentity,
                conversation: Conversation, row: Message, interpretation: Interpretation, created: bool) -> None:
         replies: list[Reply] = []
+        # Replies go where the message came from, even if the handler changed the identity (an erasure
+        # replaces the address; its confirmation must still reach the person who asked).
+        address = identity.address
         if conversation.status in HUMAN_STATUSES:
             relay_to_desk(session, self.settings, conversation, row, now=row.created_at)
         else:
@@ -152,7 +155,7 @@ class Pipeline:
         variables = {"name": customer.name or identity.display_name or "", "company": self.settings.company.name}
         for reply in replies:
             add_outbound(
-                session, conversation, recipient=identity.address, text=reply.text, now=row.created_at,
+                session, conversation, recipient=address, text=reply.text, now=row.created_at,
                 buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], reply_to_id=row.id,
                 template_variables=variables,
             )

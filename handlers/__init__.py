@@ -13,20 +13,27 @@ from handlers import (
     handoff,
     inquiries,
     intake,
+    privacy,
+    requests,
     resolution_check,
     status,
     surveys,
+    vip,
 )
 from handlers.turn import Reply, Route, Turn
 
 ROUTES: list[Route] = [
     *consent.ROUTES,  # STOP / START keywords: before anything else the words might mean
     *intake.ROUTES,  # pending: ask_name
+    *privacy.ROUTES,  # pending: erasure and profile-change confirmations (buttons or words)
     *resolution_check.ROUTES,  # CRM-3.5: "is it really solved?" (button or words)
     *surveys.ROUTES,  # CSAT answers (button, number or words)
     *complaints.ROUTES,  # complaint: ticket + handoff
+    *requests.ROUTES,  # request: ticket to operations
     *inquiries.ROUTES,  # ask_info: FAQ answers
     *status.ROUTES,  # check_status: open tickets in plain words
+    *privacy.INTENT_ROUTES,  # delete_data, update_profile: each asks for confirmation first
+    *consent.INTENT_ROUTES,  # opt_out / opt_in said in words
     *handoff.ROUTES,  # talk_to_agent
     *greeting.ROUTES,  # greet, thanks, goodbye
     *fallback.ROUTES,  # anything else
@@ -34,6 +41,7 @@ ROUTES: list[Route] = [
 
 
 def dispatch(turn: Turn, routes: list[Route] = ROUTES) -> list[Reply]:
+    vip.alert_account_manager(turn)  # VIP-2.3: whatever a VIP's first message in a conversation is about
     for route in routes:
         if route.matches(turn):
             replies = route.handler(turn)

@@ -136,6 +136,8 @@ def _tell_customer(session: Session, settings: Settings, conversation: Conversat
 
 
 def _note_thread(session: Session, conversation: Conversation, text: str, *, now: datetime) -> None:
+    if conversation.handed_off_at is None:
+        return  # never handed off (a request the bot keeps): there is no card thread to note in
     add_desk_post(session, recipient=conversation.desk_channel or "", text=text, now=now,
                   conversation_id=conversation.id, options={"thread_of": conversation.id})
 

@@ -10,15 +10,19 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
 from handlers.desk import OPEN_TICKET, agent_for, ticket_reference
+from handlers.requests import request_command
 from store.audit import record
 from store.customers import find_customers, get_customer
+from store.merge import merge_customers
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
 
 HELP = (
     "*/sapa* commands:\n"
     "• `customer PHONE_OR_NAME` profile, VIP status, last interactions, open tickets\n"
     "• `vip add CUSTOMER REASON` / `vip remove CUSTOMER REASON` (account managers, supervisors)\n"
+    "• `merge DUPLICATE KEEP [reason]` — fold a duplicate customer into the one to keep\n"
     "• `ticket TKT-000123` a ticket and its history\n"
+    "• `ticket TKT-000123 take` / `ticket TKT-000123 done NOTE` take or finish a request (the customer is told)\n"
     "• `queue` conversations waiting for an agent, VIPs first, then oldest"
 )
 VIP_ROLES = {"account_manager", "supervisor", "management"}
@@ -38,9 +42,32 @@ def run_command(session: Session, settings: Settings, *, slack_user: str, text: 
         return _vip(session, agent, rest[0] == "add", rest[1], " ".join(rest[2:]), now)
     if verb == "ticket" and len(rest) == 1:
         return _ticket(session, settings, rest[0])
+    if verb == "ticket" and len(rest) >= 2 and rest[1].lower() in ("take", "done"):
+        return request_command(session, settings, agent, rest[0], rest[1].lower(), " ".join(rest[2:]), now)
     if verb == "queue":
         return _queue(session, settings, now)
+    if verb == "merge" and len(rest) >= 2:
+        return _merge(session, agent, rest[0], rest[1], " ".join(rest[2:]) or "duplicate", now)
     return f"I did not understand `{text}`.\n{HELP}"
+
+
+MERGE_ROLES = ("customer_service", "supervisor", "management", "account_manager")
+
+
+def _merge(session: Session, agent: Agent, source_key: str, target_key: str, reason: str, now: datetime) -> str:
+    """CRM-1.4: `/sapa merge #A #B` folds duplicate A into B; every message, ticket and survey moves along."""
+    if agent.role not in MERGE_ROLES:
+        return "Only customer service, account managers, supervisors and management can merge customers."
+    sources, targets = _find(session, source_key), _find(session, target_key)
+    if len(sources) != 1 or len(targets) != 1:
+        return f"`{source_key}` and `{target_key}` must each match exactly one customer; use a phone number or #id."
+    source, target = sources[0], targets[0]
+    if source.id == target.id:
+        return "Those are the same customer."
+    merged = merge_customers(session, source.id, target.id, now=now, actor=f"agent:{agent.id}",
+                             reason=f"{reason} (by {agent.name})")
+    return (f"Merged #{source.id} into #{merged.id} {merged.name or '-'}: their channels, conversations, "
+            f"tickets and surveys are now on #{merged.id}.")
 
 
 def _find(session: Session, key: str) -> list[Customer]:

@@ -7,7 +7,7 @@ from handlers.turn import Reply, Route, Turn
 
 # Intents Sapa recognises but whose SOP flow is not built yet: saying "we did not understand" would
 # be false, so the customer is told a person will help and offered the handoff.
-NEEDS_AGENT = ("request", "loyalty_points", "opt_out", "opt_in", "update_profile", "delete_data")
+NEEDS_AGENT = ("loyalty_points",)
 
 
 def needs_agent(turn: Turn) -> list[Reply]:

@@ -34,10 +34,15 @@ def check_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
             return
         if stage == "warn":
             due = ticket.first_response_due_at
+            # In the card's thread when there is a card (its channel: queue or VIP); a request the bot kept
+            # has none, so the reminder goes to the operations channel on its own.
+            carded = conversation.handed_off_at is not None
+            recipient = (conversation.desk_channel or settings.slack.queue_channel) if carded else (
+                settings.slack.operations_channel or settings.slack.queue_channel)
             add_desk_post(
-                session, recipient=settings.slack.queue_channel, now=now, conversation_id=conversation.id,
+                session, recipient=recipient, now=now, conversation_id=conversation.id,
                 text=f"⏰ {ticket_reference(ticket.id)} has no answer yet; first response due "
-                     f"{_local(settings, due)}", options={"thread_of": conversation.id},
+                     f"{_local(settings, due)}", options={"thread_of": conversation.id} if carded else {},
             )
             return
         ladder = settings.sla.escalation

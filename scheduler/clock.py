@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.orm import Session
 
-from scheduler.runner import TaskRunner
+from scheduler.runner import TaskFunction, TaskRunner
+from store.models import Task
+from store.tasks import schedule
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """A task kind that is also put on the timer: every `check_every`, `bucket(now)` names the current time
+    bucket's task (dedupe key, payload), or None for no task. The dedupe key makes replicas produce one task."""
+
+    run: TaskFunction
+    check_every: timedelta
+    bucket: Callable[[datetime], tuple[str, dict[str, Any]] | None]
+
+    def __call__(self, session: Session, task: Task, now: Any) -> None:
+        self.run(session, task, now)
 
 
 class SchedulerClock:
@@ -23,6 +42,22 @@ class SchedulerClock:
             max_instances=1, coalesce=True,
         )
         self.last_tick_at: datetime | None = None
+        for kind, function in runner.kinds.items():
+            if isinstance(function, PeriodicTask):
+                self.add_periodic(f"periodic:{kind}", partial(self.schedule_periodic, kind),
+                                  IntervalTrigger(seconds=function.check_every.total_seconds()))
+
+    def schedule_periodic(self, kind: str | None = None) -> None:
+        """Queue the current bucket's task of each periodic kind (or of `kind`); a bucket's task exists once."""
+        now = self.runner.clock.now()
+        for name, function in self.runner.kinds.items():
+            if not isinstance(function, PeriodicTask) or kind not in (None, name):
+                continue
+            bucket = function.bucket(now)
+            if bucket is not None:
+                key, payload = bucket
+                with self.runner.database.unit_of_work() as session:
+                    schedule(session, name, due_at=now, now=now, payload=payload, dedupe_key=key)
 
     def add_periodic(self, name: str, function: Callable[[], None], trigger: object) -> None:
         """A cron- or interval-style job; the work it does must itself be idempotent."""

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from handlers import resolution_check, sla, surveys
+from bot.reports import build_report, completed_period, previous_period, render_markdown
+from handlers import requests, resolution_check, sla, surveys, vip
 from handlers.desk import agent_action, agent_reply
 from handlers.sla_checks import check_task
+from scheduler.clock import PeriodicTask
 from store.conversations import close_idle
+from store.messages import add_desk_post
 from store.models import Task
+
+VIP_REPORT = "report.vip"
 
 
 def close_idle_conversations(session: Session, task: Task, now: datetime) -> None:
@@ -35,7 +41,46 @@ def desk_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
     return run
 
 
+def vip_report_task(settings: Settings) -> PeriodicTask:
+    """VIP-5.3: the VIP report for the last whole period, against the one before, posted to management.
+
+    Checked hourly; the period's start date is the dedupe key, so each period is reported once.
+    """
+
+    def bucket(now: datetime) -> tuple[str, dict[str, Any]] | None:
+        if not settings.slack.enabled:
+            return None
+        every = settings.reports.vip_report_every_days
+        start, end = completed_period(settings, now, every)
+        return (f"{VIP_REPORT}:{every}d:{start.date().isoformat()}",
+                {"start": start.isoformat(), "end": end.isoformat()})
+
+    def run(session: Session, task: Task, now: datetime) -> None:
+        if not settings.slack.enabled:
+            return
+        start, end = datetime.fromisoformat(task.payload["start"]), datetime.fromisoformat(task.payload["end"])
+        report = build_report(session, settings, start, end, vip_only=True, compare_to=previous_period(start, end),
+                              now=now)
+        channel = (settings.reports.management_channel or settings.slack.escalation_channel
+                   or settings.slack.queue_channel)
+        add_desk_post(session, recipient=channel, text=render_markdown(report), now=now, conversation_id=None)
+
+    return PeriodicTask(run, check_every=timedelta(hours=1), bucket=bucket)
+
+
+def vip_reevaluation(settings: Settings) -> PeriodicTask:
+    """VIP-1.3: the VIP rules re-applied to everyone with transactions or VIP status, once per local day."""
+
+    def bucket(now: datetime) -> tuple[str, dict[str, Any]]:
+        return f"{vip.REEVALUATE}:{now.astimezone(settings.tz).date().isoformat()}", {}
+
+    return PeriodicTask(vip.reevaluate_task(settings), check_every=timedelta(hours=1), bucket=bucket)
+
+
 def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetime], None]]:
     return {"conversation.close_idle": close_idle_conversations, "slack.desk": desk_task(settings),
             sla.CHECK: check_task(settings), sla.CONFIRM: resolution_check.ask_task(settings),
-            sla.CSAT: surveys.ask_task(settings)}
+            sla.CSAT: surveys.ask_task(settings), VIP_REPORT: vip_report_task(settings),
+            vip.REEVALUATE: vip_reevaluation(settings),
+            requests.REMINDER: requests.reminder_task(settings),
+            requests.STATUS_UPDATE: requests.status_update_task(settings)}

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from store.audit import record
-from store.models import ChannelIdentity, Consent, Conversation, Customer, Message, Ticket
+from store.models import ChannelIdentity, Consent, Conversation, Customer, Message, Survey, Ticket, Transaction
 
 
 def merge_customers(session: Session, source_id: int, target_id: int, *, now: datetime, actor: str,
@@ -21,7 +21,7 @@ def merge_customers(session: Session, source_id: int, target_id: int, *, now: da
         return session.get_one(Customer, target_id)
     source = session.get_one(Customer, source_id)
     target = session.get_one(Customer, target_id)
-    for model in (ChannelIdentity, Conversation, Message, Ticket, Consent):
+    for model in (ChannelIdentity, Conversation, Message, Ticket, Consent, Survey, Transaction):
         session.execute(
             update(model).where(model.customer_id == source_id).values(customer_id=target_id)
         )

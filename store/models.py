@@ -51,6 +51,8 @@ class Customer(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     is_vip: Mapped[bool] = mapped_column(Boolean, default=False)
     vip_tier: Mapped[str | None] = mapped_column(String(40))
+    vip_reason: Mapped[str | None] = mapped_column(String(300))  # why the rules made them VIP (VIP-1.1)
+    vip_since: Mapped[datetime | None]
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     source: Mapped[str] = mapped_column(String(40))  # the channel or "import" that created it
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
@@ -212,6 +214,20 @@ class Survey(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     asked_at: Mapped[datetime]
     answered_at: Mapped[datetime | None]
+
+
+class Transaction(Base):
+    """A purchase, imported from CSV or posted to the API; the VIP rules sum them (VIP-1.1)."""
+
+    __tablename__ = "transactions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(120), unique=True)  # the sender's id: imports are idempotent
+    amount: Mapped[int] = mapped_column(BigInteger)  # whole rupiah
+    occurred_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(20))  # csv, api
+    created_at: Mapped[datetime]
 
 
 class Task(Base):

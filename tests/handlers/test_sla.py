@@ -112,8 +112,9 @@ def test_vip_4_3_unanswered_vip_complaint_escalates_to_supervisor_then_managemen
     clock.set(opened + timedelta(minutes=23))  # past 75% of the first-response time: the queue is reminded
     race(sapa, second)
     drain(sapa, clock)
-    reminders = [p for p in slack.posts("C0QUEUE") if p.get("text", "").startswith("⏰ TKT-000001")]
-    assert len(reminders) == 1
+    # In the thread of the VIP card, in the VIP channel where the card is.
+    reminders = [p for p in slack.posts("C0VIP") if p.get("text", "").startswith("⏰ TKT-000001")]
+    assert len(reminders) == 1 and reminders[0].get("thread_ts")
     assert escalations(sapa) == []
 
     clock.set(opened + timedelta(minutes=31))  # first response missed -> supervisor, once

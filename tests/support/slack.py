@@ -42,7 +42,8 @@ def desk_settings(db_url: str, fakes: FakeProviders) -> Settings:
     raw["server"]["public_base_url"] = "https://sapa.example.test"
     raw["channels"].update(channel_config(fakes))
     raw["slack"] = {"enabled": True, "api_base_url": fakes.slack_base_url, "queue_channel": "C0QUEUE",
-                    "vip_channel": "C0VIP", "escalation_channel": "C0ESC", "agents": AGENTS}
+                    "vip_channel": "C0VIP", "escalation_channel": "C0ESC", "operations_channel": "C0OPS",
+                    "agents": AGENTS}
     raw["database"]["url"] = db_url
     return settings_from_mapping(raw, SECRETS, "test")
 

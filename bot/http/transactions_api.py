@@ -1,0 +1,77 @@
+"""POST /api/transactions: a shop or ERP system reports a purchase; the VIP rules run on it (VIP-1.1).
+
+Authorization: Bearer <SAPA_API_TOKEN>. Body (JSON object): external_id, amount (1500000 or "Rp 1.500.000"),
+occurred_at (ISO date or date-time), and one of customer_phone, customer_email, customer_id.
+-> 201 {"transaction_id", "customer_id", "duplicate": false, "vip": {...}, "vip_change": ... | null}
+-> 200 the same with "duplicate": true when the external_id is already stored (nothing changes)
+Errors are JSON {"error": "..."}: 401 (no or wrong token, nothing stored), 503 (no token configured),
+413, 422 (malformed body, unknown customer_id).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from handlers.vip import evaluate, read_transaction, record_transaction
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def authorised(header: str | None, token: str) -> bool:
+    scheme, _, given = (header or "").partition(" ")
+    # compare_digest: the time taken does not tell how much of a guessed token was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def mount(app: FastAPI, sapa: Any) -> None:
+    @app.post("/api/transactions")
+    async def post_transaction(request: Request) -> JSONResponse:
+        token = sapa.settings.server.api_token
+        if token is None:
+            return error(503, "the transactions API is off: set the SAPA_API_TOKEN environment variable and restart")
+        if not authorised(request.headers.get("authorization"), token.get_secret_value()):
+            return error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return error(422, "body is not valid JSON")
+        if not isinstance(data, dict):
+            return error(422, "body must be a JSON object")
+        now = sapa.clock.now()
+        try:
+            item = read_transaction(data, sapa.settings, now)
+        except ValueError as exc:
+            return error(422, str(exc))
+
+        def store() -> JSONResponse:
+            with sapa.database.unit_of_work() as session:
+                recorded = record_transaction(session, item, source="api", now=now)
+                if recorded is None:
+                    return error(422, f"no customer #{item.customer_id}")
+                change = evaluate(session, sapa.settings, recorded.customer, now) if recorded.added else None
+                customer = recorded.customer
+                answer = {
+                    "transaction_id": recorded.transaction.id, "customer_id": customer.id,
+                    "duplicate": not recorded.added,
+                    "vip": {"is_vip": customer.is_vip, "tier": customer.vip_tier},
+                    "vip_change": None if change is None else {"gained": change.gained, "tier": change.tier,
+                                                               "reason": change.reason},
+                }
+            return JSONResponse(answer, status_code=201 if recorded.added else 200)
+
+        response = await run_in_threadpool(store)
+        sapa.dispatcher.wake()
+        return response

@@ -1,0 +1,622 @@
+"""Service reports (CRM-5.1, CRM-5.3..5.5, VIP-5.2, VIP-5.3): what the data says about one period.
+
+Read-only over tickets, ticket events, surveys and messages. Definitions, so the numbers can be checked:
+
+- Tickets are counted in the period they were *opened*; their response and resolution times, SLA results
+  and breakdowns belong to that period (a cohort), measured as the data stands at `now`. "Resolved" counts
+  tickets whose `resolved_at` falls in the period.
+- Times are wall-clock minutes from opening (for a reopened ticket, from its latest reopening, where its due
+  times start). Resolving counts as the first answer if no agent wrote before, as the product's SLA checks do.
+  The SLA verdict uses the due times stored on the ticket (which already count business hours): met if
+  answered (resolved) by the due time, breached if later, or if it is still unanswered (unresolved) and the
+  due time has passed; otherwise pending, and left out of the percentage.
+- p90 is the nearest-rank 90th percentile.
+- CSAT counts answers given in the period; satisfied means 4 or 5; a low score is at or below
+  `surveys.low_score`. A ticket's tier is its customer's VIP flag now; a survey keeps the tier it was asked in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.config import Settings
+from handlers.desk import ESCALATION_ROLES, ticket_reference
+from store.models import Agent, Conversation, Customer, Message, Survey, Ticket, TicketEvent
+
+NONE_LABEL = "(none)"
+UNASSIGNED = "(unassigned)"
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Minutes from opening: how many tickets have a value, the median and the 90th percentile."""
+
+    count: int = 0
+    median: float | None = None
+    p90: float | None = None
+
+    @classmethod
+    def of(cls, minutes: list[float]) -> Durations:
+        if not minutes:
+            return cls()
+        ordered = sorted(minutes)
+        p90 = ordered[max(math.ceil(0.9 * len(ordered)) - 1, 0)]
+        return cls(len(ordered), round(statistics.median(ordered), 1), round(p90, 1))
+
+
+@dataclass(frozen=True)
+class Compliance:
+    """SLA results: met by the due time, breached (late, or still open past it), pending (not due yet)."""
+
+    met: int = 0
+    breached: int = 0
+    pending: int = 0
+
+    @property
+    def percent(self) -> float | None:
+        judged = self.met + self.breached
+        return round(100 * self.met / judged, 1) if judged else None
+
+
+@dataclass(frozen=True)
+class CsatSummary:
+    answered: int = 0
+    average: float | None = None
+    satisfied_percent: float | None = None  # scores 4-5
+
+    @classmethod
+    def of(cls, scores: list[int]) -> CsatSummary:
+        if not scores:
+            return cls()
+        satisfied = sum(1 for s in scores if s >= 4)
+        return cls(len(scores), round(sum(scores) / len(scores), 2), round(100 * satisfied / len(scores), 1))
+
+
+@dataclass(frozen=True)
+class LowScore:
+    survey_id: int
+    ticket: str | None
+    customer: str
+    score: int
+    comment: str | None
+    channel: str
+    agent: str
+    tier: str
+    answered_at: datetime
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One group (a category, channel, agent or tier): its tickets and its CSAT."""
+
+    key: str
+    tickets_opened: int
+    first_response: Durations
+    first_response_sla: Compliance
+    resolution_sla: Compliance
+    csat: CsatSummary
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything measured for one period [start, end)."""
+
+    start: datetime
+    end: datetime
+    opened_by_kind: dict[str, int]
+    resolved_by_kind: dict[str, int]
+    first_response: Durations
+    resolution: Durations
+    first_response_sla: Compliance
+    resolution_sla: Compliance
+    unanswered_past_due: int
+    escalations_by_level: dict[int, int]
+    csat_asked: int
+    csat: CsatSummary
+    low_scores: list[LowScore]
+    by_category: list[Breakdown]
+    by_channel: list[Breakdown]
+    by_agent: list[Breakdown]
+    by_tier: list[Breakdown]
+    messages_by_channel: dict[str, dict[str, int]]  # channel -> {"in": n, "out": n}
+
+    @property
+    def tickets_opened(self) -> int:
+        return sum(self.opened_by_kind.values())
+
+    @property
+    def tickets_resolved(self) -> int:
+        return sum(self.resolved_by_kind.values())
+
+    @property
+    def escalations(self) -> int:
+        return sum(self.escalations_by_level.values())
+
+
+@dataclass(frozen=True)
+class Delta:
+    metric: str
+    before: float | None
+    after: float | None
+
+    @property
+    def change(self) -> float | None:
+        if self.before is None or self.after is None:
+            return None
+        return round(self.after - self.before, 2)
+
+
+@dataclass(frozen=True)
+class Report:
+    scope: str  # "all" or "vip"
+    generated_at: datetime
+    timezone: str
+    current: Metrics
+    previous: Metrics | None = None
+    deltas: list[Delta] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return "VIP service report" if self.scope == "vip" else "Service report"
+
+
+# --- periods --------------------------------------------------------------------------------------------
+
+
+def local_period(settings: Settings, first: date, last: date) -> tuple[datetime, datetime]:
+    """Whole days `first`..`last` (inclusive) in the company time zone, as [start, end)."""
+    return (datetime.combine(first, time(), settings.tz),
+            datetime.combine(last + timedelta(days=1), time(), settings.tz))
+
+
+def previous_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The period of the same length just before [start, end)."""
+    return start - (end - start), start
+
+
+def completed_period(settings: Settings, now: datetime, every_days: int) -> tuple[datetime, datetime]:
+    """The last whole period of `every_days` days that has ended by `now`, in the company time zone.
+
+    Periods are counted from Monday 1 January of year 1, so 7-day periods run Monday to Sunday.
+    """
+    today = now.astimezone(settings.tz).date()
+    end_day = date.fromordinal(today.toordinal() - (today.toordinal() - 1) % every_days)
+    return local_period(settings, end_day - timedelta(days=every_days), end_day - timedelta(days=1))
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _TicketRow:
+    ticket: Ticket
+    channel: str
+    tier: str
+    agent: str
+    started_at: datetime  # opened, or reopened for a ticket's later round (its due times start there)
+
+    @property
+    def answered_at(self) -> datetime | None:
+        # Resolving answers the customer too; the product cancels the first-response check then.
+        return self.ticket.first_responded_at or self.ticket.resolved_at
+
+
+def _minutes(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() / 60
+
+
+def _verdict(done_at: datetime | None, due_at: datetime | None, now: datetime) -> str | None:
+    if due_at is None:
+        return None
+    if done_at is not None:
+        return "met" if done_at <= due_at else "breached"
+    return "breached" if due_at < now else "pending"
+
+
+def _compliance(verdicts: Iterable[str | None]) -> Compliance:
+    counted = Counter(v for v in verdicts if v is not None)
+    return Compliance(counted["met"], counted["breached"], counted["pending"])
+
+
+def _agent_names(session: Session) -> dict[int, str]:
+    return {a.id: a.name for a in session.execute(select(Agent)).scalars()}
+
+
+def _tickets(session: Session, start: datetime, end: datetime, vip_only: bool, agents: dict[int, str]
+             ) -> list[_TicketRow]:
+    query = (select(Ticket, Customer.is_vip, Conversation.channel)
+             .join(Customer, Customer.id == Ticket.customer_id)
+             .outerjoin(Conversation, Conversation.id == Ticket.conversation_id)
+             .where(Ticket.created_at >= start, Ticket.created_at < end).order_by(Ticket.id))
+    if vip_only:
+        query = query.where(Customer.is_vip.is_(True))
+    found = list(session.execute(query))
+    reopened = {ticket_id: at for ticket_id, at in session.execute(
+        select(TicketEvent.ticket_id, func.max(TicketEvent.created_at))
+        .where(TicketEvent.kind == "reopened", TicketEvent.ticket_id.in_([t.id for t, _, _ in found]))
+        .group_by(TicketEvent.ticket_id))}
+    return [_TicketRow(ticket, channel or NONE_LABEL, "vip" if is_vip else "regular",
+                       agents.get(ticket.assigned_agent_id or 0, UNASSIGNED),
+                       reopened.get(ticket.id, ticket.created_at))
+            for ticket, is_vip, channel in found]
+
+
+def _surveys(session: Session, start: datetime, end: datetime, vip_only: bool) -> tuple[list[Survey], int]:
+    answered = select(Survey).where(Survey.kind == "csat", Survey.status == "answered", Survey.answered_at >= start,
+                                    Survey.answered_at < end).order_by(Survey.answered_at, Survey.id)
+    asked = select(func.count()).select_from(Survey).where(Survey.kind == "csat", Survey.asked_at >= start,
+                                                           Survey.asked_at < end)
+    if vip_only:
+        answered, asked = answered.where(Survey.tier == "vip"), asked.where(Survey.tier == "vip")
+    return list(session.execute(answered).scalars()), int(session.execute(asked).scalar_one())
+
+
+def _first_response_times(rows: list[_TicketRow]) -> Durations:
+    return Durations.of([_minutes(r.answered_at, r.started_at) for r in rows if r.answered_at])
+
+
+def _group(rows: list[_TicketRow], surveys: list[Survey], ticket_key: Callable[[_TicketRow], str],
+           survey_key: Callable[[Survey], str], now: datetime) -> list[Breakdown]:
+    tickets_by: dict[str, list[_TicketRow]] = defaultdict(list)
+    scores_by: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        tickets_by[ticket_key(row)].append(row)
+    for survey in surveys:
+        scores_by[survey_key(survey)].append(survey.score or 0)
+    groups = []
+    for key in sorted(set(tickets_by) | set(scores_by)):
+        mine = tickets_by.get(key, [])
+        groups.append(Breakdown(
+            key=key, tickets_opened=len(mine), first_response=_first_response_times(mine),
+            first_response_sla=_compliance(_verdict(r.answered_at, r.ticket.first_response_due_at, now) for r in mine),
+            resolution_sla=_compliance(_verdict(r.ticket.resolved_at, r.ticket.resolution_due_at, now) for r in mine),
+            csat=CsatSummary.of(scores_by.get(key, [])),
+        ))
+    return groups
+
+
+def measure(session: Session, settings: Settings, start: datetime, end: datetime, *, now: datetime,
+            vip_only: bool = False) -> Metrics:
+    """The numbers for one period [start, end), as the data stands at `now`."""
+    agents = _agent_names(session)
+    rows = _tickets(session, start, end, vip_only, agents)
+    tickets = [r.ticket for r in rows]
+    resolved_query = (select(Ticket.kind, func.count()).join(Customer, Customer.id == Ticket.customer_id)
+                      .where(Ticket.resolved_at >= start, Ticket.resolved_at < end).group_by(Ticket.kind))
+    escalation_query = (select(TicketEvent.detail).join(Ticket, Ticket.id == TicketEvent.ticket_id)
+                        .join(Customer, Customer.id == Ticket.customer_id)
+                        .where(TicketEvent.kind == "escalated", TicketEvent.created_at >= start,
+                               TicketEvent.created_at < end))
+    message_query = (select(Message.channel, Message.direction, func.count())
+                     .join(Customer, Customer.id == Message.customer_id)
+                     .where(Message.direction.in_(("in", "out")), Message.created_at >= start, Message.created_at < end)
+                     .group_by(Message.channel, Message.direction))
+    if vip_only:
+        resolved_query = resolved_query.where(Customer.is_vip.is_(True))
+        escalation_query = escalation_query.where(Customer.is_vip.is_(True))
+        message_query = message_query.where(Customer.is_vip.is_(True))
+    surveys, asked = _surveys(session, start, end, vip_only)
+    messages: dict[str, dict[str, int]] = {}
+    for channel, direction, count in session.execute(message_query):
+        messages.setdefault(channel, {"in": 0, "out": 0})[direction] = int(count)
+    levels = Counter(int(detail.get("level", 0)) for detail in session.execute(escalation_query).scalars())
+    low_limit = settings.surveys.low_score
+    customers = {c.id: c.name for c in session.execute(
+        select(Customer).where(Customer.id.in_({s.customer_id for s in surveys if (s.score or 0) <= low_limit}))
+    ).scalars()}
+    low = [LowScore(s.id, ticket_reference(s.ticket_id) if s.ticket_id else None,
+                    customers.get(s.customer_id) or f"customer #{s.customer_id}", s.score or 0, s.comment,
+                    s.channel, agents.get(s.agent_id or 0, UNASSIGNED), s.tier, s.answered_at or s.asked_at)
+           for s in surveys if (s.score or 0) <= low_limit]
+    return Metrics(
+        start=start, end=end,
+        opened_by_kind=dict(sorted(Counter(t.kind for t in tickets).items())),
+        resolved_by_kind={kind: int(n) for kind, n in sorted(session.execute(resolved_query).all())},
+        first_response=_first_response_times(rows),
+        resolution=Durations.of([_minutes(r.ticket.resolved_at, r.started_at) for r in rows if r.ticket.resolved_at]),
+        first_response_sla=_compliance(_verdict(r.answered_at, r.ticket.first_response_due_at, now) for r in rows),
+        resolution_sla=_compliance(_verdict(r.ticket.resolved_at, r.ticket.resolution_due_at, now) for r in rows),
+        unanswered_past_due=sum(1 for r in rows if r.answered_at is None and r.ticket.first_response_due_at
+                                and r.ticket.first_response_due_at < now),
+        escalations_by_level=dict(sorted(levels.items())),
+        csat_asked=asked,
+        csat=CsatSummary.of([s.score or 0 for s in surveys]),
+        low_scores=low,
+        by_category=_group(rows, surveys, lambda r: r.ticket.category or NONE_LABEL,
+                           lambda s: s.category or NONE_LABEL, now),
+        by_channel=_group(rows, surveys, lambda r: r.channel, lambda s: s.channel, now),
+        by_agent=_group(rows, surveys, lambda r: r.agent, lambda s: agents.get(s.agent_id or 0, UNASSIGNED), now),
+        by_tier=_group(rows, surveys, lambda r: r.tier, lambda s: s.tier, now),
+        messages_by_channel=dict(sorted(messages.items())),
+    )
+
+
+# --- comparing and finding ------------------------------------------------------------------------------
+
+# (metric name, label, getter, higher is better)
+_HEADLINES: list[tuple[str, str, Callable[[Metrics], float | None], bool]] = [
+    ("tickets_opened", "Tickets opened", lambda m: m.tickets_opened, False),
+    ("tickets_resolved", "Tickets resolved", lambda m: m.tickets_resolved, True),
+    ("first_response_median_min", "Median first response (min)", lambda m: m.first_response.median, False),
+    ("first_response_p90_min", "p90 first response (min)", lambda m: m.first_response.p90, False),
+    ("resolution_median_min", "Median resolution (min)", lambda m: m.resolution.median, False),
+    ("resolution_p90_min", "p90 resolution (min)", lambda m: m.resolution.p90, False),
+    ("first_response_sla_percent", "First-response SLA compliance (%)", lambda m: m.first_response_sla.percent, True),
+    ("resolution_sla_percent", "Resolution SLA compliance (%)", lambda m: m.resolution_sla.percent, True),
+    ("escalations", "Escalations", lambda m: m.escalations, False),
+    ("csat_answered", "CSAT answers", lambda m: m.csat.answered, True),
+    ("csat_average", "Average CSAT", lambda m: m.csat.average, True),
+    ("csat_satisfied_percent", "Satisfied (4-5) (%)", lambda m: m.csat.satisfied_percent, True),
+    ("low_scores", "Low CSAT scores", lambda m: len(m.low_scores), False),
+]
+LABELS = {name: label for name, label, _, _ in _HEADLINES}
+
+
+def compare(previous: Metrics, current: Metrics) -> list[Delta]:
+    return [Delta(name, get(previous), get(current)) for name, _, get, _ in _HEADLINES]
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0f}%"
+
+
+def _lowest_csat(kind: str, groups: list[Breakdown]) -> str | None:
+    rated = [g for g in groups if g.csat.average is not None]
+    if len(rated) < 2:
+        return None
+    lowest = min(rated, key=lambda g: (g.csat.average or 0, g.key))
+    if all(g.csat.average == lowest.csat.average for g in rated):
+        return None
+    return f"{kind} {lowest.key} has the lowest CSAT ({lowest.csat.average:.1f})"
+
+
+def findings(current: Metrics, previous: Metrics | None) -> list[str]:
+    """Plain-English observations, each one computed from the numbers above."""
+    found: list[str] = []
+    if current.tickets_opened == 0 and current.csat.answered == 0:
+        found.append("No tickets were opened and no CSAT answers came in during this period.")
+    if previous is not None:
+        for name, verb_up, verb_down in (("first_response_sla", "rose", "fell"), ("resolution_sla", "rose", "fell")):
+            before = getattr(previous, name).percent
+            after = getattr(current, name).percent
+            label = "First-response" if name == "first_response_sla" else "Resolution"
+            if before is not None and after is not None and round(before) != round(after):
+                found.append(f"{label} SLA compliance {verb_up if after > before else verb_down} "
+                             f"from {_pct(before)} to {_pct(after)}")
+        for label, get in (("Median first response", lambda m: m.first_response.median),
+                           ("Median resolution time", lambda m: m.resolution.median)):
+            before, after = get(previous), get(current)
+            if before is not None and after is not None and round(before) != round(after):
+                trend = "improved" if after < before else "got slower"
+                found.append(f"{label} {trend}: {format_minutes(before)} -> {format_minutes(after)}")
+        if previous.csat.average is not None and current.csat.average is not None \
+                and round(previous.csat.average, 1) != round(current.csat.average, 1):
+            trend = "rose" if current.csat.average > previous.csat.average else "fell"
+            found.append(f"Average CSAT {trend} from {previous.csat.average:.1f} to {current.csat.average:.1f}")
+        if previous.tickets_opened != current.tickets_opened:
+            trend = "rose" if current.tickets_opened > previous.tickets_opened else "fell"
+            found.append(f"Tickets opened {trend} from {previous.tickets_opened} to {current.tickets_opened}")
+    if current.first_response_sla.breached:
+        found.append(f"{_plural(current.first_response_sla.breached, 'ticket')} missed the first-response SLA")
+    if current.unanswered_past_due:
+        found.append(f"{_plural(current.unanswered_past_due, 'ticket')} still "
+                     f"{'waits' if current.unanswered_past_due == 1 else 'wait'} for a first answer past the due time")
+    if current.resolution_sla.breached:
+        found.append(f"{_plural(current.resolution_sla.breached, 'ticket')} missed the resolution SLA")
+    if current.escalations:
+        parts = ", ".join(f"{n} to {ESCALATION_ROLES.get(level, 'level')} (level {level})"
+                          for level, n in current.escalations_by_level.items())
+        found.append(f"{_plural(current.escalations, 'escalation')}: {parts}")
+    for kind, groups in (("Channel", current.by_channel), ("Category", current.by_category),
+                         ("Agent", current.by_agent)):
+        lowest = _lowest_csat(kind, groups)
+        if lowest:
+            found.append(lowest)
+    if current.low_scores:
+        count = len(current.low_scores)
+        found.append(f"{_plural(count, 'low CSAT score')} {'needs' if count == 1 else 'need'} follow-up")
+    return found
+
+
+def build_report(session: Session, settings: Settings, start: datetime, end: datetime, *, vip_only: bool = False,
+                 compare_to: tuple[datetime, datetime] | None = None, now: datetime | None = None) -> Report:
+    """The report for [start, end), optionally against an earlier period (before/after, CRM-5.5)."""
+    now = now or datetime.now(UTC)
+    current = measure(session, settings, start, end, now=now, vip_only=vip_only)
+    previous = (measure(session, settings, compare_to[0], compare_to[1], now=now, vip_only=vip_only)
+                if compare_to else None)
+    return Report(scope="vip" if vip_only else "all", generated_at=now, timezone=settings.company.timezone,
+                  current=current, previous=previous, deltas=compare(previous, current) if previous else [],
+                  findings=findings(current, previous))
+
+
+# --- rendering and export -------------------------------------------------------------------------------
+
+
+def format_minutes(minutes: float | None) -> str:
+    if minutes is None:
+        return "-"
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    if minutes < 2880:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} d"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def period_label(report: Report, metrics: Metrics) -> str:
+    """The period in the company time zone with an inclusive last day, e.g. 2026-01-05 to 2026-01-11."""
+    zone = ZoneInfo(report.timezone)
+    first = metrics.start.astimezone(zone)
+    last = (metrics.end - timedelta(microseconds=1)).astimezone(zone)
+    return f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def _breakdown_lines(title: str, groups: list[Breakdown], bullet: str) -> list[str]:
+    if not groups:
+        return []
+    lines = [title]
+    for g in groups:
+        csat = f"CSAT {g.csat.average:.1f} ({g.csat.answered})" if g.csat.average is not None else "CSAT -"
+        lines.append(f"{bullet}{g.key}: {g.tickets_opened} opened, first response median "
+                     f"{format_minutes(g.first_response.median)}, SLA {_percent(g.first_response_sla.percent)} "
+                     f"first response / {_percent(g.resolution_sla.percent)} resolution, {csat}")
+    return lines
+
+
+def _summary_lines(m: Metrics, bullet: str) -> list[str]:
+    messages = ", ".join(f"{ch} {d['in']} in / {d['out']} out" for ch, d in m.messages_by_channel.items()) or "none"
+    return [
+        f"{bullet}Tickets opened: {m.tickets_opened} ({_counts(m.opened_by_kind)}); "
+        f"resolved: {m.tickets_resolved} ({_counts(m.resolved_by_kind)})",
+        f"{bullet}First response: median {format_minutes(m.first_response.median)}, "
+        f"p90 {format_minutes(m.first_response.p90)} ({m.first_response.count} answered)",
+        f"{bullet}Resolution: median {format_minutes(m.resolution.median)}, p90 {format_minutes(m.resolution.p90)} "
+        f"({m.resolution.count} resolved)",
+        f"{bullet}SLA first response: {_percent(m.first_response_sla.percent)} ({m.first_response_sla.met} met, "
+        f"{m.first_response_sla.breached} breached, {m.first_response_sla.pending} not due yet)",
+        f"{bullet}SLA resolution: {_percent(m.resolution_sla.percent)} ({m.resolution_sla.met} met, "
+        f"{m.resolution_sla.breached} breached, {m.resolution_sla.pending} not due yet)",
+        f"{bullet}Escalations: {m.escalations}"
+        + (f" ({', '.join(f'level {k}: {v}' for k, v in m.escalations_by_level.items())})" if m.escalations else ""),
+        f"{bullet}CSAT: {m.csat.answered} answered of {m.csat_asked} asked, average "
+        f"{'-' if m.csat.average is None else f'{m.csat.average:.2f}'}, satisfied (4-5) "
+        f"{_percent(m.csat.satisfied_percent)}",
+        f"{bullet}Messages: {messages}",
+    ]
+
+
+def _delta_text(delta: Delta) -> str:
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    change = "" if delta.change is None else f" ({'+' if delta.change > 0 else ''}{delta.change:g})"
+    return f"{LABELS[delta.metric]}: {show(delta.before)} -> {show(delta.after)}{change}"
+
+
+def _render(report: Report, *, bold: Callable[[str], str], bullet: str) -> str:
+    m = report.current
+    lines = [bold(f"{report.title}: {period_label(report, m)}")]
+    lines += ["", bold("Summary"), *_summary_lines(m, bullet)]
+    if report.findings:
+        lines += ["", bold("Findings"), *(f"{bullet}{f}" for f in report.findings)]
+    if report.previous is not None:
+        lines += ["", bold(f"Compared with {period_label(report, report.previous)}"),
+                  *(f"{bullet}{_delta_text(d)}" for d in report.deltas)]
+    if m.low_scores:
+        lines += ["", bold("Low CSAT scores to follow up")]
+        for low in m.low_scores:
+            comment = f': "{low.comment[:200]}"' if low.comment else ""
+            lines.append(f"{bullet}{low.score}/5 {low.ticket or '-'} {low.customer} ({low.tier}, {low.channel}, "
+                         f"{low.agent}){comment}")
+    for title, groups in (("By category", m.by_category), ("By channel", m.by_channel), ("By agent", m.by_agent),
+                          ("By tier", m.by_tier)):
+        part = _breakdown_lines(bold(title), groups, bullet)
+        if part:
+            lines += ["", *part]
+    return "\n".join(lines)
+
+
+def render_text(report: Report) -> str:
+    """Plain text for a terminal."""
+    return _render(report, bold=lambda s: s, bullet="- ")
+
+
+def render_markdown(report: Report) -> str:
+    """Slack mrkdwn: *bold* headings and bullets."""
+    return _render(report, bold=lambda s: f"*{s}*", bullet="• ")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _metrics_dict(metrics: Metrics) -> dict[str, Any]:
+    data = asdict(metrics)
+    data.update(tickets_opened=metrics.tickets_opened, tickets_resolved=metrics.tickets_resolved,
+                escalations=metrics.escalations)
+    data["first_response_sla"]["percent"] = metrics.first_response_sla.percent
+    data["resolution_sla"]["percent"] = metrics.resolution_sla.percent
+    for name in ("by_category", "by_channel", "by_agent", "by_tier"):
+        for row, group in zip(data[name], getattr(metrics, name), strict=True):
+            row["first_response_sla"]["percent"] = group.first_response_sla.percent
+            row["resolution_sla"]["percent"] = group.resolution_sla.percent
+    return data
+
+
+def to_json(report: Report) -> str:
+    data = {"title": report.title, "scope": report.scope, "generated_at": report.generated_at,
+            "timezone": report.timezone, "current": _metrics_dict(report.current),
+            "previous": _metrics_dict(report.previous) if report.previous else None,
+            "deltas": [{"metric": d.metric, "before": d.before, "after": d.after, "change": d.change}
+                       for d in report.deltas],
+            "findings": report.findings}
+    return json.dumps(_jsonable(data), ensure_ascii=False, indent=2)
+
+
+def _csv_rows(period: str, m: Metrics) -> Iterable[list[Any]]:
+    for name, _, get, _ in _HEADLINES:
+        yield [period, "summary", "", name, get(m)]
+    for kind, n in m.opened_by_kind.items():
+        yield [period, "opened_by_kind", kind, "tickets", n]
+    for kind, n in m.resolved_by_kind.items():
+        yield [period, "resolved_by_kind", kind, "tickets", n]
+    for level, n in m.escalations_by_level.items():
+        yield [period, "escalations_by_level", level, "escalations", n]
+    for section in ("by_category", "by_channel", "by_agent", "by_tier"):
+        for g in getattr(m, section):
+            yield [period, section, g.key, "tickets_opened", g.tickets_opened]
+            yield [period, section, g.key, "first_response_median_min", g.first_response.median]
+            yield [period, section, g.key, "first_response_sla_percent", g.first_response_sla.percent]
+            yield [period, section, g.key, "resolution_sla_percent", g.resolution_sla.percent]
+            yield [period, section, g.key, "csat_answered", g.csat.answered]
+            yield [period, section, g.key, "csat_average", g.csat.average]
+    for channel, counts in m.messages_by_channel.items():
+        yield [period, "messages", channel, "in", counts["in"]]
+        yield [period, "messages", channel, "out", counts["out"]]
+    for low in m.low_scores:
+        yield [period, "low_scores", low.ticket or "", "score", low.score]
+
+
+def to_csv(report: Report) -> str:
+    """One row per number: period (current/previous), section, group, metric, value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["period", "section", "group", "metric", "value"])
+    writer.writerows(_csv_rows("current", report.current))
+    if report.previous is not None:
+        writer.writerows(_csv_rows("previous", report.previous))
+    for finding in report.findings:
+        writer.writerow(["current", "findings", "", "finding", finding])
+    return out.getvalue()
