@@ -407,39 +407,118 @@ def fake_providers(port: int) -> None:
     sys.exit(run_fakes(["--port", str(port)]))
 
 
-@main.command()
-@click.argument("channel", type=click.Choice(["telegram", "sms", "whatsapp"]))
-@click.argument("text")
-@click.option("--from", "sender", default=None, help="Telegram user id or E.164 phone (default: a demo one).")
-@click.option("--name", default="Budi", show_default=True, help="Display name the provider would send.")
-@click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help="The running Sapa.")
-@click.option("--fake", "fake_url", default="http://127.0.0.1:8099", show_default=True, help="sapa fake-providers.")
-@click.option("--wait", default=10.0, show_default=True, help="Seconds to wait for replies.")
-@click.pass_obj
-def simulate(config: str | None, channel: str, text: str, sender: str | None, name: str, sapa_url: str,
-             fake_url: str, wait: float) -> None:
-    """Send TEXT as a signed CHANNEL message to a running Sapa and print the replies it sent."""
+@main.group()
+def simulate() -> None:
+    """Play a customer (telegram, sms, whatsapp) or a Slack agent against a running Sapa, signed like the real one."""
+
+
+def _channel_simulation(channel: str) -> None:
+    @simulate.command(channel)
+    @click.argument("text")
+    @click.option("--from", "sender", default=None, help="Telegram user id or E.164 phone (default: a demo one).")
+    @click.option("--name", default="Budi", show_default=True, help="Display name the provider would send.")
+    @click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help="The running Sapa.")
+    @click.option("--fake", "fake_url", default="http://127.0.0.1:8099", show_default=True,
+                  help="sapa fake-providers.")
+    @click.option("--wait", default=10.0, show_default=True, help="Seconds to wait for replies.")
+    @click.pass_context
+    def run_channel(ctx: click.Context, text: str, sender: str | None, name: str, sapa_url: str, fake_url: str,
+                    wait: float) -> None:
+        """Send TEXT as a signed message on this channel to a running Sapa and print the replies it sent."""
+        import httpx
+
+        from bot.simulate import describe
+        from bot.simulate import simulate as run
+
+        settings = _settings(ctx.find_root().obj)
+        sender = sender or ("700001" if channel == "telegram" else "+6281234567890")
+        try:
+            status, replies = run(settings, channel, text, sender=sender, name=name, sapa_url=sapa_url,
+                                  fake_url=fake_url, wait_s=wait)
+        except ValueError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        except httpx.HTTPError as exc:
+            click.echo(f"cannot reach Sapa ({sapa_url}) or the fake providers ({fake_url}): {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"> {text}    [{channel}, Sapa answered HTTP {status}]")
+        for reply in replies:
+            click.echo(f"< {describe(reply)}")
+        if not replies:
+            click.echo("(no reply reached the fake provider)")
+
+
+for _channel in ("telegram", "sms", "whatsapp"):
+    _channel_simulation(_channel)
+
+
+def _agent_simulation(config: str | None, key: str, agent: str | None, sapa_url: str, wait: float,
+                      action: str, text: str | None) -> None:
     import httpx
 
-    from bot.simulate import describe
-    from bot.simulate import simulate as run
+    from bot.simulate import agent_id, agent_press, agent_reply, find_target
 
     settings = _settings(config)
-    sender = sender or ("700001" if channel == "telegram" else "+6281234567890")
     try:
-        status, replies = run(settings, channel, text, sender=sender, name=name, sapa_url=sapa_url,
-                              fake_url=fake_url, wait_s=wait)
+        user = agent_id(settings, agent)
+        target = find_target(settings, key, wait_s=wait)
+        if text is not None:
+            status, happened = agent_reply(settings, target, text, agent=user, sapa_url=sapa_url, wait_s=wait)
+            said = f'> {user} replied "{text}"'
+        else:
+            status, happened = agent_press(settings, target, action, agent=user, sapa_url=sapa_url, wait_s=wait)
+            said = f"> {user} pressed {action.replace('_', ' ').title()}"
     except ValueError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     except httpx.HTTPError as exc:
-        click.echo(f"cannot reach Sapa ({sapa_url}) or the fake providers ({fake_url}): {exc}", err=True)
+        click.echo(f"cannot reach Sapa ({sapa_url}): {exc}", err=True)
         sys.exit(1)
-    click.echo(f"> {text}    [{channel}, Sapa answered HTTP {status}]")
-    for reply in replies:
-        click.echo(f"< {describe(reply)}")
-    if not replies:
-        click.echo("(no reply reached the fake provider)")
+    about = f"{target.ticket}, " if target.ticket else ""
+    click.echo(f"{said} on the card of conversation {target.conversation_id} ({about}card ts {target.card_ts})"
+               f"    [Slack request, Sapa answered HTTP {status}]")
+    for line in happened.to_customer:
+        click.echo(f"< to the customer: {line}")
+    for line in happened.in_thread:
+        click.echo(f"< in the card's thread: {line}")
+    if status == 200 and not happened.to_customer and not happened.in_thread:
+        click.echo("(nothing happened yet; is `sapa serve` using the same database?)")
+    if happened.status:
+        click.echo(f"conversation {target.conversation_id} is now {happened.status}")
+    if status == 403:
+        click.echo("Sapa refused the Slack signature: give `sapa serve` and `sapa simulate` the same "
+                   "SLACK_SIGNING_SECRET", err=True)
+    if status != 200:
+        sys.exit(1)
+
+
+_AGENT_HELP = {"--agent": "Slack user id of the agent (default: the first of slack.agents).",
+               "--url": "The running Sapa.", "--wait": "Seconds to wait for the card and for what follows."}
+
+
+@simulate.command("agent-reply")
+@click.argument("ticket_or_conversation")
+@click.argument("text")
+@click.option("--agent", default=None, help=_AGENT_HELP["--agent"])
+@click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help=_AGENT_HELP["--url"])
+@click.option("--wait", default=10.0, show_default=True, help=_AGENT_HELP["--wait"])
+@click.pass_context
+def simulate_agent_reply(ctx: click.Context, ticket_or_conversation: str, text: str, agent: str | None,
+                         sapa_url: str, wait: float) -> None:
+    """An agent writes TEXT in the Slack thread of a ticket's (TKT-000001) or conversation's (12) card."""
+    _agent_simulation(ctx.find_root().obj, ticket_or_conversation, agent, sapa_url, wait, "reply", text)
+
+
+@simulate.command("agent-resolve")
+@click.argument("ticket_or_conversation")
+@click.option("--agent", default=None, help=_AGENT_HELP["--agent"])
+@click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help=_AGENT_HELP["--url"])
+@click.option("--wait", default=10.0, show_default=True, help=_AGENT_HELP["--wait"])
+@click.pass_context
+def simulate_agent_resolve(ctx: click.Context, ticket_or_conversation: str, agent: str | None, sapa_url: str,
+                           wait: float) -> None:
+    """An agent presses Resolve on a ticket's (TKT-000001) or conversation's (12) card."""
+    _agent_simulation(ctx.find_root().obj, ticket_or_conversation, agent, sapa_url, wait, "resolve", None)
 
 
 @main.group()

@@ -529,6 +529,32 @@ class RequestsConfig(_Section):
         return {name: tuple(word.lower() for word in words) for name, words in value.items()}
 
 
+def _default_complaint_categories() -> dict[str, tuple[str, ...]]:
+    return {"damaged_item": ("rusak", "pecah", "cacat", "penyok", "broken", "damaged"),
+            "late_delivery": ("terlambat", "telat", "belum sampai", "belum datang", "late", "not arrived"),
+            "wrong_item": ("salah kirim", "salah barang", "wrong item"),
+            "billing": ("tagihan", "dobel", "double", "refund", "charged")}
+
+
+class ComplaintsConfig(_Section):
+    categories: dict[str, tuple[str, ...]] = Field(
+        default_factory=_default_complaint_categories,
+        description="category: [words]; the first category with a word in the complaint is set on the ticket",
+    )
+    root_causes: dict[str, str] = Field(
+        default_factory=dict,
+        description="category: the root cause to suggest for it, e.g. {late_delivery: courier_delay}; agents confirm",
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _lower_words(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        wrong = [name for name in value if not re.fullmatch(r"[a-z0-9_]{1,60}", name)]
+        if wrong:
+            raise ValueError(f"category names are 1-60 of a-z, 0-9 and _ (check {', '.join(wrong)})")
+        return {name: tuple(word.lower() for word in words) for name, words in value.items()}
+
+
 class Settings(_Section):
     """Everything Sapa reads from config.yml, validated, with environment overrides applied."""
 
@@ -546,6 +572,8 @@ class Settings(_Section):
     sla: SlaConfig = Field(default_factory=SlaConfig)
     faq: FaqConfig = Field(default_factory=FaqConfig, description="the FAQ knowledge base: min_similarity, entries")
     surveys: SurveyConfig = Field(default_factory=SurveyConfig, description="satisfaction surveys (CSAT)")
+    complaints: ComplaintsConfig = Field(default_factory=ComplaintsConfig,
+                                         description="complaint categories and suggested root causes")
     requests: RequestsConfig = Field(default_factory=RequestsConfig,
                                      description="request tickets: follow-up timings, checklist, categories")
     reports: ReportsConfig = Field(default_factory=ReportsConfig, description="service reports (CRM-5, VIP-5)")

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
+from handlers.desk_commands import consent_line, purchases_line
 from store.customers import find_customers, get_customer
 from store.models import ChannelIdentity, Conversation, Customer, Message, Ticket
 
@@ -48,5 +49,8 @@ def describe(session: Session, customer: Customer, settings: Settings) -> str:
         f"  since:    {local} (via {customer.source})",
         f"  channels: {', '.join(f'{i.channel}:{i.address}' for i in identities) or '-'}",
         f"  activity: {conversations} conversations, {messages} messages, {open_tickets} open tickets",
+        f"  consent:  {consent_line(session, customer.id)}",
+        f"  purchases: {purchases_line(session, customer.id, settings)}",
     ]
     return "\n".join(lines)
+

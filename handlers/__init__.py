@@ -21,6 +21,7 @@ from handlers import (
     vip,
 )
 from handlers.turn import Reply, Route, Turn
+from store.consents import current as current_consent
 
 ROUTES: list[Route] = [
     *consent.ROUTES,  # STOP / START keywords: before anything else the words might mean
@@ -48,8 +49,17 @@ def dispatch(turn: Turn, routes: list[Route] = ROUTES) -> list[Reply]:
             if replies is not None:
                 if route.handler is not fallback.fallback:
                     turn.conversation.misunderstood = 0  # understood: the count of misses starts again
+                if _needs_privacy_notice(turn, route):
+                    # CRM-1.5: last, so an SMS/WhatsApp customer can answer its numbered options "1"/"2".
+                    replies = [*replies, consent.privacy_notice(turn)]
                 return replies
     return []
+
+
+def _needs_privacy_notice(turn: Turn, route: Route) -> bool:
+    """CRM-1.1/1.5: a new customer's first answer is followed by the privacy notice, unless already answered."""
+    return (turn.is_new_customer and route.handler not in (consent.stop, consent.start)
+            and current_consent(turn.session, turn.customer.id, "data_processing") is None)
 
 
 __all__ = ["ROUTES", "Reply", "Route", "Turn", "dispatch"]

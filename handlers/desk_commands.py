@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -12,15 +13,18 @@ from bot.contacts import normalise_email, normalise_phone
 from handlers.desk import OPEN_TICKET, agent_for, ticket_reference
 from handlers.requests import request_command
 from store.audit import record
+from store.consents import current
 from store.customers import find_customers, get_customer
 from store.merge import merge_customers
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
+from store.transactions import history
 
 HELP = (
     "*/sapa* commands:\n"
     "• `customer PHONE_OR_NAME` profile, VIP status, last interactions, open tickets\n"
     "• `vip add CUSTOMER REASON` / `vip remove CUSTOMER REASON` (account managers, supervisors)\n"
     "• `merge DUPLICATE KEEP [reason]` — fold a duplicate customer into the one to keep\n"
+    "• `ticket TKT-000123 category NAME` / `ticket TKT-000123 rootcause TEXT` — confirm or correct a ticket\n"
     "• `ticket TKT-000123` a ticket and its history\n"
     "• `ticket TKT-000123 take` / `ticket TKT-000123 done NOTE` take or finish a request (the customer is told)\n"
     "• `queue` conversations waiting for an agent, VIPs first, then oldest"
@@ -44,11 +48,33 @@ def run_command(session: Session, settings: Settings, *, slack_user: str, text: 
         return _ticket(session, settings, rest[0])
     if verb == "ticket" and len(rest) >= 2 and rest[1].lower() in ("take", "done"):
         return request_command(session, settings, agent, rest[0], rest[1].lower(), " ".join(rest[2:]), now)
+    if verb == "ticket" and len(rest) >= 3 and rest[1].lower() in ("category", "rootcause"):
+        return _classify(session, settings, agent, rest[0], rest[1].lower(), "_".join(rest[2:]).lower(), now)
     if verb == "queue":
         return _queue(session, settings, now)
     if verb == "merge" and len(rest) >= 2:
         return _merge(session, agent, rest[0], rest[1], " ".join(rest[2:]) or "duplicate", now)
     return f"I did not understand `{text}`.\n{HELP}"
+
+
+def _classify(session: Session, settings: Settings, agent: Agent, key: str, field: str, value: str,
+              now: datetime) -> str:
+    """CRM-3.2: an agent confirms or corrects a ticket's category or root cause; the change is logged."""
+    digits = key.upper().removeprefix("TKT-").lstrip("#")
+    ticket = session.get(Ticket, int(digits)) if digits.isdigit() else None
+    if ticket is None:
+        return f"No ticket `{key}`."
+    if not re.fullmatch(r"[a-z0-9_]{1,60}", value):
+        return "Use a short name of a-z, 0-9 and _ (e.g. courier_delay)."
+    if field == "category" and value not in settings.complaints.categories and value != "other":
+        return f"Unknown category `{value}`; known: {', '.join(settings.complaints.categories)}, other."
+    column = "category" if field == "category" else "root_cause"
+    before = getattr(ticket, column)
+    setattr(ticket, column, value)
+    ticket.updated_at = now
+    session.add(TicketEvent(ticket_id=ticket.id, kind=f"{column}_set", agent_id=agent.id,
+                            detail={"from": before, "to": value, "by": agent.name}, created_at=now))
+    return f"{ticket_reference(ticket.id)}: {column.replace('_', ' ')} {before or '-'} → {value} (by {agent.name})"
 
 
 MERGE_ROLES = ("customer_service", "supervisor", "management", "account_manager")
@@ -98,6 +124,8 @@ def _customer(session: Session, settings: Settings, key: str) -> str:
         lines.append(f"*#{customer.id} {customer.name or '(name not known)'}* — {vip}")
         lines.append(f"phone {customer.phone or '-'} · email {customer.email or '-'} · language "
                      f"{customer.language or '-'} · channels {channels or '-'}")
+        lines.append(f"consent: {consent_line(session, customer.id)} · purchases: "
+                     f"{purchases_line(session, customer.id, settings)}")
         recent = session.execute(select(Message).where(Message.customer_id == customer.id,
                                                        Message.direction.in_(("in", "out")))
                                  .order_by(Message.id.desc()).limit(3)).scalars()
@@ -163,3 +191,18 @@ def _queue(session: Session, settings: Settings, now: datetime) -> str:
         lines.append(f"{'⭐ ' if customer.is_vip else ''}{customer.name or '(name not known)'} · "
                      f"{conversation.channel} · waiting {minutes} min · conversation {conversation.id}")
     return "\n".join(lines)
+
+
+def consent_line(session: Session, customer_id: int) -> str:
+    """The customer's preferences as consents stand now (CRM-1.2): data processing and marketing."""
+    words = {True: "yes", False: "no", None: "not asked"}
+    return (f"data processing {words[current(session, customer_id, 'data_processing')]}, "
+            f"marketing {words[current(session, customer_id, 'marketing')]}")
+
+
+def purchases_line(session: Session, customer_id: int, settings: Settings) -> str:
+    count, total, last = history(session, customer_id)
+    if not count:
+        return "none recorded"
+    rupiah = f"{total:,}".replace(",", ".")  # Indonesian thousands separator
+    return f"{count}, Rp {rupiah} in total, last {last.astimezone(settings.tz).strftime('%Y-%m-%d') if last else '-'}"

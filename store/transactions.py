@@ -114,3 +114,12 @@ def customers_to_reevaluate(session: Session) -> list[int]:
             or_(Customer.is_vip.is_(True), Customer.id.in_(with_transactions)),
         ).order_by(Customer.id)
     ).scalars())
+
+
+def history(session: Session, customer_id: int) -> tuple[int, int, datetime | None]:
+    """(how many purchases, their total in rupiah, the last one's time) — for profile views (CRM-1.2)."""
+    count, total, last = session.execute(
+        select(func.count(), func.coalesce(func.sum(Transaction.amount), 0), func.max(Transaction.occurred_at))
+        .where(Transaction.customer_id == customer_id)
+    ).one()
+    return int(count), int(total), last

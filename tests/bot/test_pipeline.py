@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from bot.messages import InboundMessage
 from store.models import ChannelIdentity, Conversation, Customer, Message, OutboxItem
+from tests.support.webchat import NOTICE, NOTICE_BUTTONS
 
 
 def count(sapa, model, *where) -> int:
@@ -55,7 +56,9 @@ def test_name_question_never_blocks_a_complaint(customer, sapa):
 def test_fallback_offers_a_human_and_the_button_hands_off(customer, sapa):
     replies = customer.say("asdfgh qwerty zxcv")
     assert replies[0].startswith("Mohon maaf, kami belum memahami pesan Anda")
-    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"}]
+    assert replies[1:] == [NOTICE]  # a new customer: the privacy notice comes last
+    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"},
+                                  *NOTICE_BUTTONS]
 
     replies = customer.say("Bicara dengan petugas", payload="intent:talk_to_agent")
     assert "kami teruskan ke petugas" in replies[0]
@@ -70,12 +73,13 @@ def test_every_interaction_is_logged_with_channel_intent_and_time(customer, sapa
     with sapa.database.unit_of_work(read_only=True) as session:
         rows = list(session.execute(select(Message).order_by(Message.id)).scalars())
     assert [(r.direction, r.sender) for r in rows] == [
-        ("in", "customer"), ("out", "bot"), ("out", "bot"), ("in", "customer"), ("out", "bot"),
-    ]
+        ("in", "customer"), ("out", "bot"), ("out", "bot"), ("out", "bot"), ("in", "customer"), ("out", "bot"),
+    ]  # greeting, name question, privacy notice; then the thanks answered once
     assert rows[0].intent == "greet" and rows[0].confidence and rows[0].confidence > 0.35
-    assert rows[3].intent == "thanks"
+    assert rows[3].text == NOTICE
+    assert rows[4].intent == "thanks"
     assert all(r.channel == "webchat" and r.created_at == clock.now() for r in rows)
-    assert all(r.reply_to_id == rows[0].id for r in rows[1:3])
+    assert all(r.reply_to_id == rows[0].id for r in rows[1:4])
 
 
 def test_duplicate_delivery_is_ignored_and_returns_the_same_replies(customer, sapa):
@@ -85,7 +89,7 @@ def test_duplicate_delivery_is_ignored_and_returns_the_same_replies(customer, sa
     assert again["message_id"] == first["message_id"]
     assert [r["id"] for r in again["replies"]] == [r["id"] for r in first["replies"]]
     assert count(sapa, Message, Message.direction == "in") == 1
-    assert count(sapa, OutboxItem) == 2
+    assert count(sapa, OutboxItem) == 3  # greeting, name question, privacy notice
 
 
 def test_same_client_id_in_another_session_is_a_different_message(client, sapa):
@@ -137,7 +141,7 @@ def test_the_same_delivery_twice_at_once_is_stored_once(sapa):
         thread.join()
     assert sorted(r.duplicate for r in results) == [False, True]
     assert count(sapa, Message, Message.direction == "in") == 1
-    assert count(sapa, OutboxItem) == 2
+    assert count(sapa, OutboxItem) == 3  # greeting, name question, privacy notice
 
 
 def test_idle_conversation_is_closed_and_the_next_message_opens_a_new_one(customer, sapa, clock):
@@ -163,9 +167,11 @@ def test_a_recognised_request_without_a_flow_yet_is_offered_a_human_not_misunder
     replies = customer.say("poin saya sekarang ada berapa ya?")
     assert replies == [
         "Baik, kami mengerti. Untuk keperluan ini petugas kami yang akan membantu Anda langsung. "
-        "Mau kami hubungkan sekarang?"
+        "Mau kami hubungkan sekarang?",
+        NOTICE,
     ]
-    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"}]
+    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"},
+                                  *NOTICE_BUTTONS]
 
 
 def test_crm_3_1_a_complaint_opens_a_ticket_and_is_acknowledged_with_its_number(customer, sapa):
@@ -208,13 +214,18 @@ def test_stop_withdraws_marketing_consent_and_is_confirmed_once(customer, sapa):
 def test_a_number_answers_the_numbered_options_of_the_last_message(customer, sapa):
     customer.say("asdfgh qwerty zxcv")
     assert customer.buttons()[0]["payload"] == "intent:talk_to_agent"
+    # A new customer's last message is the privacy notice, so "1" answers it, not the handoff button.
+    assert customer.say("1")[0] == "Terima kasih, persetujuan Anda sudah kami catat."
+    customer.say("asdfgh qwerty zxcv")
+    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"}]
     assert "kami teruskan ke petugas" in customer.say("1")[0]
 
 
 @pytest.mark.parametrize("text", ["😀😀😀", "🙏", "jfjfjf kdkdkd zzzqqq", "x" * 2000])
 def test_emoji_only_gibberish_and_maximal_text_get_the_fallback_answer(customer, sapa, text):
     replies = customer.say(text)
-    assert len(replies) == 1 and replies[0].startswith("Mohon maaf, kami belum memahami pesan Anda")
+    assert len(replies) == 2 and replies[0].startswith("Mohon maaf, kami belum memahami pesan Anda")
+    assert replies[1] == NOTICE  # a new customer
     with sapa.database.unit_of_work(read_only=True) as session:
         row = session.execute(select(Message).where(Message.direction == "in")).scalar_one()
     assert (row.text, row.intent) == (text, "out_of_scope")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from store.migrate import current_heads
 from store.models import Customer, Message
+from tests.support.webchat import NOTICE
 
 STATIC = Path(__file__).resolve().parents[2] / "bot" / "static" / "webchat"
 
@@ -69,7 +70,9 @@ def test_unknown_session_is_404_and_stores_nothing(client, sapa):
 def test_history_returns_the_conversation_after_an_id(customer):
     customer.say("halo")
     messages = customer.history()
-    assert [(m["direction"], m["sender"]) for m in messages] == [("in", "customer"), ("out", "bot"), ("out", "bot")]
+    assert [(m["direction"], m["sender"]) for m in messages] == [("in", "customer"), ("out", "bot"), ("out", "bot"),
+                                                                  ("out", "bot")]  # greeting, name, privacy notice
+    assert messages[-1]["text"] == NOTICE
     assert customer.history(after=messages[1]["id"]) == messages[2:]
     assert customer.history() == messages  # reading twice changes nothing
 

@@ -26,6 +26,7 @@ from tests.support.providers import (
     channel_config,
     drain,
 )
+from tests.support.webchat import NOTICE, NOTICE_NUMBERED
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = {"telegram": "700001", "sms": "+6281234567890", "whatsapp": "+6281234567890"}
@@ -61,6 +62,11 @@ def person(request, client, fakes) -> ProviderCustomer:
     return ProviderCustomer(client, fakes, request.param, ADDRESS[request.param])
 
 
+def notice(person: ProviderCustomer) -> str:
+    """The privacy notice as this channel shows it: Telegram with buttons, SMS and WhatsApp with numbered options."""
+    return NOTICE if person.channel == "telegram" else NOTICE_NUMBERED
+
+
 def count(sapa, model, *where) -> int:
     with sapa.database.unit_of_work(read_only=True) as session:
         return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
@@ -69,7 +75,7 @@ def count(sapa, model, *where) -> int:
 def test_crm_1_1_greeting_reaches_the_customer_on_their_channel(person, sapa, clock, fakes):
     assert person.write("halo") == 200
     drain(sapa, clock)
-    assert person.texts() == [GREETING, "Boleh kami tahu nama Anda?"]
+    assert person.texts() == [GREETING, "Boleh kami tahu nama Anda?", notice(person)]
     sent = person.received()[0].params
     if person.channel == "telegram":
         assert sent["chat_id"] == "700001"  # form-encoded, as PTB sends it
@@ -83,7 +89,7 @@ def test_crm_1_1_greeting_reaches_the_customer_on_their_channel(person, sapa, cl
         statuses = [m.delivery_status for m in session.execute(
             select(Message).where(Message.direction == "out")).scalars()]
     assert (identity.channel, identity.address) == (person.channel, person.address)
-    assert statuses == ["sent", "sent"]
+    assert statuses == ["sent", "sent", "sent"]
 
 
 def test_crm_3_1_complaint_opens_a_ticket_and_the_customer_gets_its_number(person, sapa, clock):
@@ -92,8 +98,9 @@ def test_crm_3_1_complaint_opens_a_ticket_and_the_customer_gets_its_number(perso
     with sapa.database.unit_of_work(read_only=True) as session:
         ticket = session.execute(select(Ticket)).scalar_one()
     assert ticket.kind == "complaint" and ticket.status == "open"
-    (text,) = person.texts()
+    text, last = person.texts()
     assert f"nomor tiket TKT-{ticket.id:06d}" in text
+    assert last == notice(person)  # a new customer: the complaint is answered first, then the notice
 
 
 def test_a_duplicate_delivery_is_processed_once(person, sapa, clock):
@@ -101,7 +108,7 @@ def test_a_duplicate_delivery_is_processed_once(person, sapa, clock):
     assert person.write("halo", message_id="77") == 200  # the provider retried
     drain(sapa, clock)
     assert count(sapa, Message, Message.direction == "in") == 1
-    assert len(person.texts()) == 2
+    assert len(person.texts()) == 3
 
 
 @pytest.mark.parametrize("forgery", ["missing", "wrong"])
@@ -132,9 +139,9 @@ def test_provider_429_and_500_are_retried_and_delivered_once(person, sapa, clock
     person.write("terima kasih")
     started = clock.now()
     drain(sapa, clock)
-    assert person.texts() == ["Sama-sama! Ada lagi yang bisa kami bantu?"]
+    assert sorted(person.texts()) == sorted(["Sama-sama! Ada lagi yang bisa kami bantu?", notice(person)])
     attempts = fakes.requests(person.provider, method)
-    assert len(attempts) == 3  # 429, 500, then success: one delivery
+    assert len(attempts) == 4  # 429, 500, then success, and the privacy notice: each delivered once
     if person.channel == "telegram":
         assert clock.now() - started >= timedelta(seconds=3)  # Telegram's retry_after was honoured
 
@@ -149,10 +156,10 @@ def test_a_permanent_failure_is_recorded_and_never_retried(person, sapa, clock, 
     clock.advance(timedelta(hours=1))
     drain(sapa, clock)
     with sapa.database.unit_of_work(read_only=True) as session:
-        row = session.execute(select(OutboxItem)).scalar_one()
-        message = session.get_one(Message, row.message_id)
+        rows = list(session.execute(select(OutboxItem).order_by(OutboxItem.id)).scalars())
+        message = session.get_one(Message, rows[0].message_id)
         identity = session.execute(select(ChannelIdentity)).scalar_one()
-    assert (row.status, row.attempts) == ("failed", 1)
+    assert [(row.status, row.attempts) for row in rows] == [("failed", 1), ("failed", 1)]  # answer and notice
     assert message.delivery_status == "failed"
     expected = "blocked" if person.channel == "telegram" else "21211"
     assert expected in (message.delivery_error or "")
@@ -165,10 +172,12 @@ def test_whatsapp_reply_after_25_hours_goes_out_as_the_approved_template(client,
     person.write("terima kasih")  # the reply waits (say the outbox was down) ...
     clock.advance(timedelta(hours=25))  # ... past WhatsApp's 24-hour window
     drain(sapa, clock)
-    (sent,) = person.received()
-    assert sent.params["ContentSid"] == REPLY_TEMPLATE
-    assert json.loads(sent.params["ContentVariables"]) == {"1": "Siti"}
-    assert "Body" not in sent.params  # never free text outside the window
+    received = person.received()
+    assert len(received) == 2  # the answer and the privacy notice
+    for sent in received:
+        assert sent.params["ContentSid"] == REPLY_TEMPLATE
+        assert json.loads(sent.params["ContentVariables"]) == {"1": "Siti"}
+        assert "Body" not in sent.params  # never free text outside the window
 
 
 def test_whatsapp_reply_outside_the_window_without_a_template_fails_with_the_reason(db_url, fakes, clock,
@@ -181,11 +190,13 @@ def test_whatsapp_reply_outside_the_window_without_a_template_fails_with_the_rea
         clock.advance(timedelta(hours=25))
         drain(sapa, clock)
     with sapa.database.unit_of_work(read_only=True) as session:
-        message = session.execute(select(Message).where(Message.direction == "out")).scalar_one()
+        messages = list(session.execute(select(Message).where(Message.direction == "out")).scalars())
         identity = session.execute(select(ChannelIdentity)).scalar_one()
-    assert message.delivery_status == "failed"
-    assert message.delivery_error == (
-        "WhatsApp 24-hour window closed and no approved template for purpose 'reply' in language 'id'")
+    assert len(messages) == 2  # the answer and the privacy notice
+    for message in messages:
+        assert message.delivery_status == "failed"
+        assert message.delivery_error == (
+            "WhatsApp 24-hour window closed and no approved template for purpose 'reply' in language 'id'")
     assert identity.undeliverable_reason is None  # the number is fine; the rule stopped the message
     assert person.received() == []
     sapa.stop_background()
@@ -229,7 +240,8 @@ def test_twilio_status_callbacks_update_each_outbound_message(client, sapa, cloc
         path, body, headers = _signed_status(provider_id, status)
         assert client.post(path, content=body, headers=headers).status_code == 200
     with sapa.database.unit_of_work(read_only=True) as session:
-        assert session.execute(select(Message.delivery_status).where(Message.direction == "out")).scalar() == "read"
+        assert session.execute(select(Message.delivery_status).where(
+            Message.provider_message_id == provider_id)).scalar_one() == "read"
     path, body, headers = _signed_status(provider_id, "read")
     headers["x-twilio-signature"] = "forged"
     assert client.post(path, content=body, headers=headers).status_code == 403
@@ -243,13 +255,14 @@ def test_a_failed_status_callback_records_the_error_code(client, sapa, clock, fa
     path, body, headers = _signed_status(provider_id, "failed", error_code="63016")
     client.post(path, content=body, headers=headers)
     with sapa.database.unit_of_work(read_only=True) as session:
-        message = session.execute(select(Message).where(Message.direction == "out")).scalar_one()
+        message = session.execute(select(Message).where(Message.provider_message_id == provider_id)).scalar_one()
     assert message.delivery_status == "failed" and "63016" in (message.delivery_error or "")
 
 
 def outbound_provider_id(sapa) -> str:
     with sapa.database.unit_of_work(read_only=True) as session:
-        return str(session.execute(select(Message.provider_message_id).where(Message.direction == "out")).scalar())
+        return str(session.execute(select(Message.provider_message_id).where(Message.direction == "out")
+                                   .order_by(Message.id).limit(1)).scalar())
 
 
 def _signed_status(sid: str, status: str, error_code: str | None = None):
@@ -313,6 +326,13 @@ def test_sms_options_are_numbered_and_a_number_answers_them(client, sapa, clock,
     person.write("asdfgh qwerty zxcv")
     drain(sapa, clock)
     assert person.texts()[0].endswith("\n\n1. Bicara dengan petugas")
+    assert person.texts()[-1] == NOTICE_NUMBERED  # a new customer: the notice is last, so "1" answers it
+    person.write("1")
+    drain(sapa, clock)
+    assert person.texts()[-2] == "Terima kasih, persetujuan Anda sudah kami catat."
+    person.write("asdfgh qwerty zxcv")
+    drain(sapa, clock)
+    assert person.texts()[-1].endswith("\n\n1. Bicara dengan petugas")
     person.write("1")
     drain(sapa, clock)
     assert "kami teruskan ke petugas" in person.texts()[-1]
@@ -335,10 +355,10 @@ def test_stop_keyword_updates_consent_at_once_and_is_confirmed_once(client, sapa
 
 def test_telegram_replies_to_one_chat_respect_one_message_per_second(client, sapa, clock, fakes):
     person = ProviderCustomer(client, fakes, "telegram", "700006")
-    person.write("halo")  # two replies to the same chat
+    person.write("halo")  # three replies to the same chat (greeting, name question, privacy notice)
     started = clock.now()
     sapa.dispatcher.run_once()
-    assert len(person.texts()) == 1  # the second waits for the chat's next slot
+    assert len(person.texts()) == 1  # the others wait for the chat's next slots
     drain(sapa, clock)
-    assert len(person.texts()) == 2
-    assert clock.now() - started >= timedelta(seconds=1)
+    assert len(person.texts()) == 3
+    assert clock.now() - started >= timedelta(seconds=2)

@@ -1,10 +1,12 @@
-"""CRM-1.5: the two consent questions are answered separately and recorded with time and channel; marketing can
-be withdrawn in words as well as with STOP. (Showing the privacy notice to every new customer is not wired yet.)
+"""CRM-1.1 / CRM-1.5: a new customer is shown the privacy notice after the first answer; the two consent questions are
+answered separately (with buttons, or a number on SMS) and recorded with time and channel; marketing can be
+withdrawn in words as well as with STOP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,13 +14,12 @@ from sqlalchemy import select
 from bot.app import Sapa, build
 from bot.fake_providers import FakeProviders
 from store.models import Consent
-from tests.support.providers import TWILIO_TOKEN
+from tests.support.providers import TWILIO_TOKEN, ProviderCustomer, drain
 from tests.support.slack import desk_settings
+from tests.support.webchat import NOTICE, NOTICE_BUTTONS, NOTICE_NUMBERED
 
-NOTICE = ("Sebelum lanjut: PT Contoh Sejahtera menyimpan nama, kontak, dan isi percakapan Anda untuk melayani "
-          "permintaan Anda, sesuai UU Pelindungan Data Pribadi. Anda bisa meminta salinan atau penghapusan data "
-          "kapan saja dengan menulis \"hapus data saya\". Apakah Anda setuju data Anda kami proses untuk keperluan "
-          "ini?")
+MARKETING_QUESTION = ("Satu lagi: bolehkah kami mengirimkan info promo dan program loyalitas ke nomor/akun ini? Anda "
+                      "bisa berhenti kapan saja dengan membalas STOP.")
 
 
 def consents(sapa) -> list[tuple[str, bool, str]]:
@@ -31,10 +32,7 @@ def test_crm_1_5_consent_answers_are_recorded_separately_with_time_and_channel(c
     customer.say("halo")
     customer.say("Rina")
     replies = customer.say("Setuju", payload="consent:data:yes")
-    assert replies == [
-        "Terima kasih, persetujuan Anda sudah kami catat.",
-        "Satu lagi: bolehkah kami mengirimkan info promo dan program loyalitas ke nomor/akun ini? Anda bisa "
-        "berhenti kapan saja dengan membalas STOP."]
+    assert replies == ["Terima kasih, persetujuan Anda sudah kami catat.", MARKETING_QUESTION]
     assert customer.buttons() == [{"title": "Setuju", "payload": "consent:marketing:yes"},
                                   {"title": "Tidak setuju", "payload": "consent:marketing:no"}]
     assert customer.say("Tidak setuju", payload="consent:marketing:no") == [
@@ -55,6 +53,62 @@ def test_crm_1_5_marketing_withdrawn_in_words_and_confirmed_once(customer, sapa)
     assert customer.say("udah gak usah kirim promo lagi") == [
         "Anda sudah tidak menerima pesan promosi dari PT Contoh Sejahtera."]
     assert consents(sapa) == [("marketing", True, "webchat"), ("marketing", False, "webchat")]
+
+
+def test_crm_1_5_new_customer_gets_the_privacy_notice_and_two_separate_consent_questions(customer, sapa):
+    replies = customer.say("halo")
+    assert replies[-2:] == ["Boleh kami tahu nama Anda?", NOTICE]
+    assert NOTICE not in replies[:-1]
+    assert customer.buttons() == NOTICE_BUTTONS
+    assert NOTICE not in customer.say("Rina")  # shown once, not on every message
+    assert consents(sapa) == []  # nothing is assumed before the customer answers
+    assert customer.say("Tidak setuju", payload="consent:data:no") == [
+        "Baik, kami catat. Data Anda hanya kami gunakan untuk menjawab pesan Anda saat ini, dan Anda bisa meminta "
+        "penghapusan kapan saja.", MARKETING_QUESTION]
+    assert customer.buttons() == [{"title": "Setuju", "payload": "consent:marketing:yes"},
+                                  {"title": "Tidak setuju", "payload": "consent:marketing:no"}]
+    assert consents(sapa) == [("data_processing", False, "webchat")]  # refusing one answers only that one
+    customer.say("Setuju", payload="consent:marketing:yes")
+    assert consents(sapa) == [("data_processing", False, "webchat"), ("marketing", True, "webchat")]
+
+
+def test_crm_1_1_sms_customer_answers_the_consent_question_with_a_number(client, sapa, fakes, clock):
+    person = ProviderCustomer(client, fakes, "sms", "+6281234567890")
+    assert person.write("halo") == 200
+    drain(sapa, clock)
+    assert person.texts()[-2:] == ["Boleh kami tahu nama Anda?", NOTICE_NUMBERED]
+    assert person.write("1") == 200
+    with sapa.database.unit_of_work(read_only=True) as session:
+        consent = session.execute(select(Consent)).scalar_one()
+    assert (consent.purpose, consent.granted, consent.channel) == ("data_processing", True, "sms")
+    assert consent.recorded_at == clock.now() and consent.evidence == "button consent:data:yes: 1"
+    drain(sapa, clock)
+    assert person.texts()[-2:] == ["Terima kasih, persetujuan Anda sudah kami catat.",
+                                   MARKETING_QUESTION + "\n\n1. Setuju\n2. Tidak setuju"]
+    assert person.write("2") == 200
+    drain(sapa, clock)
+    assert person.texts()[-1] == ("Baik, kami tidak akan mengirimkan pesan promosi. Anda bisa membalas START kapan "
+                                  "saja bila berubah pikiran.")
+    assert consents(sapa) == [("data_processing", True, "sms"), ("marketing", False, "sms")]
+
+
+def test_crm_1_5_a_complaint_as_first_message_is_answered_before_the_notice(customer, sapa):
+    replies = customer.say("barang yang saya terima rusak, saya mau komplain")
+    assert len(replies) >= 2 and replies[-1] == NOTICE
+    assert "nomor tiket TKT-" in replies[0]  # the complaint is answered first, never held behind the notice
+    assert customer.buttons() == NOTICE_BUTTONS
+
+
+def test_crm_1_5_a_returning_customer_is_not_asked_again(customer, sapa, clock):
+    assert customer.say("halo")[-1] == NOTICE
+    customer.say("Rina")
+    customer.say("Setuju", payload="consent:data:yes")
+    customer.say("Tidak setuju", payload="consent:marketing:no")
+    clock.advance(timedelta(days=3))  # a new conversation, the same customer
+    replies = customer.say("halo")
+    assert replies and NOTICE not in replies
+    assert all(b["payload"] != "consent:data:yes" for b in customer.buttons())
+    assert consents(sapa) == [("data_processing", True, "webchat"), ("marketing", False, "webchat")]
 
 
 @pytest.fixture

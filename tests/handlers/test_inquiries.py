@@ -17,6 +17,7 @@ from bot.config import ConfigError, Settings, settings_from_mapping
 from bot.templating import render
 from handlers.inquiries import FaqIndex
 from store.models import Conversation, Message
+from tests.support.webchat import NOTICE, NOTICE_EN
 
 CONFIG = Path(__file__).resolve().parents[2] / "config.yml"
 
@@ -114,7 +115,8 @@ def test_crm_2_4_known_customer_is_addressed_by_name(customer, sapa):
     # Before we know the name, the answer is the same without it.
     assert customer.say("bisa bayar di tempat ga kak?") == [
         "Baik. Bisa. Bayar di tempat (COD) tersedia untuk pesanan hingga Rp5.000.000 dengan tujuan Jabodetabek, "
-        "Bandung dan Surabaya. Pilih COD saat checkout, lalu bayar tunai kepada kurir ketika barang diterima."
+        "Bandung dan Surabaya. Pilih COD saat checkout, lalu bayar tunai kepada kurir ketika barang diterima.",
+        NOTICE,  # a new customer: the answer first, then the privacy notice
     ]
     customer.say("halo")
     customer.say("nama saya budi santoso")
@@ -146,9 +148,12 @@ def test_unknown_question_offers_a_human(customer, sapa):
 
 def test_unknown_question_in_english_is_answered_in_english(customer):
     assert customer.say("do you sell drones?") == [
-        "Sorry, we do not have the answer to this question at hand. Shall we connect you with one of our agents?"
+        "Sorry, we do not have the answer to this question at hand. Shall we connect you with one of our agents?",
+        NOTICE_EN,  # a new customer: the privacy notice, in the customer's language too
     ]
-    assert customer.buttons() == [{"title": "Talk to an agent", "payload": "intent:talk_to_agent"}]
+    assert customer.buttons() == [{"title": "Talk to an agent", "payload": "intent:talk_to_agent"},
+                                  {"title": "I agree", "payload": "consent:data:yes"},
+                                  {"title": "I do not agree", "payload": "consent:data:no"}]
 
 
 def _faq_settings(change) -> Settings:

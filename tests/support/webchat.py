@@ -7,6 +7,20 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+# CRM-1.5: the privacy notice a new customer is shown (config.yml `privacy_notice`, id), last after the first answer.
+NOTICE = ("Sebelum lanjut: PT Contoh Sejahtera menyimpan nama, kontak, dan isi percakapan Anda untuk melayani "
+          "permintaan Anda, sesuai UU Pelindungan Data Pribadi. Anda bisa meminta salinan atau penghapusan data "
+          "kapan saja dengan menulis \"hapus data saya\". Apakah Anda setuju data Anda kami proses untuk keperluan "
+          "ini?")
+NOTICE_EN = ("Before we continue: PT Contoh Sejahtera keeps your name, contact details and the content of our "
+             "conversations to serve your requests, under Indonesia's Personal Data Protection Law. You can ask for a "
+             "copy or deletion at any time by writing \"delete my data\". Do you agree to us processing your data for "
+             "this purpose?")
+# How SMS and WhatsApp (no buttons) show the notice: its two options numbered, as channels/twilio.py words them.
+NOTICE_NUMBERED = NOTICE + "\n\n1. Setuju\n2. Tidak setuju"
+NOTICE_BUTTONS = [{"title": "Setuju", "payload": "consent:data:yes"},
+                  {"title": "Tidak setuju", "payload": "consent:data:no"}]
+
 
 class WebchatUser:
     def __init__(self, client: TestClient, sapa: Any, language: str = "id") -> None:
