@@ -18,10 +18,13 @@ from fastapi.testclient import TestClient
 from bot.app import Sapa, build, create_app
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
+from bot.fake_providers import FakeProviders
 from nlu.embedded import EmbeddedInterpreter, load_or_train
 from store import Database, create_database
 from store.migrate import upgrade
 from tests.support.pgserver import PostgresServer, PostgresUnavailable
+from tests.support.providers import TWILIO_TOKEN
+from tests.support.slack import Slack
 from tests.support.webchat import WebchatUser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +126,20 @@ def rasa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield server.url
     except RasaUnavailable as exc:
         _missing("Rasa", str(exc), "SAPA_REQUIRE_RASA")
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
+    """Local fake Telegram, Twilio and Slack APIs for tests that talk to providers."""
+    monkeypatch.delenv("TWILIO_REGION", raising=False)
+    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
+        yield fakes
+
+
+@pytest.fixture
+def slack(client: TestClient, fakes: FakeProviders, sapa: Sapa, clock: ManualClock) -> Slack:
+    """An agent workspace against the module's desk-enabled `sapa` (see tests/support/slack.py)."""
+    return Slack(client, fakes, sapa, clock)
 
 
 @pytest.fixture

@@ -22,10 +22,9 @@ from sqlalchemy import select
 
 from bot.app import Sapa, build
 from bot.cli import main
-from bot.fake_providers import FakeProviders
 from bot.reports import Report, build_report, local_period, previous_period, render_markdown, render_text
 from store.models import Conversation, Customer
-from tests.support.providers import TWILIO_TOKEN, ProviderCustomer
+from tests.support.providers import ProviderCustomer
 from tests.support.slack import Slack, desk_settings
 from tests.support.webchat import WebchatUser
 
@@ -36,13 +35,6 @@ WEEK_2 = (datetime(2026, 1, 12).date(), datetime(2026, 1, 18).date())
 
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
-
-
-@pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
     settings = desk_settings(db_url, fakes)
     settings = settings.model_copy(update={"reports": settings.reports.model_copy(
@@ -50,11 +42,6 @@ def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
     sapa = build(settings, clock=clock, interpreter=interpreter, database=database, model_cache=None)
     yield sapa
     sapa.stop_background()
-
-
-@pytest.fixture
-def slack(client, fakes, sapa, clock) -> Slack:
-    return Slack(client, fakes, sapa, clock)
 
 
 def at(clock, day: int, hour: int, minute: int = 0) -> None:

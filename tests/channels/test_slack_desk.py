@@ -13,32 +13,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import Sapa, build
-from bot.fake_providers import FakeProviders
+from bot.app import Sapa
 from store.models import AuditEntry, Customer, Message, Task, Ticket, TicketEvent
-from tests.support.providers import TWILIO_TOKEN, ProviderCustomer
-from tests.support.slack import Slack, complained, conversation_of, desk_settings, handed_off, signed
+from tests.support.providers import ProviderCustomer
+from tests.support.slack import complained, conversation_of, desk_sapa, desk_settings, handed_off, signed
 from tests.support.webchat import WebchatUser
 
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
-
-
-@pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
-    sapa = build(desk_settings(db_url, fakes), clock=clock, interpreter=interpreter, database=database,
-                 model_cache=None)
-    yield sapa
-    sapa.stop_background()
-
-
-@pytest.fixture
-def slack(client, fakes, sapa, clock) -> Slack:
-    return Slack(client, fakes, sapa, clock)
+    yield from desk_sapa(desk_settings(db_url, fakes), clock, interpreter, database)
 
 
 def test_the_whole_loop_from_web_chat_to_slack_and_back(customer, slack, sapa):

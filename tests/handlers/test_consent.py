@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import Sapa, build
-from bot.fake_providers import FakeProviders
 from store.models import Consent
-from tests.support.providers import TWILIO_TOKEN, ProviderCustomer, drain
+from tests.support.providers import ProviderCustomer, drain
 from tests.support.slack import desk_settings
 from tests.support.webchat import NOTICE, NOTICE_BUTTONS, NOTICE_NUMBERED
 
@@ -109,13 +108,6 @@ def test_crm_1_5_a_returning_customer_is_not_asked_again(customer, sapa, clock):
     assert replies and NOTICE not in replies
     assert all(b["payload"] != "consent:data:yes" for b in customer.buttons())
     assert consents(sapa) == [("data_processing", True, "webchat"), ("marketing", False, "webchat")]
-
-
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
 
 
 @pytest.fixture

@@ -12,36 +12,19 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from bot.app import Sapa, build
+from bot.app import Sapa
 from bot.cli import main
-from bot.fake_providers import FakeProviders
 from store.models import AuditEntry, ChannelIdentity, Customer, Message, OutboxItem
 from store.privacy import ERASED
-from tests.support.providers import TWILIO_TOKEN
-from tests.support.slack import Slack, desk_settings
+from tests.support.slack import desk_sapa, desk_settings
 from tests.support.webchat import WebchatUser
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
-
-
-@pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
-    sapa = build(desk_settings(db_url, fakes), clock=clock, interpreter=interpreter, database=database,
-                 model_cache=None)
-    yield sapa
-    sapa.stop_background()
-
-
-@pytest.fixture
-def slack(client, fakes, sapa, clock) -> Slack:
-    return Slack(client, fakes, sapa, clock)
+    yield from desk_sapa(desk_settings(db_url, fakes), clock, interpreter, database)
 
 
 def rina(customer: WebchatUser) -> None:

@@ -12,32 +12,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.app import Sapa, build
-from bot.fake_providers import FakeProviders
+from bot.app import Sapa
 from store.models import Task, Ticket, TicketEvent
-from tests.support.providers import TWILIO_TOKEN
-from tests.support.slack import Slack, complained, conversation_of, desk_settings
+from tests.support.slack import Slack, complained, conversation_of, desk_sapa, desk_settings
 from tests.support.webchat import WebchatUser
 
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
-
-
-@pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
-    sapa = build(desk_settings(db_url, fakes), clock=clock, interpreter=interpreter, database=database,
-                 model_cache=None)
-    yield sapa
-    sapa.stop_background()
-
-
-@pytest.fixture
-def slack(client, fakes, sapa, clock) -> Slack:
-    return Slack(client, fakes, sapa, clock)
+    yield from desk_sapa(desk_settings(db_url, fakes), clock, interpreter, database)
 
 
 def resolved_and_asked(customer: WebchatUser, slack: Slack, sapa: Sapa, clock) -> Ticket:

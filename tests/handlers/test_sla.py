@@ -15,27 +15,16 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import Sapa, build
-from bot.fake_providers import FakeProviders
 from store import create_database
 from store.models import Customer, Task, Ticket, TicketEvent
-from tests.support.providers import TWILIO_TOKEN, drain
-from tests.support.slack import Slack, conversation_of, desk_settings
+from tests.support.providers import drain
+from tests.support.slack import Slack, conversation_of, desk_sapa, desk_settings
 from tests.support.webchat import WebchatUser
 
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
-
-
-@pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
-    sapa = build(desk_settings(db_url, fakes), clock=clock, interpreter=interpreter, database=database,
-                 model_cache=None)
-    yield sapa
-    sapa.stop_background()
+    yield from desk_sapa(desk_settings(db_url, fakes), clock, interpreter, database)
 
 
 @pytest.fixture
@@ -47,11 +36,6 @@ def second(db_url, fakes, clock, interpreter) -> Iterator[Sapa]:
     yield other
     other.stop_background()
     other.database.engine.dispose()
-
-
-@pytest.fixture
-def slack(client, fakes, sapa, clock) -> Slack:
-    return Slack(client, fakes, sapa, clock)
 
 
 def race(*instances: Sapa, rounds: int = 3) -> None:

@@ -30,13 +30,6 @@ from tests.support.webchat import WebchatUser
 
 
 @pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
-
-
-@pytest.fixture
 def csat_delay_minutes() -> float | None:
     return None  # config.yml's; a test parametrizes this to change it
 
@@ -50,11 +43,6 @@ def sapa(db_url, fakes, clock, interpreter, database, csat_delay_minutes) -> Ite
     sapa = build(settings, clock=clock, interpreter=interpreter, database=database, model_cache=None)
     yield sapa
     sapa.stop_background()
-
-
-@pytest.fixture
-def slack(client, fakes, sapa, clock) -> Slack:
-    return Slack(client, fakes, sapa, clock)
 
 
 def resolved_then_surveyed(customer: WebchatUser, slack: Slack, sapa: Sapa, clock) -> dict:

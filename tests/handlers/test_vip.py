@@ -25,20 +25,13 @@ from bot.config import Settings, settings_from_mapping
 from bot.fake_providers import FakeProviders
 from handlers import vip
 from store.models import Agent, AuditEntry, Customer, Task, Transaction
-from tests.support.providers import TWILIO_TOKEN, channel_config
+from tests.support.providers import channel_config
 from tests.support.slack import AGENTS, SECRETS, Slack, conversation_of
 from tests.support.webchat import WebchatUser
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-api-token-0123456789"
 WIB = ZoneInfo("Asia/Jakarta")
-
-
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
 
 
 @pytest.fixture
@@ -64,11 +57,6 @@ def sapa(db_url, fakes, clock, interpreter, database, api_token) -> Iterator[Sap
                  model_cache=None)
     yield sapa
     sapa.stop_background()
-
-
-@pytest.fixture
-def slack(client, fakes, sapa, clock) -> Slack:
-    return Slack(client, fakes, sapa, clock)
 
 
 def post(client, body: Any, token: str | None = TOKEN) -> Any:

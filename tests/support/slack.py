@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from bot.app import Sapa
+from bot.app import Sapa, build
 from bot.config import Settings, settings_from_mapping
 from bot.fake_providers import FakeProviders
 from store.models import Conversation
@@ -140,3 +141,10 @@ def complained(customer: WebchatUser, slack: Slack, complaint: str) -> Conversat
     return conversation_of(slack.sapa)
 
 
+
+
+def desk_sapa(settings: Settings, clock: Any, interpreter: Any, database: Any) -> Iterator[Sapa]:
+    """The body of a module's `sapa` fixture for desk tests: `yield from desk_sapa(desk_settings(...), ...)`."""
+    sapa = build(settings, clock=clock, interpreter=interpreter, database=database, model_cache=None)
+    yield sapa
+    sapa.stop_background()
