@@ -24,6 +24,11 @@ OPEN_TICKET = ("open", "in_progress", "reopened")
 ACTION_ROLES = {"customer_service", "account_manager", "supervisor", "management"}
 
 
+def escape_slack(text: str) -> str:
+    """Customer words shown in Slack: "<!channel>" or "<@U123>" in a message must ping nobody."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def ticket_reference(ticket_id: int) -> str:
     return f"TKT-{ticket_id:06d}"
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.templating import render
 from handlers import sla
-from handlers.desk import ACTION_ROLES, ticket_reference
+from handlers.desk import ACTION_ROLES, escape_slack, ticket_reference
 from handlers.turn import Reply, Route, Turn
 from store.audit import record
 from store.conversations import HUMAN_STATUSES, continue_or_open
@@ -97,11 +97,6 @@ def operations_channel(settings: Settings) -> str:
     return settings.slack.operations_channel or settings.slack.queue_channel
 
 
-def _escape(text: str) -> str:
-    # As channels.slack.escape (handlers may not import channels): a customer's "<!channel>" pings nobody.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _owner_label(owner: Agent | None) -> str:
     if owner is None:
         return "unassigned"
@@ -114,10 +109,10 @@ def request_card(settings: Settings, ticket: Ticket, customer: Customer, name: s
     reference = ticket_reference(ticket.id)
     vip = f"⭐ VIP {customer.vip_tier or ''}".rstrip() if customer.is_vip else "regular"
     assert ticket.first_response_due_at is not None and ticket.resolution_due_at is not None
-    details = " · ".join(f"{e['entity']} {_escape(str(e['value']))}" for e in entities) or "—"
+    details = " · ".join(f"{e['entity']} {escape_slack(str(e['value']))}" for e in entities) or "—"
     lines = [
-        f"📋 *Request {reference}* from *{_escape(name or '(name not known)')}* ({vip}, customer #{customer.id})",
-        *(f"> {_escape(line)}" for line in ticket.description.splitlines() if line.strip()),
+        f"📋 *Request {reference}* from *{escape_slack(name or '(name not known)')}* ({vip}, customer #{customer.id})",
+        *(f"> {escape_slack(line)}" for line in ticket.description.splitlines() if line.strip()),
         f"*Category:* {ticket.category or '—'}",
         f"*Details:* {details}",
         f"*Owner:* {_owner_label(owner)}",
@@ -178,7 +173,7 @@ def reminder_task(settings: Settings) -> Callable[[Session, Task, datetime], Non
         add_desk_post(session, recipient=operations_channel(settings), now=now,
                       conversation_id=ticket.conversation_id,
                       text=f"⏰ Request {ticket_reference(ticket.id)} is still {ticket.status.replace('_', ' ')} · "
-                           f"owner {_owner_label(owner)} · {late}: {_escape(ticket.subject[:120])}")
+                           f"owner {_owner_label(owner)} · {late}: {escape_slack(ticket.subject[:120])}")
         _schedule(session, settings, REMINDER, ticket, int(task.payload["seq"]) + 1, now=now,
                   after_hours=settings.requests.reminder_hours)
 
@@ -277,7 +272,7 @@ def request_command(session: Session, settings: Settings, agent: Agent, key: str
         stop_follow_ups(session, ticket, now=now)
         # The note is for the record; the customer gets the reviewed wording, not an agent's shorthand.
         tell_customer(session, settings, ticket, "request_done", now=now, purpose="status_update", agent=agent)
-        said = f"✅ {reference} done by {agent.name}" + (f": {_escape(note)}" if note else "")
+        said = f"✅ {reference} done by {agent.name}" + (f": {escape_slack(note)}" if note else "")
     record(session, actor=f"agent:{agent.id}", action=f"ticket.{step}", subject_type="ticket",
            subject_id=ticket.id, now=now, detail={"note": note} if note else None)
     if settings.slack.enabled:

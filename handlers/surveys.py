@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.templating import render
 from handlers import sla
-from handlers.desk import ticket_reference
+from handlers.desk import escape_slack, ticket_reference
 from handlers.turn import Reply, Route, Turn
 from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.messages import add_desk_post, add_outbound
@@ -108,9 +108,10 @@ def _service_recovery(turn: Turn, survey: Survey, now: datetime) -> None:
     if turn.settings.slack.enabled:
         channel = turn.settings.slack.escalation_channel or turn.settings.slack.queue_channel
         add_desk_post(turn.session, recipient=channel, now=now, conversation_id=turn.conversation.id,
-                      text=f"📉 Low CSAT {survey.score}/5 from {turn.customer.name or 'a customer'} "
+                      text=f"📉 Low CSAT {survey.score}/5 from {escape_slack(turn.customer.name or 'a customer')} "
                            f"({survey.tier}, {survey.channel}) for {rated}: "
-                           f"\"{turn.message.text[:200]}\". Service recovery {ticket_reference(recovery.id)} opened. "
+                           f"\"{escape_slack(turn.message.text[:200])}\". "
+                           f"Service recovery {ticket_reference(recovery.id)} opened. "
                            f"{mentions}".strip())
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
-from handlers.desk import open_tickets, ticket_reference
+from handlers.desk import escape_slack, open_tickets, ticket_reference
 from handlers.turn import Turn
 from store import Database
 from store.audit import record
@@ -333,7 +333,7 @@ def alert_account_manager(turn: Turn) -> None:
     name = customer.name or turn.identity.display_name or "A VIP"
     tickets = open_ticket_refs(turn)
     text = (f"⭐ VIP {name} ({customer.vip_tier or 'vip'}) is writing on {conversation.channel}: "
-            f"“{turn.message.text[:200]}”{f' · open tickets {tickets}' if tickets else ''}")
+            f"“{escape_slack(turn.message.text[:200])}”{f' · open tickets {tickets}' if tickets else ''}")
     mentions = _mentions(turn.session, customer)
     add_desk_post(turn.session, recipient=turn.settings.slack.vip_channel or turn.settings.slack.queue_channel,
                   text=f"{text} {mentions}".strip(), now=turn.clock.now(), conversation_id=conversation.id)

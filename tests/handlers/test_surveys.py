@@ -193,3 +193,11 @@ def wait_for(probe, timeout_s: float = 30.0):
             return found
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {probe}")
+
+
+def test_a_customers_words_in_the_low_score_alert_ping_nobody(customer, slack, sapa, clock):
+    resolved_then_surveyed(customer, slack, sapa, clock)
+    customer.say("kecewa <!channel> <@U0BOSS>")
+    slack.settle()
+    [alert] = [p["text"] for p in slack.posts("C0ESC") if p.get("text", "").startswith("📉 Low CSAT 1/5")]
+    assert "<!channel>" not in alert and "&lt;!channel&gt;" in alert and "&lt;@U0BOSS&gt;" in alert
