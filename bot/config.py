@@ -11,12 +11,21 @@ import re
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.templating import compile_template, render
 
@@ -504,6 +513,17 @@ def _default_request_categories() -> dict[str, tuple[str, ...]]:
             "callback": ("telpon", "telepon", "callback", "call me", "hubungi")}
 
 
+def _category_words(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    wrong = [name for name in value if not re.fullmatch(r"[a-z0-9_]{1,60}", name)]
+    if wrong:
+        raise ValueError(f"category names are 1-60 of a-z, 0-9 and _ (check {', '.join(wrong)})")
+    return {name: tuple(word.lower() for word in words) for name, words in value.items()}
+
+
+# category: [words], for requests and complaints alike; words compared lower-case.
+CategoryWords = Annotated[dict[str, tuple[str, ...]], AfterValidator(_category_words)]
+
+
 class RequestsConfig(_Section):
     reminder_hours: float = Field(
         4, gt=0, description="hours between reminders in the operations channel while a request is open, e.g. 4"
@@ -514,19 +534,11 @@ class RequestsConfig(_Section):
     checklist: tuple[str, ...] = Field(
         default_factory=_default_checklist, description="a list of short steps shown on every request card"
     )
-    categories: dict[str, tuple[str, ...]] = Field(
+    categories: CategoryWords = Field(
         default_factory=_default_request_categories,
         description="category: [words]; the first category with a word in the request is recorded, "
         "e.g. {cancel_order: [batal, cancel]}",
     )
-
-    @field_validator("categories")
-    @classmethod
-    def _lower_words(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        wrong = [name for name in value if not re.fullmatch(r"[a-z0-9_]{1,60}", name)]
-        if wrong:
-            raise ValueError(f"category names are 1-60 of a-z, 0-9 and _ (check {', '.join(wrong)})")
-        return {name: tuple(word.lower() for word in words) for name, words in value.items()}
 
 
 def _default_complaint_categories() -> dict[str, tuple[str, ...]]:
@@ -537,7 +549,7 @@ def _default_complaint_categories() -> dict[str, tuple[str, ...]]:
 
 
 class ComplaintsConfig(_Section):
-    categories: dict[str, tuple[str, ...]] = Field(
+    categories: CategoryWords = Field(
         default_factory=_default_complaint_categories,
         description="category: [words]; the first category with a word in the complaint is set on the ticket",
     )
@@ -545,14 +557,6 @@ class ComplaintsConfig(_Section):
         default_factory=dict,
         description="category: the root cause to suggest for it, e.g. {late_delivery: courier_delay}; agents confirm",
     )
-
-    @field_validator("categories")
-    @classmethod
-    def _lower_words(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        wrong = [name for name in value if not re.fullmatch(r"[a-z0-9_]{1,60}", name)]
-        if wrong:
-            raise ValueError(f"category names are 1-60 of a-z, 0-9 and _ (check {', '.join(wrong)})")
-        return {name: tuple(word.lower() for word in words) for name, words in value.items()}
 
 
 class Settings(_Section):

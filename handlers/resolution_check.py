@@ -8,7 +8,7 @@ came from, as a WhatsApp template when the 24-hour window has closed (purpose `f
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -17,9 +17,8 @@ from bot.templating import render
 from handlers import sla
 from handlers.desk import post_handoff, ticket_reference
 from handlers.turn import Reply, Route, Turn
-from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.messages import add_outbound
-from store.models import ChannelIdentity, Conversation, Customer, Task, Ticket, TicketEvent
+from store.models import Task, Ticket, TicketEvent
 
 TASK = sla.CONFIRM
 QUESTION = "resolution_check"
@@ -33,16 +32,11 @@ def ask_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
             return  # reopened, closed or gone since: nothing to confirm
         if ticket.reopened_count != int(task.payload.get("round", 0)):
             return
-        earlier = session.get_one(Conversation, ticket.conversation_id)
-        identity = session.get_one(ChannelIdentity, earlier.identity_id)
-        customer = session.get_one(Customer, ticket.customer_id)
-        language = customer.language or earlier.language or settings.default_language
-        conversation, _ = continue_or_open(session, identity, now=now, language=language,
-                                           idle_close=timedelta(minutes=settings.conversation.idle_close_minutes))
-        if conversation.status in HUMAN_STATUSES:
-            return  # an agent is talking with them right now; the bot does not interrupt
+        found = sla.follow_up_conversation(session, settings, ticket, now=now)
+        if found is None:
+            return
+        conversation, identity, customer = found
         conversation.pending_question, conversation.pending_data = QUESTION, {"ticket_id": ticket.id}
-        conversation.last_message_at = now
         variables = {"company": settings.company.name, "name": customer.name or "",
                      "ticket": ticket_reference(ticket.id)}
         texts = settings.templates

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from bot.business_time import BusinessCalendar, add_wall_minutes
 from bot.config import Settings, Tier
-from store.models import Customer, Ticket
+from store.conversations import HUMAN_STATUSES, continue_or_open
+from store.models import ChannelIdentity, Conversation, Customer, Ticket
 from store.tasks import cancel, schedule
 
 CHECK = "sla.check"
@@ -87,3 +88,23 @@ def promised(settings: Settings, moment: datetime, language: str) -> str:
     month = _MONTHS.get(language, _MONTHS["en"])[local.month - 1]
     clock = local.strftime("%H.%M" if language == "id" else "%H:%M")
     return f"{local.day} {month} {clock} {local.tzname()}"
+
+
+def follow_up_conversation(
+    session: Session, settings: Settings, ticket: Ticket, *, now: datetime
+) -> tuple[Conversation, ChannelIdentity, Customer] | None:
+    """Where to ask about a ticket after the fact: the complaint's channel, in a current bot conversation.
+
+    None when an agent holds the conversation right now: the bot does not interrupt them.
+    """
+    assert ticket.conversation_id is not None
+    earlier = session.get_one(Conversation, ticket.conversation_id)
+    identity = session.get_one(ChannelIdentity, earlier.identity_id)
+    customer = session.get_one(Customer, ticket.customer_id)
+    language = customer.language or earlier.language or settings.default_language
+    conversation, _ = continue_or_open(session, identity, now=now, language=language,
+                                       idle_close=timedelta(minutes=settings.conversation.idle_close_minutes))
+    if conversation.status in HUMAN_STATUSES:
+        return None
+    conversation.last_message_at = now
+    return conversation, identity, customer

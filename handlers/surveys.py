@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,9 +21,8 @@ from bot.templating import render
 from handlers import sla
 from handlers.desk import escape_slack, ticket_reference
 from handlers.turn import Reply, Route, Turn
-from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.messages import add_desk_post, add_outbound
-from store.models import Agent, ChannelIdentity, Conversation, Customer, Survey, Task, Ticket, TicketEvent
+from store.models import Agent, Survey, Task, Ticket, TicketEvent
 
 TASK = sla.CSAT
 QUESTION = "csat"
@@ -37,21 +36,16 @@ def ask_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
         if (ticket is None or ticket.status not in sla.DONE_STATUSES or ticket.conversation_id is None
                 or ticket.reopened_count != int(task.payload.get("round", 0))):
             return  # reopened since (or gone): no survey for a ticket that is not solved
-        earlier = session.get_one(Conversation, ticket.conversation_id)
-        identity = session.get_one(ChannelIdentity, earlier.identity_id)
-        customer = session.get_one(Customer, ticket.customer_id)
-        language = customer.language or earlier.language or settings.default_language
-        conversation, _ = continue_or_open(session, identity, now=now, language=language,
-                                           idle_close=timedelta(minutes=settings.conversation.idle_close_minutes))
-        if conversation.status in HUMAN_STATUSES:
+        found = sla.follow_up_conversation(session, settings, ticket, now=now)
+        if found is None:
             return  # an agent is talking with them now; a survey would interrupt
+        conversation, identity, customer = found
         survey = Survey(kind="csat", customer_id=customer.id, ticket_id=ticket.id, conversation_id=conversation.id,
                         agent_id=ticket.assigned_agent_id, channel=identity.channel, category=ticket.category,
                         tier=sla.tier_of(customer), status="asked", asked_at=now)
         session.add(survey)
         session.flush()
         conversation.pending_question, conversation.pending_data = QUESTION, {"survey_id": survey.id}
-        conversation.last_message_at = now
         pick = conversation.language if conversation.language in settings.languages else settings.default_language
         variables = {"company": settings.company.name, "name": customer.name or "",
                      "ticket": ticket_reference(ticket.id)}
