@@ -31,7 +31,7 @@ class BusinessCalendar:
     def is_working_day(self, day: date) -> bool:
         return day.weekday() in self.days and day not in self.holidays
 
-    def add(self, moment: datetime, minutes: int) -> datetime:
+    def add(self, moment: datetime, minutes: float) -> datetime:
         """`moment` plus `minutes` of working time; a moment outside hours starts at the next opening.
 
         Returns an aware UTC datetime. Raises ValueError if the calendar has no working time at all.
@@ -56,6 +56,6 @@ class BusinessCalendar:
         raise ValueError("no working time found within ten years; check sla.holidays and business_hours")
 
 
-def add_wall_minutes(moment: datetime, minutes: int) -> datetime:
+def add_wall_minutes(moment: datetime, minutes: float) -> datetime:
     """Round-the-clock targets (e.g. VIPs): plain elapsed minutes."""
     return (moment + timedelta(minutes=minutes)).astimezone(UTC)

@@ -243,6 +243,10 @@ def customers_import(config: str | None, file: Path) -> None:
         f"{report.updated} updated, {report.duplicates_in_file} duplicates merged, "
         f"{len(report.errors)} bad rows skipped"
     )
+    if report.look_like_existing:
+        who = "new customer looks" if report.look_like_existing == 1 else "new customers look"
+        click.echo(f"{report.look_like_existing} {who} like customers we already had (same phone on a "
+                   f"channel, same email or name); review them with `sapa customers duplicates`")
 
 
 @customers.command("show")
@@ -263,6 +267,30 @@ def customers_show(config: str | None, key: str) -> None:
         for customer in found:
             click.echo(describe(session, customer, settings))
             click.echo("")
+
+
+@customers.command("duplicates")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per pair, for scripts.")
+@click.pass_obj
+def customers_duplicates(config: str | None, as_json: bool) -> None:
+    """Records that look like one person (CRM-1.4), with the Slack command that merges them."""
+    from handlers.desk_commands import duplicate_reason
+    from store import create_database
+    from store.duplicates import find_duplicates
+
+    settings = _settings(config)
+    database = create_database(settings.database.url)
+    with database.unit_of_work(read_only=True) as session:
+        pairs = find_duplicates(session)
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in pairs], ensure_ascii=False, indent=2))
+        return
+    for pair in pairs:
+        keep, duplicate = pair.keep, pair.duplicate
+        click.echo(f"#{keep.id} {keep.name or '-'} ({keep.source}) <-> #{duplicate.id} {duplicate.name or '-'} "
+                   f"({duplicate.source}): {duplicate_reason(pair)} [{pair.confidence}]  {pair.merge_command}")
+    click.echo(f"{len(pairs)} possible duplicate pairs; merge in Slack with the command shown, "
+               f"or mark two people as different with /sapa duplicates dismiss A B", err=True)
 
 
 @customers.command("export")

@@ -30,7 +30,7 @@ from pydantic import (
 from bot.templating import compile_template, render
 
 Language = Literal["id", "en"]
-PURPOSES = ("reply", "follow_up", "survey", "status_update", "broadcast")
+PURPOSES = ("reply", "follow_up", "survey", "nps_survey", "status_update", "broadcast")
 _TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # Environment variable -> (channel section, key). Secrets are read from here and nowhere else.
 SECRET_ENV = {
@@ -87,6 +87,14 @@ REQUIRED_TEMPLATES = (
     "csat_question",
     "csat_thanks",
     "csat_low",
+    "handoff_upset",
+    "ask_email",
+    "button_skip",
+    "email_saved",
+    "email_skipped",
+    "nps_question",
+    "nps_reason",
+    "nps_thanks",
     "request_received",
     "request_taken",
     "request_status_update",
@@ -326,8 +334,8 @@ EscalationRole = Literal["supervisor", "management"]
 
 
 class SlaTarget(_Section):
-    first_response_minutes: int = Field(..., ge=1, description="minutes until an agent must first answer, e.g. 240")
-    resolution_minutes: int = Field(..., ge=1, description="minutes until the ticket must be resolved, e.g. 1440")
+    first_response_minutes: float = Field(..., gt=0, description="minutes until an agent must first answer, e.g. 240")
+    resolution_minutes: float = Field(..., gt=0, description="minutes until the ticket must be resolved, e.g. 1440")
     business_hours_only: bool = Field(
         True, description="true: count only business hours (sla.business_hours, minus holidays); false: all hours"
     )
@@ -442,6 +450,67 @@ def _default_csat_words() -> dict[str, int]:
             "kecewa": 1, "sangat kecewa": 1, "kecewa banget": 1, "buruk": 1, "disappointed": 1, "terrible": 1}
 
 
+def _default_nps_words() -> dict[str, int]:
+    return {"nol": 0, "satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6, "tujuh": 7, "delapan": 8,
+            "sembilan": 9, "sepuluh": 10, "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+            "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+
+
+def _default_nps_other_intents() -> tuple[str, ...]:
+    return ("complaint", "request", "talk_to_agent", "check_status", "delete_data", "update_profile", "opt_out")
+
+
+def _default_nps_complaint_words() -> tuple[str, ...]:
+    return ("komplain", "keluhan", "mengeluh", "lapor", "complain", "complaint")
+
+
+class NpsConfig(_Section):
+    """CRM-5.2 / VIP-5.1: the periodic NPS round. Every `every_days` days a sample of recently active customers
+    (and every VIP) is asked how likely they are to recommend the company, 0..10, and then for the main reason."""
+
+    enabled: bool = Field(True, description="true or false: run the periodic NPS round")
+    every_days: int = Field(90, ge=1, le=366, description="days between NPS rounds, 1..366, e.g. 90")
+    sample_percent: float = Field(
+        20, ge=0, le=100, description="percent of eligible regular customers asked each round, 0..100 (VIPs: all)"
+    )
+    active_within_days: int = Field(
+        180, ge=1, description="only customers who wrote to us within this many days are asked, e.g. 180"
+    )
+    min_days_between: int = Field(
+        60, ge=0, description="days after an NPS question before the same customer may be asked again, e.g. 60"
+    )
+    detractor_max: int = Field(
+        6, ge=0, le=9, description="a score at or below this is a detractor (0..9; standard 6); a VIP's alerts "
+        "their account manager"
+    )
+    reason_other_confidence: float = Field(
+        0.9, ge=0.0, le=1.0,
+        description="a number between 0 and 1: a reply to the reason question understood as one of "
+        "reason_other_intents at least this surely is routed as that, not stored as the reason",
+    )
+    reason_other_intents: tuple[str, ...] = Field(
+        default_factory=_default_nps_other_intents,
+        description="intents that are not a reason, e.g. [request, talk_to_agent]; complaint only counts with "
+        "one of complaint_words",
+    )
+    complaint_words: tuple[str, ...] = Field(
+        default_factory=_default_nps_complaint_words,
+        description="words that make a complaint-like reason a new complaint, e.g. [komplain, keluhan]",
+    )
+    words: dict[str, int] = Field(
+        default_factory=_default_nps_words,
+        description='numbers in words and their score 0..10, e.g. {"sepuluh": 10, "ten": 10}',
+    )
+
+    @field_validator("words")
+    @classmethod
+    def _scores_in_range(cls, value: dict[str, int]) -> dict[str, int]:
+        wrong = [word for word, score in value.items() if not 0 <= score <= 10]
+        if wrong:
+            raise ValueError(f"scores must be 0..10 (check {', '.join(wrong)})")
+        return {word.lower(): score for word, score in value.items()}
+
+
 class SurveyConfig(_Section):
     csat_delay_minutes: float = Field(
         60, gt=0, description="minutes after a resolution when the CSAT question goes out, e.g. 60"
@@ -451,6 +520,8 @@ class SurveyConfig(_Section):
         default_factory=_default_csat_words,
         description='answers in words and their score 1..5, e.g. {"puas banget": 5, "kecewa": 1}',
     )
+    nps: NpsConfig = Field(default_factory=NpsConfig,
+                           description="the periodic NPS round: enabled, every_days, sample_percent, ...")
 
     @field_validator("words")
     @classmethod
@@ -559,6 +630,34 @@ class ComplaintsConfig(_Section):
     )
 
 
+class HandoffConfig(_Section):
+    """When the bot hands a conversation to a human besides an explicit request, a complaint, or two misses."""
+
+    vip_negative_threshold: float = Field(
+        0.4, gt=0, le=1, description="negativity 0..1 of a message (nlu/sentiment.py) at which an upset VIP is "
+        "handed to a human, e.g. 0.4 (one 'kecewa' is about 0.66); angry messages always count"
+    )
+    upset_tiers: tuple[Tier, ...] = Field(
+        ("vip",), description="which customers are handed to a human for their tone alone: a list of vip, regular"
+    )
+
+
+def _default_email_skip_words() -> tuple[str, ...]:
+    return ("lewati", "skip", "tidak usah", "nanti saja", "nanti", "tidak", "tidak mau", "tidak punya",
+            "jangan", "no", "no thanks", "not now", "later", "i don't have one", "rather not")
+
+
+class IntakeConfig(_Section):
+    ask_email: bool = Field(
+        True, description="true or false: ask a named customer without an email for it, once ever, at a calm moment"
+    )
+    email_skip_words: tuple[str, ...] = Field(
+        default_factory=_default_email_skip_words,
+        description='answers that decline the email question, compared at the start of the reply, '
+        'e.g. [lewati, skip, "nanti saja"]',
+    )
+
+
 class Settings(_Section):
     """Everything Sapa reads from config.yml, validated, with environment overrides applied."""
 
@@ -575,13 +674,16 @@ class Settings(_Section):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     sla: SlaConfig = Field(default_factory=SlaConfig)
     faq: FaqConfig = Field(default_factory=FaqConfig, description="the FAQ knowledge base: min_similarity, entries")
-    surveys: SurveyConfig = Field(default_factory=SurveyConfig, description="satisfaction surveys (CSAT)")
+    surveys: SurveyConfig = Field(default_factory=SurveyConfig, description="satisfaction surveys (CSAT, NPS)")
     complaints: ComplaintsConfig = Field(default_factory=ComplaintsConfig,
                                          description="complaint categories and suggested root causes")
     requests: RequestsConfig = Field(default_factory=RequestsConfig,
                                      description="request tickets: follow-up timings, checklist, categories")
     reports: ReportsConfig = Field(default_factory=ReportsConfig, description="service reports (CRM-5, VIP-5)")
     vip: VipConfig = Field(default_factory=VipConfig, description="VIP rules: period_days, min_total_rupiah, ...")
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig,
+                                   description="handoff rules: vip_negative_threshold, upset_tiers")
+    intake: IntakeConfig = Field(default_factory=IntakeConfig, description="profile questions: ask_email, ...")
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )

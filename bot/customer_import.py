@@ -17,6 +17,7 @@ from bot.contacts import normalise_email, normalise_phone
 from store import Database
 from store.audit import record
 from store.customers import customers_by_keys
+from store.duplicates import find_duplicates
 from store.models import Customer
 
 COLUMNS = ("name", "phone", "email", "language")
@@ -39,6 +40,9 @@ class ImportReport:
     duplicates_in_file: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set, repr=False)  # phones and emails met in this file
+    created_ids: set[int] = field(default_factory=set, repr=False)
+    # New customers who look like someone already known (same phone on a channel, same email, ...): CRM-1.4.
+    look_like_existing: int = 0
 
     @property
     def good(self) -> int:
@@ -109,17 +113,25 @@ def import_customers(
     if batch:
         _import_batch(database, clock, batch, report)
         progress(len(batch))
+    if report.created_ids:
+        with database.unit_of_work(read_only=True) as session:
+            report.look_like_existing = len({
+                new for pair in find_duplicates(session) for new, old in (pair.ids, pair.ids[::-1])
+                if new in report.created_ids and old not in report.created_ids
+            })
     with database.unit_of_work() as session:
         record(
             session, actor="cli", action="customers.import", subject_type="file", subject_id=path.name,
             now=clock.now(),
-            detail={"created": report.created, "updated": report.updated, "bad_rows": len(report.errors)},
+            detail={"created": report.created, "updated": report.updated, "bad_rows": len(report.errors),
+                    "look_like_existing": report.look_like_existing},
         )
     return report
 
 
 def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], report: ImportReport) -> None:
     now = clock.now()
+    created: list[Customer] = []
     with database.unit_of_work() as session:
         by_phone, by_email = customers_by_keys(
             session, sorted({r.phone for r in rows if r.phone}), sorted({r.email for r in rows if r.email})
@@ -135,6 +147,7 @@ def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], repor
             if customer is None:
                 customer = Customer(source="import", is_vip=False, created_at=now, updated_at=now)
                 session.add(customer)
+                created.append(customer)
                 report.created += 1
             elif repeated:
                 report.duplicates_in_file += 1
@@ -149,3 +162,5 @@ def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], repor
                 by_phone[customer.phone] = customer
             if customer.email:
                 by_email.setdefault(customer.email, customer)
+        session.flush()
+        report.created_ids.update(c.id for c in created)

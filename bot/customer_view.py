@@ -9,6 +9,7 @@ from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
 from handlers.desk_commands import consent_line, purchases_line
 from store.customers import find_customers, get_customer
+from store.duplicates import duplicates_of
 from store.models import ChannelIdentity, Conversation, Customer, Message, Ticket
 
 
@@ -52,5 +53,9 @@ def describe(session: Session, customer: Customer, settings: Settings) -> str:
         f"  consent:  {consent_line(session, customer.id)}",
         f"  purchases: {purchases_line(session, customer.id, settings)}",
     ]
+    for pair in duplicates_of(session, customer.id):  # CRM-1.4
+        other = pair.other(customer.id)
+        lines.append(f"  possible duplicate of #{other.id}{' ' + other.name if other.name else ''} ({pair.reason}): "
+                     f"{pair.merge_command}")
     return "\n".join(lines)
 

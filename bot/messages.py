@@ -45,7 +45,7 @@ class InboundMessage:
     ack_token: str | None = None  # something the channel must acknowledge after handling (callback query)
 
 
-Purpose = Literal["reply", "follow_up", "survey", "status_update", "broadcast"]
+Purpose = Literal["reply", "follow_up", "survey", "nps_survey", "status_update", "broadcast"]
 
 
 @dataclass(frozen=True)

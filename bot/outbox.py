@@ -31,6 +31,7 @@ from store.messages import (
     outbox_failed,
     outbox_retry,
     outbox_sent,
+    waiting_behind,
 )
 from store.models import Conversation, OutboxItem
 
@@ -114,6 +115,7 @@ class OutboxDispatcher:
                 session, now=now, worker=self.worker, limit=self.config.batch_size,
                 claim_timeout=timedelta(seconds=self.config.claim_timeout_s),
             )
+            held = waiting_behind(session, items, now=now, hold_s=self.config.poll_interval_s)
             claimed = []
             for item in items:
                 options = desk_options(session, item)
@@ -125,12 +127,25 @@ class OutboxDispatcher:
                         outbox_retry(session, item.id, error="waiting for the desk card to be posted",
                                      next_attempt_at=now + timedelta(seconds=delay))
                     continue
-                claimed.append((item.id, item.attempts, to_outbound(item, self._window_open(session, item, now),
-                                                                    options)))
+                if item.id in held:  # an older message to this customer goes first
+                    outbox_defer(session, item.id, next_attempt_at=held[item.id])
+                    continue
+                claimed.append((item.id, item.attempts, item.message_id is not None,
+                                to_outbound(item, self._window_open(session, item, now), options)))
+        # Oldest first: a retried row (later next_attempt_at, lower id) goes before what was written after it.
+        claimed.sort(key=lambda entry: entry[0])
         outcomes: list[Outcome] = []
+        waiting: dict[tuple[str, str], float] = {}  # customer addresses whose earlier message did not go
         last_flush = time.monotonic()
-        for item_id, attempts, message in claimed:
-            outcomes.append(self._send_one(item_id, attempts, message))
+        for item_id, attempts, to_customer, message in claimed:
+            address = (message.channel, message.recipient)
+            if to_customer and address in waiting:
+                outcomes.append(Outcome(item_id, "deferred", delay_s=waiting[address]))
+                continue
+            outcome = self._send_one(item_id, attempts, message)
+            if to_customer and outcome.status in ("retry", "deferred"):
+                waiting[address] = outcome.delay_s
+            outcomes.append(outcome)
             # Outcomes are written together (one transaction, not one per message), but never held
             # long: a crash loses at most this small window, whose rows are then sent again.
             if len(outcomes) >= RECORD_EVERY or time.monotonic() - last_flush > RECORD_WITHIN_S:

@@ -22,6 +22,7 @@ from bot.messages import DeliveryUpdate, InboundMessage
 from handlers import ROUTES, Reply, Route, Turn, dispatch
 from handlers.desk import relay_to_desk
 from nlu.interpretation import INTENTS, Interpretation, Interpreter
+from nlu.sentiment import analyse as analyse_sentiment
 from store import Database
 from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.customers import find_customer_by_phone, get_customer, get_or_create_identity
@@ -169,6 +170,8 @@ def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
         meta["nlu"] = {"backend": interpretation.backend,
                        "entities": [{"entity": e.entity, "value": e.value, "text": e.text}
                                     for e in interpretation.entities]}
+        # Next to it, the tone (score, label, angry, cues): the handoff rules read it, agents and reports can.
+        meta["sentiment"] = analyse_sentiment(message.text).as_meta()
     if message.deep_link:
         meta["deep_link"] = message.deep_link
     if message.shared_phone:

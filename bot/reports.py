@@ -13,6 +13,8 @@ Read-only over tickets, ticket events, surveys and messages. Definitions, so the
 - p90 is the nearest-rank 90th percentile.
 - CSAT counts answers given in the period; satisfied means 4 or 5; a low score is at or below
   `surveys.low_score`. A ticket's tier is its customer's VIP flag now; a survey keeps the tier it was asked in.
+- NPS counts answers (0..10) given in the period: promoters 9-10, detractors at or below
+  `surveys.nps.detractor_max` (standard: 0-6), passives in between; NPS = promoters % - detractors %, -100..100.
 """
 
 from __future__ import annotations
@@ -86,6 +88,25 @@ class CsatSummary:
 
 
 @dataclass(frozen=True)
+class NpsSummary:
+    answered: int = 0
+    promoters_percent: float | None = None  # 9-10
+    passives_percent: float | None = None
+    detractors_percent: float | None = None  # at or below surveys.nps.detractor_max
+    score: float | None = None  # promoters % - detractors %
+
+    @classmethod
+    def of(cls, scores: list[int], detractor_max: int) -> NpsSummary:
+        if not scores:
+            return cls()
+        promoters = sum(1 for s in scores if s >= 9)
+        detractors = sum(1 for s in scores if s <= detractor_max)
+        n = len(scores)
+        return cls(n, round(100 * promoters / n, 1), round(100 * (n - promoters - detractors) / n, 1),
+                   round(100 * detractors / n, 1), round(100 * (promoters - detractors) / n, 1))
+
+
+@dataclass(frozen=True)
 class LowScore:
     survey_id: int
     ticket: str | None
@@ -108,6 +129,7 @@ class Breakdown:
     first_response_sla: Compliance
     resolution_sla: Compliance
     csat: CsatSummary
+    nps: NpsSummary = field(default_factory=NpsSummary)
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,9 @@ class Metrics:
     by_agent: list[Breakdown]
     by_tier: list[Breakdown]
     messages_by_channel: dict[str, dict[str, int]]  # channel -> {"in": n, "out": n}
+    nps_asked: int = 0
+    nps: NpsSummary = field(default_factory=NpsSummary)
+    nps_detractors: list[LowScore] = field(default_factory=list)
 
     @property
     def tickets_opened(self) -> int:
@@ -255,10 +280,11 @@ def _tickets(session: Session, start: datetime, end: datetime, vip_only: bool, a
             for ticket, is_vip, channel in found]
 
 
-def _surveys(session: Session, start: datetime, end: datetime, vip_only: bool) -> tuple[list[Survey], int]:
-    answered = select(Survey).where(Survey.kind == "csat", Survey.status == "answered", Survey.answered_at >= start,
+def _surveys(session: Session, start: datetime, end: datetime, vip_only: bool, kind: str = "csat"
+             ) -> tuple[list[Survey], int]:
+    answered = select(Survey).where(Survey.kind == kind, Survey.status == "answered", Survey.answered_at >= start,
                                     Survey.answered_at < end).order_by(Survey.answered_at, Survey.id)
-    asked = select(func.count()).select_from(Survey).where(Survey.kind == "csat", Survey.asked_at >= start,
+    asked = select(func.count()).select_from(Survey).where(Survey.kind == kind, Survey.asked_at >= start,
                                                            Survey.asked_at < end)
     if vip_only:
         answered, asked = answered.where(Survey.tier == "vip"), asked.where(Survey.tier == "vip")
@@ -270,21 +296,27 @@ def _first_response_times(rows: list[_TicketRow]) -> Durations:
 
 
 def _group(rows: list[_TicketRow], surveys: list[Survey], ticket_key: Callable[[_TicketRow], str],
-           survey_key: Callable[[Survey], str], now: datetime) -> list[Breakdown]:
+           survey_key: Callable[[Survey], str], now: datetime, nps: tuple[list[Survey], int]
+           ) -> list[Breakdown]:
     tickets_by: dict[str, list[_TicketRow]] = defaultdict(list)
     scores_by: dict[str, list[int]] = defaultdict(list)
+    nps_by: dict[str, list[int]] = defaultdict(list)
     for row in rows:
         tickets_by[ticket_key(row)].append(row)
     for survey in surveys:
         scores_by[survey_key(survey)].append(survey.score or 0)
+    nps_answers, detractor_max = nps
+    for survey in nps_answers:
+        nps_by[survey_key(survey)].append(survey.score or 0)
     groups = []
-    for key in sorted(set(tickets_by) | set(scores_by)):
+    for key in sorted(set(tickets_by) | set(scores_by) | set(nps_by)):
         mine = tickets_by.get(key, [])
         groups.append(Breakdown(
             key=key, tickets_opened=len(mine), first_response=_first_response_times(mine),
             first_response_sla=_compliance(_verdict(r.answered_at, r.ticket.first_response_due_at, now) for r in mine),
             resolution_sla=_compliance(_verdict(r.ticket.resolved_at, r.ticket.resolution_due_at, now) for r in mine),
             csat=CsatSummary.of(scores_by.get(key, [])),
+            nps=NpsSummary.of(nps_by.get(key, []), detractor_max),
         ))
     return groups
 
@@ -310,18 +342,26 @@ def measure(session: Session, settings: Settings, start: datetime, end: datetime
         escalation_query = escalation_query.where(Customer.is_vip.is_(True))
         message_query = message_query.where(Customer.is_vip.is_(True))
     surveys, asked = _surveys(session, start, end, vip_only)
+    nps_answers, nps_asked = _surveys(session, start, end, vip_only, kind="nps")
+    detractor_max = settings.surveys.nps.detractor_max
+    nps = (nps_answers, detractor_max)
+    detractors = [s for s in nps_answers if (s.score or 0) <= detractor_max]
     messages: dict[str, dict[str, int]] = {}
     for channel, direction, count in session.execute(message_query):
         messages.setdefault(channel, {"in": 0, "out": 0})[direction] = int(count)
     levels = Counter(int(detail.get("level", 0)) for detail in session.execute(escalation_query).scalars())
     low_limit = settings.surveys.low_score
     customers = {c.id: c.name for c in session.execute(
-        select(Customer).where(Customer.id.in_({s.customer_id for s in surveys if (s.score or 0) <= low_limit}))
+        select(Customer).where(Customer.id.in_({s.customer_id for s in surveys if (s.score or 0) <= low_limit}
+                                               | {s.customer_id for s in detractors}))
     ).scalars()}
-    low = [LowScore(s.id, ticket_reference(s.ticket_id) if s.ticket_id else None,
-                    customers.get(s.customer_id) or f"customer #{s.customer_id}", s.score or 0, s.comment,
-                    s.channel, agents.get(s.agent_id or 0, UNASSIGNED), s.tier, s.answered_at or s.asked_at)
-           for s in surveys if (s.score or 0) <= low_limit]
+
+    def flagged(s: Survey) -> LowScore:
+        return LowScore(s.id, ticket_reference(s.ticket_id) if s.ticket_id else None,
+                        customers.get(s.customer_id) or f"customer #{s.customer_id}", s.score or 0, s.comment,
+                        s.channel, agents.get(s.agent_id or 0, UNASSIGNED), s.tier, s.answered_at or s.asked_at)
+
+    low = [flagged(s) for s in surveys if (s.score or 0) <= low_limit]
     return Metrics(
         start=start, end=end,
         opened_by_kind=dict(sorted(Counter(t.kind for t in tickets).items())),
@@ -337,11 +377,15 @@ def measure(session: Session, settings: Settings, start: datetime, end: datetime
         csat=CsatSummary.of([s.score or 0 for s in surveys]),
         low_scores=low,
         by_category=_group(rows, surveys, lambda r: r.ticket.category or NONE_LABEL,
-                           lambda s: s.category or NONE_LABEL, now),
-        by_channel=_group(rows, surveys, lambda r: r.channel, lambda s: s.channel, now),
-        by_agent=_group(rows, surveys, lambda r: r.agent, lambda s: agents.get(s.agent_id or 0, UNASSIGNED), now),
-        by_tier=_group(rows, surveys, lambda r: r.tier, lambda s: s.tier, now),
+                           lambda s: s.category or NONE_LABEL, now, nps),
+        by_channel=_group(rows, surveys, lambda r: r.channel, lambda s: s.channel, now, nps),
+        by_agent=_group(rows, surveys, lambda r: r.agent, lambda s: agents.get(s.agent_id or 0, UNASSIGNED), now,
+                        nps),
+        by_tier=_group(rows, surveys, lambda r: r.tier, lambda s: s.tier, now, nps),
         messages_by_channel=dict(sorted(messages.items())),
+        nps_asked=nps_asked,
+        nps=NpsSummary.of([s.score or 0 for s in nps_answers], detractor_max),
+        nps_detractors=[flagged(s) for s in detractors],
     )
 
 
@@ -362,6 +406,9 @@ _HEADLINES: list[tuple[str, str, Callable[[Metrics], float | None], bool]] = [
     ("csat_average", "Average CSAT", lambda m: m.csat.average, True),
     ("csat_satisfied_percent", "Satisfied (4-5) (%)", lambda m: m.csat.satisfied_percent, True),
     ("low_scores", "Low CSAT scores", lambda m: len(m.low_scores), False),
+    ("nps_answered", "NPS answers", lambda m: m.nps.answered, True),
+    ("nps", "NPS", lambda m: m.nps.score, True),
+    ("nps_detractors_percent", "NPS detractors (%)", lambda m: m.nps.detractors_percent, False),
 ]
 LABELS = {name: label for name, label, _, _ in _HEADLINES}
 
@@ -411,6 +458,10 @@ def findings(current: Metrics, previous: Metrics | None) -> list[str]:
                 and round(previous.csat.average, 1) != round(current.csat.average, 1):
             trend = "rose" if current.csat.average > previous.csat.average else "fell"
             found.append(f"Average CSAT {trend} from {previous.csat.average:.1f} to {current.csat.average:.1f}")
+        if previous.nps.score is not None and current.nps.score is not None \
+                and round(previous.nps.score) != round(current.nps.score):
+            trend = "rose" if current.nps.score > previous.nps.score else "fell"
+            found.append(f"NPS {trend} from {_signed(previous.nps.score)} to {_signed(current.nps.score)}")
         if previous.tickets_opened != current.tickets_opened:
             trend = "rose" if current.tickets_opened > previous.tickets_opened else "fell"
             found.append(f"Tickets opened {trend} from {previous.tickets_opened} to {current.tickets_opened}")
@@ -433,6 +484,9 @@ def findings(current: Metrics, previous: Metrics | None) -> list[str]:
     if current.low_scores:
         count = len(current.low_scores)
         found.append(f"{_plural(count, 'low CSAT score')} {'needs' if count == 1 else 'need'} follow-up")
+    vip_detractors = sum(1 for d in current.nps_detractors if d.tier == "vip")
+    if vip_detractors:
+        found.append(f"{_plural(vip_detractors, 'VIP detractor')} in the NPS survey")
     return found
 
 
@@ -465,6 +519,19 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
 
+def _signed(value: float | None) -> str:
+    """An NPS as people write it: +40, -12.5, 0."""
+    if value is None:
+        return "-"
+    return "0" if value == 0 else f"{value:+g}"
+
+
+def _nps_line(nps: NpsSummary, asked: int | None = None) -> str:
+    of = f" of {asked} asked" if asked is not None else ""
+    return (f"NPS {_signed(nps.score)} ({nps.answered} answered{of}: promoters {_percent(nps.promoters_percent)}, "
+            f"passives {_percent(nps.passives_percent)}, detractors {_percent(nps.detractors_percent)})")
+
+
 def period_label(report: Report, metrics: Metrics) -> str:
     """The period in the company time zone with an inclusive last day, e.g. 2026-01-05 to 2026-01-11."""
     zone = ZoneInfo(report.timezone)
@@ -483,9 +550,10 @@ def _breakdown_lines(title: str, groups: list[Breakdown], bullet: str) -> list[s
     lines = [title]
     for g in groups:
         csat = f"CSAT {g.csat.average:.1f} ({g.csat.answered})" if g.csat.average is not None else "CSAT -"
+        nps = f", NPS {_signed(g.nps.score)} ({g.nps.answered})" if g.nps.answered else ""
         lines.append(f"{bullet}{g.key}: {g.tickets_opened} opened, first response median "
                      f"{format_minutes(g.first_response.median)}, SLA {_percent(g.first_response_sla.percent)} "
-                     f"first response / {_percent(g.resolution_sla.percent)} resolution, {csat}")
+                     f"first response / {_percent(g.resolution_sla.percent)} resolution, {csat}{nps}")
     return lines
 
 
@@ -507,6 +575,7 @@ def _summary_lines(m: Metrics, bullet: str) -> list[str]:
         f"{bullet}CSAT: {m.csat.answered} answered of {m.csat_asked} asked, average "
         f"{'-' if m.csat.average is None else f'{m.csat.average:.2f}'}, satisfied (4-5) "
         f"{_percent(m.csat.satisfied_percent)}",
+        f"{bullet}{_nps_line(m.nps, m.nps_asked)}",
         f"{bullet}Messages: {messages}",
     ]
 
@@ -534,6 +603,11 @@ def _render(report: Report, *, bold: Callable[[str], str], bullet: str) -> str:
             comment = f': "{low.comment[:200]}"' if low.comment else ""
             lines.append(f"{bullet}{low.score}/5 {low.ticket or '-'} {low.customer} ({low.tier}, {low.channel}, "
                          f"{low.agent}){comment}")
+    if m.nps_detractors:
+        lines += ["", bold("NPS detractors")]
+        for low in m.nps_detractors:
+            comment = f': "{low.comment[:200]}"' if low.comment else ""
+            lines.append(f"{bullet}{low.score}/10 {low.customer} ({low.tier}, {low.channel}, {low.agent}){comment}")
     for title, groups in (("By category", m.by_category), ("By channel", m.by_channel), ("By agent", m.by_agent),
                           ("By tier", m.by_tier)):
         part = _breakdown_lines(bold(title), groups, bullet)
@@ -602,11 +676,18 @@ def _csv_rows(period: str, m: Metrics) -> Iterable[list[Any]]:
             yield [period, section, g.key, "resolution_sla_percent", g.resolution_sla.percent]
             yield [period, section, g.key, "csat_answered", g.csat.answered]
             yield [period, section, g.key, "csat_average", g.csat.average]
+            yield [period, section, g.key, "nps_answered", g.nps.answered]
+            yield [period, section, g.key, "nps", g.nps.score]
     for channel, counts in m.messages_by_channel.items():
         yield [period, "messages", channel, "in", counts["in"]]
         yield [period, "messages", channel, "out", counts["out"]]
     for low in m.low_scores:
         yield [period, "low_scores", low.ticket or "", "score", low.score]
+    yield [period, "nps", "", "asked", m.nps_asked]
+    for name in ("promoters_percent", "passives_percent", "detractors_percent"):
+        yield [period, "nps", "", name, getattr(m.nps, name)]
+    for low in m.nps_detractors:
+        yield [period, "nps_detractors", low.customer, "score", low.score]
 
 
 def to_csv(report: Report) -> str:

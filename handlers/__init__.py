@@ -13,6 +13,7 @@ from handlers import (
     handoff,
     inquiries,
     intake,
+    nps,
     privacy,
     requests,
     resolution_check,
@@ -25,10 +26,11 @@ from store.consents import current as current_consent
 
 ROUTES: list[Route] = [
     *consent.ROUTES,  # STOP / START keywords: before anything else the words might mean
-    *intake.ROUTES,  # pending: ask_name
+    *intake.ROUTES,  # pending: ask_name, ask_email (and a late "skip" press)
     *privacy.ROUTES,  # pending: erasure and profile-change confirmations (buttons or words)
     *resolution_check.ROUTES,  # CRM-3.5: "is it really solved?" (button or words)
     *surveys.ROUTES,  # CSAT answers (button, number or words)
+    *nps.ROUTES,  # CRM-5.2 / VIP-5.1: periodic NPS answers (0..10) and the reason that follows
     *complaints.ROUTES,  # complaint: ticket + handoff
     *requests.ROUTES,  # request: ticket to operations
     *inquiries.ROUTES,  # ask_info: FAQ answers
@@ -49,9 +51,15 @@ def dispatch(turn: Turn, routes: list[Route] = ROUTES) -> list[Reply]:
             if replies is not None:
                 if route.handler is not fallback.fallback:
                     turn.conversation.misunderstood = 0  # understood: the count of misses starts again
+                if route.handler not in (consent.stop, consent.start):
+                    # VIP-2.3 / VIP-4.1: an upset VIP goes to a human after the answer (not twice after a complaint).
+                    replies = handoff.after_route(turn, route, replies,
+                                                  understood=route.handler is not fallback.fallback)
                 if _needs_privacy_notice(turn, route):
                     # CRM-1.5: last, so an SMS/WhatsApp customer can answer its numbered options "1"/"2".
                     replies = [*replies, consent.privacy_notice(turn)]
+                else:
+                    replies = [*replies, *intake.ask_email_if_calm(turn, route)]  # CRM-1.2: once ever, at a calm moment
                 return replies
     return []
 

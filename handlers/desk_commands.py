@@ -15,6 +15,7 @@ from handlers.requests import request_command
 from store.audit import record
 from store.consents import current
 from store.customers import find_customers, get_customer
+from store.duplicates import CustomerBrief, DuplicatePair, dismiss, duplicates_of, find_duplicates
 from store.merge import merge_customers
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
 from store.transactions import history
@@ -24,6 +25,7 @@ HELP = (
     "• `customer PHONE_OR_NAME` profile, VIP status, last interactions, open tickets\n"
     "• `vip add CUSTOMER REASON` / `vip remove CUSTOMER REASON` (account managers, supervisors)\n"
     "• `merge DUPLICATE KEEP [reason]` — fold a duplicate customer into the one to keep\n"
+    "• `duplicates` records that look like one person · `duplicates dismiss A B` — they are two people\n"
     "• `ticket TKT-000123 category NAME` / `ticket TKT-000123 rootcause TEXT` — confirm or correct a ticket\n"
     "• `ticket TKT-000123` a ticket and its history\n"
     "• `ticket TKT-000123 take` / `ticket TKT-000123 done NOTE` take or finish a request (the customer is told)\n"
@@ -54,6 +56,10 @@ def run_command(session: Session, settings: Settings, *, slack_user: str, text: 
         return _queue(session, settings, now)
     if verb == "merge" and len(rest) >= 2:
         return _merge(session, agent, rest[0], rest[1], " ".join(rest[2:]) or "duplicate", now)
+    if verb == "duplicates" and not rest:
+        return _duplicates(session, agent)
+    if verb == "duplicates" and len(rest) == 3 and rest[0].lower() == "dismiss":
+        return _dismiss(session, agent, rest[1], rest[2], now)
     return f"I did not understand `{text}`.\n{HELP}"
 
 
@@ -96,6 +102,50 @@ def _merge(session: Session, agent: Agent, source_key: str, target_key: str, rea
             f"tickets and surveys are now on #{merged.id}.")
 
 
+DUPLICATES_SHOWN = 20
+
+
+def _duplicates(session: Session, agent: Agent) -> str:
+    """CRM-1.4: records that look like one person, each with the exact merge and dismiss commands."""
+    if agent.role not in MERGE_ROLES:
+        return "Only customer service, account managers, supervisors and management can see duplicate customers."
+    pairs = find_duplicates(session)
+    if not pairs:
+        return "No possible duplicate customers. 🎉"
+    lines = [f"*{len(pairs)} possible duplicate pair{'s' if len(pairs) != 1 else ''}* (strong first):"]
+    for pair in pairs[:DUPLICATES_SHOWN]:
+        lines.append(f"• {_brief(pair.keep)} ↔ {_brief(pair.duplicate)} — {duplicate_reason(pair)} · "
+                     f"{pair.confidence}")
+        lines.append(f"    same person: `{pair.merge_command}` · two people: `{pair.dismiss_command}`")
+    if len(pairs) > DUPLICATES_SHOWN:
+        lines.append(f"…and {len(pairs) - DUPLICATES_SHOWN} more; `sapa customers duplicates` lists them all.")
+    return "\n".join(lines)
+
+
+def _brief(customer: CustomerBrief) -> str:
+    return f"#{customer.id} {customer.name or '(name not known)'} ({customer.source})"
+
+
+def duplicate_reason(pair: DuplicatePair) -> str:
+    """'same phone +6281234567890': the rule and what the two records share."""
+    return ", ".join(f"{m.label} {m.key}" for m in pair.matches)
+
+
+def _dismiss(session: Session, agent: Agent, first_key: str, second_key: str, now: datetime) -> str:
+    """CRM-1.4: an agent says two flagged records are different people; they are never flagged again."""
+    if agent.role not in MERGE_ROLES:
+        return "Only customer service, account managers, supervisors and management can dismiss duplicates."
+    firsts, seconds = _find(session, first_key), _find(session, second_key)
+    if len(firsts) != 1 or len(seconds) != 1:
+        return f"`{first_key}` and `{second_key}` must each match exactly one customer; use a phone number or #id."
+    first, second = sorted((firsts[0].id, seconds[0].id))
+    if first == second:
+        return "Those are the same customer."
+    if not dismiss(session, first, second, by=agent.name, actor=f"agent:{agent.id}", now=now):
+        return f"#{first} and #{second} were already marked as different people."
+    return f"Noted: #{first} and #{second} are different people; they will not be listed as duplicates again."
+
+
 def _find(session: Session, key: str) -> list[Customer]:
     key = key.strip()
     if key.startswith("#") and key[1:].isdigit():
@@ -126,6 +176,11 @@ def _customer(session: Session, settings: Settings, key: str) -> str:
                      f"{customer.language or '-'} · channels {channels or '-'}")
         lines.append(f"consent: {consent_line(session, customer.id)} · purchases: "
                      f"{purchases_line(session, customer.id, settings)}")
+        for pair in duplicates_of(session, customer.id):
+            other = pair.other(customer.id)
+            lines.append(f"⚠️ possible duplicate of #{other.id}{' ' + other.name if other.name else ''} "
+                         f"({pair.reason}) · "
+                         f"`{pair.merge_command}` or `{pair.dismiss_command}`")
         recent = session.execute(select(Message).where(Message.customer_id == customer.id,
                                                        Message.direction.in_(("in", "out")))
                                  .order_by(Message.id.desc()).limit(3)).scalars()

@@ -101,10 +101,20 @@ def follow_up_conversation(
     earlier = session.get_one(Conversation, ticket.conversation_id)
     identity = session.get_one(ChannelIdentity, earlier.identity_id)
     customer = session.get_one(Customer, ticket.customer_id)
-    language = customer.language or earlier.language or settings.default_language
+    found = follow_up_on(session, settings, identity, customer, language=earlier.language, now=now)
+    return None if found is None else (found, identity, customer)
+
+
+def follow_up_on(session: Session, settings: Settings, identity: ChannelIdentity, customer: Customer, *,
+                 language: str | None, now: datetime) -> Conversation | None:
+    """A current bot conversation on `identity` for a message the bot starts (a check, a survey).
+
+    None when an agent holds the conversation right now: the bot does not interrupt them.
+    """
+    language = customer.language or language or settings.default_language
     conversation, _ = continue_or_open(session, identity, now=now, language=language,
                                        idle_close=timedelta(minutes=settings.conversation.idle_close_minutes))
     if conversation.status in HUMAN_STATUSES:
         return None
     conversation.last_message_at = now
-    return conversation, identity, customer
+    return conversation

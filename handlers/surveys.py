@@ -17,17 +17,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.messages import Purpose
 from bot.templating import render
 from handlers import sla
 from handlers.desk import escape_slack, ticket_reference
 from handlers.turn import Reply, Route, Turn
 from store.messages import add_desk_post, add_outbound
-from store.models import Agent, Survey, Task, Ticket, TicketEvent
+from store.models import Agent, ChannelIdentity, Conversation, Customer, Survey, Task, Ticket, TicketEvent
 
 TASK = sla.CSAT
 QUESTION = "csat"
 PAYLOAD = "csat:"
-_SCORE = re.compile(r"(?<!\d)([1-5])(?!\d)")
+_NUMBER = re.compile(r"(?<!\d)(\d{1,2})(?!\d)")
 
 
 def ask_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
@@ -43,27 +44,46 @@ def ask_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
         survey = Survey(kind="csat", customer_id=customer.id, ticket_id=ticket.id, conversation_id=conversation.id,
                         agent_id=ticket.assigned_agent_id, channel=identity.channel, category=ticket.category,
                         tier=sla.tier_of(customer), status="asked", asked_at=now)
-        session.add(survey)
-        session.flush()
-        conversation.pending_question, conversation.pending_data = QUESTION, {"survey_id": survey.id}
-        pick = conversation.language if conversation.language in settings.languages else settings.default_language
-        variables = {"company": settings.company.name, "name": customer.name or "",
-                     "ticket": ticket_reference(ticket.id)}
-        add_outbound(
-            session, conversation, recipient=identity.address, now=now, purpose="survey",
-            text=render(settings.templates["csat_question"][pick], variables),
-            buttons=[{"title": str(score), "payload": f"{PAYLOAD}{survey.id}:{score}"} for score in range(1, 6)],
-            template_variables={k: str(v) for k, v in variables.items()},
-        )
+        ask(session, settings, conversation, identity, customer, survey, question=QUESTION, template="csat_question",
+            scores=range(1, 6), payload=PAYLOAD, now=now, ticket=ticket_reference(ticket.id))
 
     return run
 
 
-def parse_score(text: str, words: dict[str, int]) -> int | None:
-    """A 1..5 score from "4", "nilai 5 ya", "puas banget", "kurang puas"; None if there is none."""
-    found = _SCORE.search(text)
-    if found:
-        return int(found.group(1))
+def ask(session: Session, settings: Settings, conversation: Conversation, identity: ChannelIdentity,
+        customer: Customer, survey: Survey, *, question: str, template: str, scores: range | None, payload: str,
+        now: datetime, purpose: Purpose = "survey", **variables: str) -> None:
+    """Store the survey row, wait for its answer (pending `question`) and queue the question on the channel.
+
+    A button per score (`payload` + survey id + score) unless `scores` is None; outside WhatsApp's window the
+    question goes as the approved template for `purpose` (CSAT: `survey`, NPS: `nps_survey`: a different
+    question needs its own approved WhatsApp template), filled from the same variables.
+    """
+    session.add(survey)
+    session.flush()
+    conversation.pending_question, conversation.pending_data = question, {"survey_id": survey.id}
+    pick = conversation.language if conversation.language in settings.languages else settings.default_language
+    values = {"company": settings.company.name, "name": customer.name or "", **variables}
+    add_outbound(
+        session, conversation, recipient=identity.address, now=now, purpose=purpose,
+        text=render(settings.templates[template][pick], values),
+        buttons=[{"title": str(score), "payload": f"{payload}{survey.id}:{score}"} for score in scores or ()],
+        template_variables={k: str(v) for k, v in values.items()},
+    )
+
+
+def parse_score(text: str, words: dict[str, int], scale: range = range(1, 6), *,
+                words_within: int | None = None) -> int | None:
+    """A score on `scale` from "4", "nilai 5 ya", "puas banget", "kurang puas"; None if there is none.
+
+    The first number on the scale wins; otherwise the longest phrase of `words` found. With `words_within`,
+    phrases count only in answers of at most that many words (so "no one answered" is not a 1).
+    """
+    for found in _NUMBER.finditer(text):
+        if int(found.group(1)) in scale:
+            return int(found.group(1))
+    if words_within is not None and len(text.split()) > words_within:
+        return None
     lowered = f" {text.lower()} "
     # Longest phrases first, so "kurang puas" is not read as "puas".
     for phrase in sorted(words, key=len, reverse=True):
@@ -124,4 +144,5 @@ def answered_in_words(turn: Turn) -> list[Reply] | None:
     return _record(turn, int(turn.conversation.pending_data.get("survey_id", 0)), score)
 
 
-ROUTES = [Route(answered_by_button, payload_prefix=PAYLOAD), Route(answered_in_words, pending=QUESTION)]
+ROUTES = [Route(answered_by_button, payload_prefix=PAYLOAD, feedback=True),
+          Route(answered_in_words, pending=QUESTION, feedback=True)]

@@ -84,6 +84,9 @@ class Route:
     pending: str | None = None
     payload_prefix: str | None = None
     keywords: frozenset[str] = frozenset()  # whole-message keywords, compared upper-case
+    # An answer to our own feedback question (CSAT, NPS): a low score has its own path (alerts, recovery
+    # ticket), so its tone does not also hand the conversation off (handlers/handoff.after_route).
+    feedback: bool = False
 
     def matches(self, turn: Turn) -> bool:
         if self.keywords:

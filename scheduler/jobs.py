@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.reports import build_report, completed_period, previous_period, render_markdown
-from handlers import requests, resolution_check, sla, surveys, vip
+from handlers import nps, requests, resolution_check, sla, surveys, vip
 from handlers.desk import agent_action, agent_reply
 from handlers.sla_checks import check_task
 from scheduler.clock import PeriodicTask
@@ -77,10 +77,16 @@ def vip_reevaluation(settings: Settings) -> PeriodicTask:
     return PeriodicTask(vip.reevaluate_task(settings), check_every=timedelta(hours=1), bucket=bucket)
 
 
+def nps_round(settings: Settings) -> PeriodicTask:
+    """CRM-5.2 / VIP-5.1: the NPS round, checked hourly; one per `surveys.nps.every_days` period (handlers/nps.py)."""
+    return PeriodicTask(nps.round_task(settings), check_every=timedelta(hours=1), bucket=nps.round_bucket(settings))
+
+
 def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetime], None]]:
     return {"conversation.close_idle": close_idle_conversations, "slack.desk": desk_task(settings),
             sla.CHECK: check_task(settings), sla.CONFIRM: resolution_check.ask_task(settings),
             sla.CSAT: surveys.ask_task(settings), VIP_REPORT: vip_report_task(settings),
             vip.REEVALUATE: vip_reevaluation(settings),
             requests.REMINDER: requests.reminder_task(settings),
-            requests.STATUS_UPDATE: requests.status_update_task(settings)}
+            requests.STATUS_UPDATE: requests.status_update_task(settings),
+            nps.ROUND: nps_round(settings), nps.ASK: nps.ask_task(settings)}

@@ -129,6 +129,42 @@ def claim_outbox(
     return items
 
 
+def waiting_behind(session: Session, items: list[OutboxItem], *, now: datetime, hold_s: float
+                   ) -> dict[int, datetime]:
+    """Claimed customer messages that must wait for an older, unfinished message to the same address outside
+    this batch (a reply being retried elsewhere, in flight in another process): id -> when to look again.
+
+    A customer reads their messages in the order we wrote them; a privacy notice must not overtake the answer
+    it follows because the answer hit a 429. Desk posts (no messages row) are not ordered here: they wait
+    for their card on their own.
+    """
+    mine = [item for item in items if item.message_id is not None]
+    if not mine:
+        return {}
+    claimed = {item.id for item in items}
+    older = session.execute(
+        select(OutboxItem.id, OutboxItem.channel, OutboxItem.recipient, OutboxItem.status,
+               OutboxItem.next_attempt_at)
+        .where(OutboxItem.message_id.is_not(None), OutboxItem.status.in_(("pending", "sending")),
+               OutboxItem.recipient.in_({item.recipient for item in mine}),
+               OutboxItem.id < max(item.id for item in mine))
+    ).all()
+    blockers: dict[tuple[str, str], list[tuple[int, datetime]]] = {}
+    for row in older:
+        if row.id in claimed:
+            continue
+        # In flight elsewhere: it normally finishes within a send; look again shortly.
+        again = max(now, row.next_attempt_at) if row.status == "pending" else now + timedelta(seconds=hold_s)
+        blockers.setdefault((row.channel, row.recipient), []).append((row.id, again))
+    held: dict[int, datetime] = {}
+    for item in mine:
+        times = [again for blocker_id, again in blockers.get((item.channel, item.recipient), [])
+                 if blocker_id < item.id]
+        if times:
+            held[item.id] = max(times)
+    return held
+
+
 def outbox_sent(session: Session, item_id: int, *, provider_message_id: str, now: datetime) -> None:
     item = session.get_one(OutboxItem, item_id)
     item.status = "sent"

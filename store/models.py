@@ -53,6 +53,7 @@ class Customer(Base):
     vip_tier: Mapped[str | None] = mapped_column(String(40))
     vip_reason: Mapped[str | None] = mapped_column(String(300))  # why the rules made them VIP (VIP-1.1)
     vip_since: Mapped[datetime | None]
+    email_asked_at: Mapped[datetime | None]  # CRM-1.1: the optional email is asked for once, ever
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     source: Mapped[str] = mapped_column(String(40))  # the channel or "import" that created it
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
@@ -230,6 +231,21 @@ class Transaction(Base):
     created_at: Mapped[datetime]
 
 
+class DuplicateDismissal(Base):
+    """An agent said two customers flagged as possible duplicates are different people: never flag them again.
+
+    Stored with the lower id first, so one pair has one row."""
+
+    __tablename__ = "duplicate_dismissals"
+    __table_args__ = (UniqueConstraint("customer_a_id", "customer_b_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_a_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    customer_b_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    dismissed_by: Mapped[str] = mapped_column(String(120))
+    dismissed_at: Mapped[datetime]
+
+
 class Task(Base):
     """A durable scheduled job. The row is the truth; APScheduler only makes processes look for due rows."""
 
@@ -254,7 +270,11 @@ class OutboxItem(Base):
     """Every outbound message is a row here first and a send second."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        # Per-customer ordering looks for older unfinished rows to the same address (store.messages.waiting_behind).
+        Index("ix_outbox_recipient_status", "recipient", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # None for agent-desk posts (Slack cards, relays): they are not part of a customer's history.

@@ -22,7 +22,17 @@ from sqlalchemy import select
 
 from bot.app import Sapa, build
 from bot.cli import main
-from bot.reports import Report, build_report, local_period, previous_period, render_markdown, render_text
+from bot.reports import (
+    Report,
+    build_report,
+    local_period,
+    previous_period,
+    render_markdown,
+    render_text,
+    to_csv,
+    to_json,
+)
+from handlers import nps
 from store.models import Conversation, Customer
 from tests.support.providers import ProviderCustomer
 from tests.support.slack import Slack, desk_settings
@@ -37,8 +47,10 @@ WEEK_2 = (datetime(2026, 1, 12).date(), datetime(2026, 1, 18).date())
 @pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
     settings = desk_settings(db_url, fakes)
-    settings = settings.model_copy(update={"reports": settings.reports.model_copy(
-        update={"management_channel": "C0MGMT"})})
+    settings = settings.model_copy(update={
+        "reports": settings.reports.model_copy(update={"management_channel": "C0MGMT"}),
+        "surveys": settings.surveys.model_copy(update={"nps": settings.surveys.nps.model_copy(
+            update={"sample_percent": 100})})})  # every NPS round asks everyone eligible
     sapa = build(settings, clock=clock, interpreter=interpreter, database=database, model_cache=None)
     yield sapa
     sapa.stop_background()
@@ -334,3 +346,47 @@ def test_vip_5_3_vip_report_posted_to_management_on_schedule(client, slack, sapa
     sapa.scheduler.schedule_periodic()
     slack.settle()
     assert len(slack.posts("C0MGMT")) == 1
+
+
+def test_crm_5_2_nps_summary_and_breakdowns_from_stored_answers(client, slack, sapa, clock):
+    """Five customers answer the NPS round: 10, 10, 9 (promoters), 7 (passive), 3 (a VIP detractor).
+    Promoters 60%, passives 20%, detractors 20%: NPS = 60 - 20 = +40. The VIP report sees only the VIP: -100."""
+    people = {}
+    for name in ("Ani", "Budi", "Citra", "Dodi", "Eka"):
+        people[name] = WebchatUser(client, sapa)
+        people[name].say("halo")
+        people[name].say(name)
+    vip(slack, sapa, "Eka")
+    at(clock, 6, 9, 0)
+    sapa.scheduler.schedule_periodic(nps.ROUND)
+    slack.settle()
+    for name, answer in (("Ani", "10"), ("Budi", "sepuluh"), ("Citra", "9"), ("Dodi", "nilai 7 deh"), ("Eka", "3")):
+        assert people[name].say(answer) == [f"Terima kasih, {name}! Apa alasan utama nilai Anda?"]
+    people["Eka"].say("teknisinya datang terlambat")
+    slack.settle()
+
+    everyone = report(sapa, WEEK_1)
+    numbers = everyone.current
+    assert (numbers.nps_asked, numbers.nps.answered, numbers.nps.score) == (5, 5, 40.0)
+    assert (numbers.nps.promoters_percent, numbers.nps.passives_percent, numbers.nps.detractors_percent) == (
+        60.0, 20.0, 20.0)
+    text = render_text(everyone)
+    assert "- NPS +40 (5 answered of 5 asked: promoters 60.0%, passives 20.0%, detractors 20.0%)" in text
+    assert "By tier\n- regular: 0 opened, first response median -, SLA - first response / - resolution, CSAT -, " \
+           "NPS +75 (4)\n- vip: 0 opened, first response median -, SLA - first response / - resolution, CSAT -, " \
+           "NPS -100 (1)" in text
+    assert "- webchat: 0 opened" in text and "NPS +40 (5)" in text.split("By channel")[1]
+    assert "NPS detractors\n- 3/10 Eka (vip, webchat, Andi): \"teknisinya datang terlambat\"" in text
+    assert "1 VIP detractor in the NPS survey" in everyone.findings
+    exported = json.loads(to_json(everyone))["current"]
+    assert exported["nps"] == {"answered": 5, "promoters_percent": 60.0, "passives_percent": 20.0,
+                               "detractors_percent": 20.0, "score": 40.0}
+    assert [row["nps"]["score"] for row in exported["by_tier"]] == [75.0, -100.0]  # 10, 10, 9, 7 | 3
+    rows = list(csv.reader(io.StringIO(to_csv(everyone))))
+    assert ["current", "summary", "", "nps", "40.0"] in rows
+    assert ["current", "by_channel", "webchat", "nps", "40.0"] in rows
+    assert ["current", "nps", "", "passives_percent", "20.0"] in rows
+
+    vip_only = report(sapa, WEEK_1, vip_only=True)
+    assert "• NPS -100 (1 answered of 1 asked: promoters 0.0%, passives 0.0%, detractors 100.0%)" in \
+        render_markdown(vip_only)

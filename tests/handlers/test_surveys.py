@@ -22,7 +22,7 @@ from sqlalchemy import select
 from bot.app import Sapa, build
 from bot.fake_providers import FakeProviders
 from handlers.surveys import parse_score
-from store.models import Customer, Survey, Task, Ticket
+from store.models import Conversation, Customer, Survey, Task, Ticket
 from tests.support.providers import TWILIO_TOKEN
 from tests.support.server import running_sapa
 from tests.support.slack import AGENTS, SECRETS, Slack, complained, desk_settings
@@ -105,6 +105,32 @@ def test_vip_5_1_vip_survey_is_recorded_with_the_vip_tier(customer, slack, sapa,
         "Terima kasih atas penilaian Anda, Budi! Masukan Anda membantu kami melayani lebih baik."]
     survey = survey_row(sapa)
     assert (survey.tier, survey.score) == ("vip", 5)
+
+
+def test_vip_5_1_an_angry_vip_survey_answer_takes_the_low_score_path_not_a_second_handoff(
+        customer, slack, sapa, clock):
+    customer.say("halo")
+    customer.say("Budi")
+    with sapa.database.unit_of_work(read_only=True) as session:
+        customer_id = session.execute(select(Customer.id)).scalar_one()
+    assert "VIP" in slack.command("U0AMGR", f"vip add #{customer_id} top buyer")["text"]
+    conversation = complained(customer, slack, "AC yang dipasang kemarin bocor")
+    assert slack.press("U0RINA", "resolve", conversation.id, conversation.desk_ts) == 200
+    slack.settle()
+    clock.advance(timedelta(minutes=sapa.settings.surveys.csat_delay_minutes + 1))
+    slack.settle()
+    cards_before = len([p for p in slack.posts("C0VIP") if p.get("blocks") and not p.get("thread_ts")])
+    replies = customer.say("SANGAT KECEWA!!! 😡")
+    slack.settle()
+    assert not any("kami teruskan kepada petugas" in reply for reply in replies), replies
+    assert survey_row(sapa).score == 1
+    with sapa.database.unit_of_work(read_only=True) as session:
+        tickets = session.execute(select(Ticket).order_by(Ticket.id)).scalars().all()
+        conversations = session.execute(select(Conversation).order_by(Conversation.id)).scalars().all()
+    assert [(t.kind, t.status) for t in tickets] == [("complaint", "resolved"), ("recovery", "open")]
+    assert [(c.status, (c.pending_data or {}).get("handoff_reason")) for c in conversations][-1] == ("bot", None)
+    cards_after = len([p for p in slack.posts("C0VIP") if p.get("blocks") and not p.get("thread_ts")])
+    assert cards_after == cards_before  # no "VIP upset" handoff card on top of the low-score path
 
 
 @pytest.mark.parametrize(

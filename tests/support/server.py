@@ -49,11 +49,15 @@ class SapaServer:
 
 @contextmanager
 def running_sapa(workdir: Path, *, configs: tuple[str, ...] = ("config.yml",), config: str = "config.yml",
-                 env: dict[str, str] | None = None, port: int | None = None) -> Iterator[SapaServer]:
-    """Copy the config file(s) into workdir, migrate, serve; stop it however the block ends."""
+                 env: dict[str, str] | None = None, port: int | None = None,
+                 database_url: str | None = None) -> Iterator[SapaServer]:
+    """Copy the config file(s) into workdir, migrate, serve; stop it however the block ends.
+
+    The database is workdir/sapa.db unless `database_url` names another (e.g. PostgreSQL shared by two servers).
+    """
     for name in configs:
         shutil.copy(ROOT / name, workdir / name)
-    full_env = {**os.environ, **(env or {}), "DATABASE_URL": f"sqlite:///{workdir / 'sapa.db'}",
+    full_env = {**os.environ, **(env or {}), "DATABASE_URL": database_url or f"sqlite:///{workdir / 'sapa.db'}",
                 "SAPA_CONFIG": str(workdir / config), "PYTHONUNBUFFERED": "1"}
     upgrade = subprocess.run([*sapa_command(), "db", "upgrade"], cwd=workdir, env=full_env,
                              capture_output=True, text=True, timeout=120)
