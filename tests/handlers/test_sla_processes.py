@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psycopg
@@ -21,23 +20,13 @@ import yaml
 from bot.fake_providers import FakeProviders
 from tests.support.pgserver import PostgresServer
 from tests.support.providers import TWILIO_TOKEN
-from tests.support.server import ROOT, running_sapa
+from tests.support.server import ROOT, running_sapa, wait_for
 from tests.support.slack import AGENTS, SECRETS, Slack
 from tests.support.webchat import WebchatUser
 
-T = TypeVar("T")
 FIRST_RESPONSE_S = 8
 RESOLUTION_S = 16
 
-
-def wait_for(probe: Callable[[], T], what: str, timeout_s: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def test_vip_4_3_two_sapa_processes_on_postgres_escalate_an_unanswered_vip_complaint_once_per_level(

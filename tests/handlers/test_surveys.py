@@ -24,7 +24,7 @@ from bot.fake_providers import FakeProviders
 from handlers.surveys import parse_score
 from store.models import Conversation, Customer, Survey, Task, Ticket
 from tests.support.providers import TWILIO_TOKEN
-from tests.support.server import running_sapa
+from tests.support.server import running_sapa, wait_for
 from tests.support.slack import AGENTS, SECRETS, Slack, complained, desk_settings
 from tests.support.webchat import WebchatUser
 
@@ -90,17 +90,22 @@ def test_crm_5_3_a_low_score_in_words_alerts_supervisors_and_opens_service_recov
     assert len(alert) == 1 and "<@U0SUPER>" in alert[0] and "kurang puas sih" in alert[0]
 
 
-def test_vip_5_1_vip_survey_is_recorded_with_the_vip_tier(customer, slack, sapa, clock):
+def vip_resolved_then_surveyed(customer: WebchatUser, slack: Slack, sapa: Sapa, clock, complaint: str) -> None:
+    """Budi is made VIP, complains, an agent resolves it, and the CSAT question reaches him."""
     customer.say("halo")
     customer.say("Budi")
     with sapa.database.unit_of_work(read_only=True) as session:
         customer_id = session.execute(select(Customer.id)).scalar_one()
     assert "VIP" in slack.command("U0AMGR", f"vip add #{customer_id} top buyer")["text"]
-    conversation = complained(customer, slack, "AC yang dipasang kemarin bocor, saya kecewa")
+    conversation = complained(customer, slack, complaint)
     assert slack.press("U0RINA", "resolve", conversation.id, conversation.desk_ts) == 200
     slack.settle()
     clock.advance(timedelta(minutes=sapa.settings.surveys.csat_delay_minutes + 1))
     slack.settle()
+
+
+def test_vip_5_1_vip_survey_is_recorded_with_the_vip_tier(customer, slack, sapa, clock):
+    vip_resolved_then_surveyed(customer, slack, sapa, clock, "AC yang dipasang kemarin bocor, saya kecewa")
     assert customer.say("puas banget, cepat ditangani") == [
         "Terima kasih atas penilaian Anda, Budi! Masukan Anda membantu kami melayani lebih baik."]
     survey = survey_row(sapa)
@@ -109,16 +114,7 @@ def test_vip_5_1_vip_survey_is_recorded_with_the_vip_tier(customer, slack, sapa,
 
 def test_vip_5_1_an_angry_vip_survey_answer_takes_the_low_score_path_not_a_second_handoff(
         customer, slack, sapa, clock):
-    customer.say("halo")
-    customer.say("Budi")
-    with sapa.database.unit_of_work(read_only=True) as session:
-        customer_id = session.execute(select(Customer.id)).scalar_one()
-    assert "VIP" in slack.command("U0AMGR", f"vip add #{customer_id} top buyer")["text"]
-    conversation = complained(customer, slack, "AC yang dipasang kemarin bocor")
-    assert slack.press("U0RINA", "resolve", conversation.id, conversation.desk_ts) == 200
-    slack.settle()
-    clock.advance(timedelta(minutes=sapa.settings.surveys.csat_delay_minutes + 1))
-    slack.settle()
+    vip_resolved_then_surveyed(customer, slack, sapa, clock, "AC yang dipasang kemarin bocor")
     cards_before = len([p for p in slack.posts("C0VIP") if p.get("blocks") and not p.get("thread_ts")])
     replies = customer.say("SANGAT KECEWA!!! 😡")
     slack.settle()
@@ -185,7 +181,7 @@ def test_crm_5_2_killing_sapa_between_resolution_and_survey_still_sends_the_surv
                                                                  "WHERE desk_ts IS NOT NULL"))
             agent = Slack(http, fakes, None, None)
             assert agent.press("U0RINA", "resolve", conversation_id, desk_ts) == 200
-            wait_for(lambda: _row(db, "SELECT id FROM tickets WHERE status = 'resolved'"))
+            wait_for(lambda: _row(db, "SELECT id FROM tickets WHERE status = 'resolved'"), "the resolution")
             assert _row(db, "SELECT status FROM tasks WHERE kind = 'survey.csat'") == ("pending",)
             os.kill(first.process.pid, signal.SIGKILL)  # no clean shutdown: the survey is only in the database
             first.process.wait(timeout=10)
@@ -198,7 +194,7 @@ def test_crm_5_2_killing_sapa_between_resolution_and_survey_still_sends_the_surv
             def surveys_sent() -> list[str]:
                 return [m["text"] for m in customer.history() if "Seberapa puas Anda" in m["text"]]
 
-            wait_for(surveys_sent, timeout_s=60)
+            wait_for(surveys_sent, "the survey", timeout_s=60)
             time.sleep(2)  # several more scheduler polls: nothing may send it again
             assert len(surveys_sent()) == 1, second.log()
             assert _row(tmp_path / "sapa.db", "SELECT COUNT(*) FROM surveys") == (1,)
@@ -210,15 +206,6 @@ def _row(db: Path, query: str) -> tuple | None:
     with sqlite3.connect(db) as connection:
         return connection.execute(query).fetchone()
 
-
-def wait_for(probe, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {probe}")
 
 
 def test_a_customers_words_in_the_low_score_alert_ping_nobody(customer, slack, sapa, clock):
