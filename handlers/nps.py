@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
@@ -80,7 +80,7 @@ def round_bucket(settings: Settings) -> Callable[[datetime], tuple[str, dict[str
 
 def eligible(session: Session, settings: Settings, now: datetime, *, only: list[int] | None = None,
              asked_before: datetime | None = None) -> list[Customer]:
-    """Who may be asked now, by id: active recently, not merged, erased, opted out or asked recently.
+    """Who may be asked now, by id: active recently (or VIP), not merged, erased, opted out or asked recently.
 
     With `asked_before`, only NPS questions asked before then count as recent: a round drawn again keeps the
     people it already asked in the draw, so it draws the same people (their tasks exist once).
@@ -92,7 +92,8 @@ def eligible(session: Session, settings: Settings, now: datetime, *, only: list[
         Survey.kind == "nps", Survey.asked_at >= now - timedelta(days=rules.min_days_between))
     if asked_before is not None:
         asked = asked.where(Survey.asked_at < asked_before)
-    query = (select(Customer).where(Customer.id.in_(active), Customer.id.not_in(asked),
+    # VIP-5.1: VIPs are always asked, however long ago they last wrote (their last channel still reaches them).
+    query = (select(Customer).where(or_(Customer.id.in_(active), Customer.is_vip), Customer.id.not_in(asked),
                                     Customer.merged_into_id.is_(None)).order_by(Customer.id))
     if only is not None:
         query = query.where(Customer.id.in_(only))

@@ -302,3 +302,15 @@ def test_crm_5_2_nps_outside_the_whatsapp_window_goes_as_the_nps_template_not_th
     assert json.loads(question["ContentVariables"]) == {"1": "Rudi"}
     [survey] = nps_surveys(sapa)
     assert (survey.channel, survey.status) == ("whatsapp", "asked")
+
+
+def test_vip_5_1_a_vip_silent_for_longer_than_the_activity_window_is_still_asked(client, slack, sapa, clock):
+    users = {name: webchat_customer(client, sapa, name) for name in ("Fajar", "Gita")}
+    assert "VIP" in slack.command("U0AMGR", f"vip add #{customer_id(sapa, 'Gita')} key account")["text"]
+    clock.advance(timedelta(days=sapa.settings.surveys.nps.active_within_days + 7))
+    while clock.now().astimezone(sapa.settings.tz).weekday() == 6:  # a Sunday: no business hours
+        clock.advance(timedelta(days=1))
+    run_round(sapa, slack)
+    assert asked_names(sapa) == ["Gita"]  # the silent regular customer is not asked; the VIP always is
+    assert [m["text"] for m in questions(users["Gita"])] == [QUESTION.format(name="Gita")]
+    assert questions(users["Fajar"]) == []
