@@ -658,6 +658,107 @@ class IntakeConfig(_Section):
     )
 
 
+def _clock_time(value: str) -> str:
+    try:
+        time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time of day such as 21:00") from None
+    return value
+
+
+ClockTime = Annotated[str, AfterValidator(_clock_time)]
+
+
+class AnalysisConfig(_Section):
+    """CRM-4.1: recency / frequency / monetary scores from transactions (and inbound messages), and segments."""
+
+    window_days: int = Field(365, ge=30, le=3650, description="days of transactions the scores look at, e.g. 365")
+    recompute_every_hours: int = Field(24, ge=1, le=720, description="hours between score recomputations, e.g. 24")
+
+
+class LoyaltyTier(_Section):
+    name: str = Field(description="a short tier name of a-z, 0-9 and _, e.g. gold")
+    min_points: int = Field(ge=0, description="points earned within loyalty.tier_window_days to reach it, e.g. 5000")
+    earn_multiplier: float = Field(1.0, gt=0, le=10, description="points multiplier in this tier, e.g. 1.25")
+    benefits: dict[str, str] = Field(default_factory=dict, description="language -> benefits in words")
+
+
+class LoyaltyReward(_Section):
+    code: str = Field(description="a short code of A-Z, 0-9 and _ that customers and agents type, e.g. VCR50")
+    names: dict[str, str] = Field(description="language -> the reward's name")
+    points: int = Field(gt=0, description="points it costs, e.g. 500")
+    stock: int | None = Field(None, ge=0, description="units available; leave out for unlimited")
+    min_tier: str | None = Field(None, description="the lowest tier that may redeem it; leave out for everyone")
+
+
+def _default_tiers() -> tuple[LoyaltyTier, ...]:
+    return (
+        LoyaltyTier(name="member", min_points=0,
+                    benefits={"id": "kumpulkan poin dari setiap belanja", "en": "earn points on every purchase"}),
+        LoyaltyTier(name="silver", min_points=1000, earn_multiplier=1.1,
+                    benefits={"id": "poin 1,1x dan promo khusus", "en": "1.1x points and member offers"}),
+        LoyaltyTier(name="gold", min_points=5000, earn_multiplier=1.25,
+                    benefits={"id": "poin 1,25x dan gratis ongkir", "en": "1.25x points and free delivery"}),
+        LoyaltyTier(name="platinum", min_points=20000, earn_multiplier=1.5,
+                    benefits={"id": "poin 1,5x, gratis ongkir, layanan prioritas",
+                              "en": "1.5x points, free delivery, priority service"}),
+    )
+
+
+class LoyaltyConfig(_Section):
+    """CRM-4.2: points from transactions, tiers, rewards; the ledger is append-only and never goes negative."""
+
+    enabled: bool = Field(True, description="true or false: run the loyalty programme")
+    rupiah_per_point: int = Field(10_000, ge=1, description="rupiah spent per point earned, e.g. 10000")
+    expiry_months: int = Field(12, ge=0, le=120, description="months after earning when points expire (0: never)")
+    expiring_notice_days: int = Field(30, ge=0, description="points expiring within this many days are mentioned")
+    tier_window_days: int = Field(365, ge=1, description="days of earned points that count towards a tier")
+    tiers: tuple[LoyaltyTier, ...] = Field(
+        default_factory=_default_tiers, min_length=1,
+        description="a list of {name, min_points, earn_multiplier, benefits}, the first with min_points 0",
+    )
+    rewards: tuple[LoyaltyReward, ...] = Field(
+        (), description="the catalogue added to the database at start (existing codes are left as they are)")
+    attribution_days: int = Field(
+        7, ge=0, description="a redemption within this many days after a broadcast reached the customer counts "
+        "for that broadcast (CRM-4.4)")
+
+    @model_validator(mode="after")
+    def _tiers_ordered(self) -> LoyaltyConfig:
+        if self.tiers[0].min_points != 0:
+            raise ValueError("the first tier must have min_points 0 (everyone starts there)")
+        thresholds = [tier.min_points for tier in self.tiers]
+        if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
+            raise ValueError("tiers must be listed with rising min_points")
+        names = [tier.name for tier in self.tiers]
+        if len(set(names)) != len(names) or not all(re.fullmatch(r"[a-z0-9_]{1,40}", n) for n in names):
+            raise ValueError("tier names must be unique and use a-z, 0-9 and _")
+        codes = [reward.code for reward in self.rewards]
+        if len(set(codes)) != len(codes) or not all(re.fullmatch(r"[A-Z0-9_]{2,40}", c) for c in codes):
+            raise ValueError("reward codes must be unique and use A-Z, 0-9 and _")
+        unknown = [r.code for r in self.rewards if r.min_tier is not None and r.min_tier not in names]
+        if unknown:
+            raise ValueError(f"rewards {', '.join(unknown)} name a min_tier that is not in tiers")
+        return self
+
+
+class BroadcastsConfig(_Section):
+    """CRM-4.3: marketing broadcasts. Only customers with marketing consent who have not opted out receive them."""
+
+    quiet_start: ClockTime = Field("21:00", description="start of quiet hours in the customer's timezone, e.g. 21:00")
+    quiet_end: ClockTime = Field("08:00", description="end of quiet hours in the customer's timezone, e.g. 08:00")
+    max_per_customer: int = Field(2, ge=1, description="broadcast messages a customer may get within cap_days")
+    cap_days: int = Field(7, ge=1, description="days the frequency cap looks back, e.g. 7")
+    rate_per_second: dict[str, float] = Field(
+        default_factory=lambda: {"whatsapp": 10.0, "sms": 1.0, "telegram": 20.0},
+        description="broadcast messages per second per channel, on top of the channel's own provider limits, "
+        "so replies keep headroom, e.g. {whatsapp: 10, sms: 1, telegram: 20}",
+    )
+    queue_batch: int = Field(1000, ge=10, le=20000, description="recipients moved into the outbox per step")
+    reply_window_hours: int = Field(72, ge=1, description="a customer's message within this many hours after a "
+                                    "broadcast reached them counts as a reply to it (CRM-4.4)")
+
+
 class Settings(_Section):
     """Everything Sapa reads from config.yml, validated, with environment overrides applied."""
 
@@ -684,6 +785,11 @@ class Settings(_Section):
     handoff: HandoffConfig = Field(default_factory=HandoffConfig,
                                    description="handoff rules: vip_negative_threshold, upset_tiers")
     intake: IntakeConfig = Field(default_factory=IntakeConfig, description="profile questions: ask_email, ...")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="RFM scores and segments (CRM-4.1)")
+    loyalty: LoyaltyConfig = Field(default_factory=LoyaltyConfig,
+                                   description="the loyalty programme: points, tiers, rewards (CRM-4.2)")
+    broadcasts: BroadcastsConfig = Field(default_factory=BroadcastsConfig,
+                                         description="marketing broadcasts: quiet hours, frequency cap, rates")
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )

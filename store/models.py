@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -54,6 +55,8 @@ class Customer(Base):
     vip_reason: Mapped[str | None] = mapped_column(String(300))  # why the rules made them VIP (VIP-1.1)
     vip_since: Mapped[datetime | None]
     email_asked_at: Mapped[datetime | None]  # CRM-1.1: the optional email is asked for once, ever
+    # IANA zone for quiet hours of broadcasts (CRM-4.3); None: the company's timezone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     source: Mapped[str] = mapped_column(String(40))  # the channel or "import" that created it
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
@@ -292,6 +295,9 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # Committed just before an at-most-once row (a broadcast) goes to the provider: a row found `sending` with
+    # this set was interrupted mid-send and is reconciled with the provider, not blindly sent again.
+    send_started_at: Mapped[datetime | None]
 
 
 class Consent(Base):
@@ -327,4 +333,158 @@ class WebchatSession(Base):
 
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
     language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+
+
+# --- CRM-4: analysis, loyalty programme, broadcasts ---------------------------------------------------------
+
+
+class CustomerScore(Base):
+    """CRM-4.1: a customer's recency / frequency / monetary scores (1..5) and segment, recomputed periodically."""
+
+    __tablename__ = "customer_scores"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    recency: Mapped[int] = mapped_column(Integer)
+    frequency: Mapped[int] = mapped_column(Integer)
+    monetary: Mapped[int] = mapped_column(Integer)
+    segment: Mapped[str] = mapped_column(String(30), index=True)  # champions, loyal, potential, at_risk, new, ...
+    last_purchase_at: Mapped[datetime | None]
+    purchases: Mapped[int] = mapped_column(Integer)
+    spent: Mapped[int] = mapped_column(BigInteger)  # rupiah in the scoring window
+    interactions: Mapped[int] = mapped_column(Integer)  # inbound messages in the scoring window
+    computed_at: Mapped[datetime]
+
+
+class Segment(Base):
+    """CRM-4.1: a named list marketing saved, defined by filters (evaluated when used, so it stays current)."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class LoyaltyAccount(Base):
+    """CRM-4.2: the running balance and tier. The balance is checked (never negative) and always equals the
+    sum of the customer's ledger rows; every change writes a ledger row in the same transaction."""
+
+    __tablename__ = "loyalty_accounts"
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance_not_negative"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    lifetime_points: Mapped[int] = mapped_column(BigInteger, default=0)  # earned, ever (tiers may use it)
+    tier: Mapped[str] = mapped_column(String(40))
+    tier_since: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class LoyaltyEntry(Base):
+    """CRM-4.2: the append-only points ledger. Earn rows carry `remaining` and `expires_at`; redemptions and
+    expiry consume the oldest earn rows first (FIFO), so expiring points can be told exactly."""
+
+    __tablename__ = "loyalty_ledger"
+    __table_args__ = (
+        Index("ix_loyalty_ledger_customer_id_id", "customer_id", "id"),
+        Index("ix_loyalty_ledger_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(12))  # earn, redeem, expire, adjust
+    points: Mapped[int] = mapped_column(BigInteger)  # signed: + earn / positive adjust, - redeem / expire
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger, default=0)  # of a positive row: not yet spent or expired
+    expires_at: Mapped[datetime | None]
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), unique=True)  # earn once
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"))
+    reason: Mapped[str] = mapped_column(String(300))
+    actor: Mapped[str] = mapped_column(String(80))  # "system", "cli", "agent:12", "customer"
+    created_at: Mapped[datetime]
+
+
+class Reward(Base):
+    """CRM-4.2: the rewards catalogue. `stock` None means unlimited; otherwise it never goes below zero."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    names: Mapped[dict[str, Any]] = mapped_column(default=dict)  # language -> name
+    points_cost: Mapped[int] = mapped_column(BigInteger)
+    stock: Mapped[int | None] = mapped_column(Integer)
+    min_tier: Mapped[str | None] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Redemption(Base):
+    """CRM-4.2: points exchanged for a reward; the voucher code is what the customer shows."""
+
+    __tablename__ = "redemptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+    voucher_code: Mapped[str] = mapped_column(String(40), unique=True)
+    status: Mapped[str] = mapped_column(String(12))  # issued, used, cancelled
+    channel: Mapped[str] = mapped_column(String(32))  # the chat channel, "slack" or "cli"
+    actor: Mapped[str] = mapped_column(String(80))
+    # CRM-4.4: the broadcast this redemption is attributed to (the customer redeemed within the window after it).
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    created_at: Mapped[datetime]
+
+
+class Broadcast(Base):
+    """CRM-4.3: a segment + a message per language + channels in preference order + a schedule."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the segment's filters, as used
+    messages: Mapped[dict[str, Any]] = mapped_column(default=dict)  # language -> template text
+    channels: Mapped[list[Any]] = mapped_column(default=list)  # preference order, e.g. ["whatsapp", "sms"]
+    # draft, scheduled, selecting, sending, paused, cancelled, done
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    scheduled_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class BroadcastRecipient(Base):
+    """One customer of one broadcast: chosen once (unique), queued into the outbox once (outbox_id)."""
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "customer_id"),
+        Index("ix_broadcast_recipients_broadcast_id_status", "broadcast_id", "status"),
+        Index("ix_broadcast_recipients_customer_id_queued_at", "customer_id", "queued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12))  # pending, queued, skipped
+    skip_reason: Mapped[str | None] = mapped_column(String(120))
+    not_before: Mapped[datetime | None]  # quiet hours in the customer's timezone
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"), unique=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), unique=True)
+    queued_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
