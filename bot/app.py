@@ -110,7 +110,7 @@ def build_desk(section: SlackConfig) -> SlackDesk:
 
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
-    from bot.http import health, slack_events, transactions_api, webchat_api, webhooks
+    from bot.http import broadcasts_api, health, slack_events, transactions_api, webchat_api, webhooks
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -129,6 +129,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
         webchat_api.mount(app, sapa)
     webhooks.mount(app, sapa)
     transactions_api.mount(app, sapa)
+    broadcasts_api.mount(app, sapa)
     if sapa.desk is not None:
         slack_events.mount(app, sapa)
     return app

@@ -584,5 +584,11 @@ def telegram_set_webhook(config: str | None, url: str | None) -> None:
     click.echo(f"Telegram will deliver updates to {url} (with the secret token)")
 
 
+# CRM-4 command groups live in their own modules (they import nothing from here at import time).
+from bot import cli_analysis, cli_broadcasts, cli_loyalty  # noqa: E402
+
+for _command in (*cli_analysis.COMMANDS, *cli_broadcasts.COMMANDS, *cli_loyalty.COMMANDS):
+    main.add_command(_command)
+
 if __name__ == "__main__":
     main()

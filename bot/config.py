@@ -691,7 +691,7 @@ class LoyaltyReward(_Section):
     min_tier: str | None = Field(None, description="the lowest tier that may redeem it; leave out for everyone")
 
 
-def _default_tiers() -> tuple[LoyaltyTier, ...]:
+def _default_loyalty_tiers() -> tuple[LoyaltyTier, ...]:
     return (
         LoyaltyTier(name="member", min_points=0,
                     benefits={"id": "kumpulkan poin dari setiap belanja", "en": "earn points on every purchase"}),
@@ -714,7 +714,7 @@ class LoyaltyConfig(_Section):
     expiring_notice_days: int = Field(30, ge=0, description="points expiring within this many days are mentioned")
     tier_window_days: int = Field(365, ge=1, description="days of earned points that count towards a tier")
     tiers: tuple[LoyaltyTier, ...] = Field(
-        default_factory=_default_tiers, min_length=1,
+        default_factory=_default_loyalty_tiers, min_length=1,
         description="a list of {name, min_points, earn_multiplier, benefits}, the first with min_points 0",
     )
     rewards: tuple[LoyaltyReward, ...] = Field(

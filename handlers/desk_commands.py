@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
+from handlers import broadcasts, loyalty
 from handlers.desk import OPEN_TICKET, agent_for, ticket_reference
 from handlers.requests import request_command
 from store.audit import record
@@ -60,6 +61,10 @@ def run_command(session: Session, settings: Settings, *, slack_user: str, text: 
         return _duplicates(session, agent)
     if verb == "duplicates" and len(rest) == 3 and rest[0].lower() == "dismiss":
         return _dismiss(session, agent, rest[1], rest[2], now)
+    if verb in ("points", "redeem", "rewards"):  # CRM-4.2 (handlers/loyalty.py)
+        return loyalty.slack_command(session, settings, agent, verb, rest, now)
+    if verb in ("broadcast", "segment"):  # CRM-4.1 / CRM-4.3 (handlers/broadcasts.py)
+        return broadcasts.slack_command(session, settings, agent, verb, rest, now)
     return f"I did not understand `{text}`.\n{HELP}"
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.reports import build_report, completed_period, previous_period, render_markdown
-from handlers import nps, requests, resolution_check, sla, surveys, vip
+from handlers import analysis, broadcasts, loyalty, nps, requests, resolution_check, sla, surveys, vip
 from handlers.desk import agent_action, agent_reply
 from handlers.sla_checks import check_task
 from scheduler.clock import PeriodicTask
@@ -89,4 +89,5 @@ def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetim
             vip.REEVALUATE: vip_reevaluation(settings),
             requests.REMINDER: requests.reminder_task(settings),
             requests.STATUS_UPDATE: requests.status_update_task(settings),
-            nps.ROUND: nps_round(settings), nps.ASK: nps.ask_task(settings)}
+            nps.ROUND: nps_round(settings), nps.ASK: nps.ask_task(settings),
+            **loyalty.task_kinds(settings), **analysis.task_kinds(settings), **broadcasts.task_kinds(settings)}
