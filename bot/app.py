@@ -88,7 +88,8 @@ def build(
         channels = build_channels(dict(settings.channels), ChannelContext(settings.server.public_base_url))
     desk = build_desk(settings.slack) if settings.slack.enabled else None
     senders: dict[str, Sender] = {**channels, **({"slack": desk} if desk else {})}
-    dispatcher = OutboxDispatcher(database, senders, clock, settings.outbox)
+    dispatcher = OutboxDispatcher(database, senders, clock, settings.outbox,
+                                  broadcast_rates=settings.broadcasts.rate_per_second)
     pipeline = Pipeline(database, interpreter, settings, clock, on_outbox=dispatcher.wake)
     runner = TaskRunner(database, clock, task_kinds(settings), max_attempts=settings.scheduler.max_attempts)
     scheduler = SchedulerClock(runner, settings.scheduler.poll_interval_s, settings.company.timezone)

@@ -355,6 +355,8 @@ class FakeProviders:
         if (route := _route(url.path)) is None:
             return _Reply(404, {"ok": False, "error": "not_found", "description": f"nothing at {url.path}"}, ok=False)
         provider, method = route
+        if provider == "twilio" and method == "Messages.create" and verb == "GET":
+            method = "Messages.list"
         try:
             params = {**_first_values(url.query), **_parse_body(headers.get("content-type", ""), raw)}
         except _BadRequest as exc:
@@ -434,6 +436,8 @@ class FakeProviders:
         return message
 
     def _twilio(self, method: str, path: str, params: dict[str, Any]) -> _Reply:
+        if method == "Messages.list":
+            return self._twilio_list(path, params)
         if method != "Messages.create":
             return _twilio_error(404, None, None, None)
         to, sender, service, body = (str(params.get(k, "")) for k in ("To", "From", "MessagingServiceSid", "Body"))
@@ -446,7 +450,8 @@ class FakeProviders:
         account_sid, sid, callback = path.split("/")[3], "SM" + secrets.token_hex(16), params.get("StatusCallback", "")
         with self._lock:
             self._twilio_sent[sid] = {"AccountSid": account_sid, "To": to, "From": sender,
-                                      "MessagingServiceSid": service, "StatusCallback": str(callback)}
+                                      "MessagingServiceSid": service, "StatusCallback": str(callback),
+                                      "Body": body, "Created": datetime.now(UTC).isoformat()}
         now, uri = format_datetime(datetime.now(UTC)), f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json"
         resource = {
             "account_sid": account_sid, "api_version": "2010-04-01", "body": body, "date_created": now,
@@ -458,6 +463,25 @@ class FakeProviders:
         }
         auto = self.auto_status_callbacks and bool(callback)
         return _Reply(201, resource, then=(lambda: self._spawn_auto_callbacks(sid)) if auto else None)
+
+    def _twilio_list(self, path: str, params: dict[str, Any]) -> _Reply:
+        """GET Messages.json: messages this fake accepted, filtered by To and `DateSent>` (newest first).
+
+        The fake sends at once, so a message's sent date is its creation time."""
+        to, after = str(params.get("To", "")), str(params.get("DateSent>", ""))
+        since = datetime.fromisoformat(after.replace("Z", "+00:00")) if after else None
+        with self._lock:
+            found = [(sid, sent) for sid, sent in self._twilio_sent.items()
+                     if (not to or sent["To"] == to)
+                     and (since is None or datetime.fromisoformat(sent["Created"]) >= since)]
+        page = [{"sid": sid, "to": sent["To"], "from": sent["From"] or None, "body": sent["Body"],
+                 "status": "sent", "direction": "outbound-api", "account_sid": sent["AccountSid"],
+                 "date_created": format_datetime(datetime.fromisoformat(sent["Created"])),
+                 "date_sent": format_datetime(datetime.fromisoformat(sent["Created"]))}
+                for sid, sent in reversed(found)][: int(params.get("PageSize") or 50)]
+        return _Reply(200, {"messages": page, "page": 0, "page_size": len(page), "first_page_uri": path,
+                            "next_page_uri": None, "previous_page_uri": None, "uri": path, "start": 0,
+                            "end": max(len(page) - 1, 0)})
 
     def _spawn_auto_callbacks(self, sid: str) -> None:
         threading.Thread(target=self._auto_callbacks, args=(sid,), name="fake-twilio-status", daemon=True).start()

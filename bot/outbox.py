@@ -2,6 +2,12 @@
 
 Claiming and recording are separate short transactions, so a slow provider never holds a lock.
 A row whose worker died mid-send is claimed again after `claim_timeout_s`.
+
+At-most-once rows (payload "at_most_once": broadcasts) are stricter: their start is committed just before the
+provider call and their outcome right after it, so a crash leaves at most one such row per process whose fate
+is unknown. When that row is claimed again it is reconciled: a channel that can list what it accepted
+(`find_sent`: Twilio) is asked; a channel that cannot (Telegram) gets no second copy, and the row is failed
+with the reason. A marketing message twice is worse than a rare one lost, and the loss is reported.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -21,7 +28,7 @@ from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.messages import Button, OutboundMessage
 from bot.ratelimit import RateLimiter
-from channels.base import RetryLater, Sender, Undeliverable
+from channels.base import RateKey, RetryLater, Sender, Undeliverable
 from store import Database
 from store.messages import (
     claim_outbox,
@@ -31,6 +38,7 @@ from store.messages import (
     outbox_failed,
     outbox_retry,
     outbox_sent,
+    outbox_started,
     waiting_behind,
 )
 from store.models import Conversation, OutboxItem
@@ -52,6 +60,17 @@ class Outcome:
     channel: str = ""
     recipient: str = ""
     permanent: bool = False  # the provider refused for good: the address is marked undeliverable
+    keep_started: bool = False  # retrying a reconciliation: the row's interrupted start stays recorded
+
+
+@dataclass(frozen=True)
+class Claimed:
+    item_id: int
+    attempts: int
+    to_customer: bool
+    message: OutboundMessage
+    at_most_once: bool = False
+    started_at: datetime | None = None  # an earlier attempt's start that never got an outcome
 
 
 def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
@@ -96,11 +115,14 @@ class OutboxDispatcher:
         clock: Clock,
         config: OutboxConfig,
         worker: str | None = None,
+        broadcast_rates: dict[str, float] | None = None,
     ) -> None:
         self.database = database
         self.channels = channels
         self.clock = clock
         self.config = config
+        # CRM-4.3: broadcasts per second per channel, below the provider's limit, so replies keep headroom.
+        self.broadcast_rates = dict(broadcast_rates or {})
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.limiter = RateLimiter(clock)
         self._wake = threading.Event()
@@ -130,22 +152,29 @@ class OutboxDispatcher:
                 if item.id in held:  # an older message to this customer goes first
                     outbox_defer(session, item.id, next_attempt_at=held[item.id])
                     continue
-                claimed.append((item.id, item.attempts, item.message_id is not None,
-                                to_outbound(item, self._window_open(session, item, now), options)))
+                at_most_once = bool(item.payload.get("at_most_once"))
+                claimed.append(Claimed(item.id, item.attempts, item.message_id is not None,
+                                       to_outbound(item, self._window_open(session, item, now), options),
+                                       at_most_once, item.send_started_at if at_most_once else None))
         # Oldest first: a retried row (later next_attempt_at, lower id) goes before what was written after it.
-        claimed.sort(key=lambda entry: entry[0])
+        claimed.sort(key=lambda entry: entry.item_id)
         outcomes: list[Outcome] = []
         waiting: dict[tuple[str, str], float] = {}  # customer addresses whose earlier message did not go
         last_flush = time.monotonic()
-        for item_id, attempts, to_customer, message in claimed:
+        for entry in claimed:
+            message = entry.message
             address = (message.channel, message.recipient)
-            if to_customer and address in waiting:
-                outcomes.append(Outcome(item_id, "deferred", delay_s=waiting[address]))
+            if entry.to_customer and address in waiting:
+                outcomes.append(Outcome(entry.item_id, "deferred", delay_s=waiting[address]))
                 continue
-            outcome = self._send_one(item_id, attempts, message)
-            if to_customer and outcome.status in ("retry", "deferred"):
+            if entry.at_most_once:
+                outcome = self._send_at_most_once(entry)
+                self._record([outcome])  # at once: a crash must not forget that this one went out
+            else:
+                outcome = self._send_one(entry.item_id, entry.attempts, message)
+                outcomes.append(outcome)
+            if entry.to_customer and outcome.status in ("retry", "deferred"):
                 waiting[address] = outcome.delay_s
-            outcomes.append(outcome)
             # Outcomes are written together (one transaction, not one per message), but never held
             # long: a crash loses at most this small window, whose rows are then sent again.
             if len(outcomes) >= RECORD_EVERY or time.monotonic() - last_flush > RECORD_WITHIN_S:
@@ -163,14 +192,58 @@ class OutboxDispatcher:
         last = last_inbound_at(session, item.channel, item.recipient)
         return last is not None and now - last < window
 
-    def _send_one(self, item_id: int, attempts: int, message: OutboundMessage) -> Outcome:
+    def _send_at_most_once(self, entry: Claimed) -> Outcome:
+        if entry.started_at is not None:
+            found = self._reconcile(entry)
+            if found is not None:
+                return found
+        return self._send_one(entry.item_id, entry.attempts, entry.message, before_send=lambda: self._started(entry))
+
+    def _started(self, entry: Claimed) -> None:
+        with self.database.unit_of_work() as session:
+            outbox_started(session, entry.item_id, now=self.clock.now())
+
+    def _reconcile(self, entry: Claimed) -> Outcome | None:
+        """An earlier attempt of this row reached for the provider and then its process died: did it arrive?
+
+        An Outcome when settled (found: sent; cannot tell: failed, never twice); None when it surely did not
+        arrive, so it is sent now."""
+        message = entry.message
+        finder = getattr(self.channels.get(message.channel), "find_sent", None)
+        assert entry.started_at is not None
+        if finder is None:
+            reason = (f"interrupted by a crash while sending; {message.channel} cannot tell whether it arrived, "
+                      "so it is not sent again (at most once)")
+            log.error("outbox %s: %s", entry.item_id, reason)
+            return Outcome(entry.item_id, "failed", error=reason)
+        try:
+            provider_id: str | None = finder(message, entry.started_at)
+        except Exception as exc:  # the provider cannot answer now: ask again later, keeping the start
+            reason = exc.reason if isinstance(exc, (RetryLater, Undeliverable)) else f"{type(exc).__name__}: {exc}"
+            log.warning("outbox %s: could not check whether an interrupted send arrived: %s", entry.item_id, reason)
+            return Outcome(entry.item_id, "retry", error=f"checking an interrupted send: {reason}",
+                           delay_s=backoff_seconds(entry.attempts, self.config), keep_started=True)
+        if provider_id:
+            log.info("outbox %s: an interrupted send had arrived (%s); not sent again", entry.item_id, provider_id)
+            return Outcome(entry.item_id, "sent", provider_id=provider_id)
+        return None
+
+    def _rate_keys(self, channel: Sender, message: OutboundMessage) -> list[RateKey]:
+        keys = channel.rate_keys(message)
+        rate = self.broadcast_rates.get(message.channel) if message.purpose == "broadcast" else None
+        return [*keys, RateKey(f"broadcast:{message.channel}", rate)] if rate else keys
+
+    def _send_one(self, item_id: int, attempts: int, message: OutboundMessage,
+                  before_send: Callable[[], None] | None = None) -> Outcome:
         channel = self.channels.get(message.channel)
         try:
             if channel is None:
                 raise Undeliverable(f"channel {message.channel!r} is not enabled", address_dead=False)
-            wait = self.limiter.reserve(channel.rate_keys(message))
+            wait = self.limiter.reserve(self._rate_keys(channel, message))
             if wait > 0:
                 return Outcome(item_id, "deferred", delay_s=wait)
+            if before_send is not None:
+                before_send()
             return Outcome(item_id, "sent", provider_id=channel.send(message))
         except Undeliverable as exc:
             log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
@@ -202,7 +275,8 @@ class OutboxDispatcher:
                         mark_undeliverable(session, outcome.channel, outcome.recipient, reason=outcome.error, now=now)
                 else:
                     outbox_retry(session, outcome.item_id, error=outcome.error,
-                                 next_attempt_at=now + timedelta(seconds=outcome.delay_s))
+                                 next_attempt_at=now + timedelta(seconds=outcome.delay_s),
+                                 keep_started=outcome.keep_started)
 
     # --- background loop -----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ WHATSAPP_PREFIX = "whatsapp:"
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 MAX_BODY = 1600  # Twilio rejects longer bodies (error 21617), on SMS and WhatsApp alike
 HTTP_TIMEOUT_S = 15.0  # the SDK's default is no timeout at all: a hung socket would stall the outbox
+CLOCK_SKEW = timedelta(minutes=2)  # between our clock and Twilio's, when asking what it accepted since a moment
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 STATUSES: dict[str, DeliveryStatus] = {
@@ -351,6 +352,32 @@ class TwilioChannel:
             options = "\n".join(f"{i}. {button.title}" for i, button in enumerate(message.buttons, start=1))
             text = f"{text}\n\n{options}" if text else options
         return split_text(text)
+
+    def find_sent(self, message: OutboundMessage, since: datetime) -> str | None:
+        """The sid of a message Twilio accepted for this recipient since `since`, or None.
+
+        Asked about a send a crash interrupted (the outbox's at-most-once rows): did it reach Twilio before the
+        process died? A free-text message must match its first part; a template send any message from us.
+        """
+        to = self._address(message.recipient)
+        sender = self._address(self.from_number) if self.from_number else None
+        try:
+            templated = self._template(message) is not None
+        except Undeliverable:
+            templated = True  # it could not have been sent as text: any message from us counts
+        first = None if templated else self._parts(message)[0]
+        try:
+            found = self.client.messages.list(to=to, date_sent_after=since - CLOCK_SKEW, limit=50)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise self._mapped(exc) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from exc
+        for record in found:
+            if sender is not None and record.from_ != sender:
+                continue
+            if first is None or record.body == first:
+                return record.sid
+        return None
 
     def rate_keys(self, message: OutboundMessage) -> list[RateKey]:
         key = f"{self.name}:sender:{self.from_number or self.messaging_service_sid}"

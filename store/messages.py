@@ -203,12 +203,23 @@ def add_desk_post(
     return item
 
 
-def outbox_retry(session: Session, item_id: int, *, error: str, next_attempt_at: datetime) -> None:
+def outbox_retry(session: Session, item_id: int, *, error: str, next_attempt_at: datetime,
+                 keep_started: bool = False) -> None:
+    """Back to pending after a failed attempt. The provider refused it, so it was not sent: an at-most-once row
+    forgets its start, unless `keep_started` (we could not find out whether an interrupted send arrived)."""
     item = session.get_one(OutboxItem, item_id)
     item.status = "pending"
     item.claimed_by = None
     item.next_attempt_at = next_attempt_at
     item.last_error = error[:500]
+    if not keep_started:
+        item.send_started_at = None
+
+
+def outbox_started(session: Session, item_id: int, *, now: datetime) -> None:
+    """An at-most-once row is about to go to the provider: if this process dies before recording the outcome,
+    the row is found `sending` with this set, and is reconciled with the provider instead of sent again."""
+    session.get_one(OutboxItem, item_id).send_started_at = now
 
 
 def outbox_failed(session: Session, item_id: int, *, error: str) -> None:
