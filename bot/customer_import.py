@@ -1,4 +1,4 @@
-"""Bulk customer import from CSV (name, phone, email, language).
+"""Bulk customer import from CSV (name, phone, email, language, and optionally timezone).
 
 Rows are checked and normalised; bad rows are reported with their line numbers and skipped;
 good rows create customers or update the one already known by phone or email (never a double).
@@ -11,6 +11,7 @@ import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.clock import Clock
 from bot.contacts import normalise_email, normalise_phone
@@ -20,7 +21,7 @@ from store.customers import customers_by_keys
 from store.duplicates import find_duplicates
 from store.models import Customer
 
-COLUMNS = ("name", "phone", "email", "language")
+COLUMNS = ("name", "phone", "email", "language")  # plus optional "timezone" (IANA, for broadcast quiet hours)
 BATCH = 2000
 
 
@@ -31,6 +32,7 @@ class ImportRow:
     phone: str | None
     email: str | None
     language: str | None
+    timezone: str | None = None  # CRM-4.3: quiet hours of broadcasts follow the customer's zone
 
 
 @dataclass
@@ -72,6 +74,9 @@ def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport) -> I
             language = raw.get("language", "").lower() or None
             if language and language not in languages:
                 problems.append(f"language {language!r} is not one of {', '.join(languages)}")
+            timezone = raw.get("timezone", "") or None
+            if timezone and not _known_zone(timezone):
+                problems.append(f"timezone {timezone!r} is not an IANA time zone such as Asia/Jayapura")
             name = " ".join(raw.get("name", "").split()) or None
             if name and len(name) > 200:
                 problems.append("name is longer than 200 characters")
@@ -80,7 +85,15 @@ def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport) -> I
             if problems:
                 report.errors.append((line, "; ".join(problems)))
                 continue
-            yield ImportRow(line, name, phone, email, language)
+            yield ImportRow(line, name, phone, email, language, timezone)
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _apply(customer: Customer, row: ImportRow) -> None:
@@ -93,6 +106,8 @@ def _apply(customer: Customer, row: ImportRow) -> None:
         customer.phone = row.phone
     if row.language:
         customer.language = row.language
+    if row.timezone:
+        customer.timezone = row.timezone
 
 
 def import_customers(

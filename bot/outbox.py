@@ -168,11 +168,12 @@ class OutboxDispatcher:
                 outcomes.append(Outcome(entry.item_id, "deferred", delay_s=waiting[address]))
                 continue
             if entry.at_most_once:
-                outcome = self._send_at_most_once(entry)
-                self._record([outcome])  # at once: a crash must not forget that this one went out
+                # The start of this send commits together with the outcomes before it (one transaction per
+                # send, not two), so at any moment at most one row of this process is started without outcome.
+                outcome = self._send_at_most_once(entry, outcomes)
             else:
                 outcome = self._send_one(entry.item_id, entry.attempts, message)
-                outcomes.append(outcome)
+            outcomes.append(outcome)
             if entry.to_customer and outcome.status in ("retry", "deferred"):
                 waiting[address] = outcome.delay_s
             # Outcomes are written together (one transaction, not one per message), but never held
@@ -192,16 +193,20 @@ class OutboxDispatcher:
         last = last_inbound_at(session, item.channel, item.recipient)
         return last is not None and now - last < window
 
-    def _send_at_most_once(self, entry: Claimed) -> Outcome:
+    def _send_at_most_once(self, entry: Claimed, unrecorded: list[Outcome]) -> Outcome:
         if entry.started_at is not None:
             found = self._reconcile(entry)
             if found is not None:
                 return found
-        return self._send_one(entry.item_id, entry.attempts, entry.message, before_send=lambda: self._started(entry))
+        return self._send_one(entry.item_id, entry.attempts, entry.message,
+                              before_send=lambda: self._started(entry, unrecorded))
 
-    def _started(self, entry: Claimed) -> None:
+    def _started(self, entry: Claimed, unrecorded: list[Outcome]) -> None:
+        """Record the outcomes so far and mark this row started, in one transaction; `unrecorded` is emptied."""
         with self.database.unit_of_work() as session:
+            self._record_in(session, unrecorded)
             outbox_started(session, entry.item_id, now=self.clock.now())
+        unrecorded.clear()
 
     def _reconcile(self, entry: Claimed) -> Outcome | None:
         """An earlier attempt of this row reached for the provider and then its process died: did it arrive?
@@ -262,21 +267,24 @@ class OutboxDispatcher:
     def _record(self, outcomes: list[Outcome]) -> None:
         if not outcomes:
             return
-        now = self.clock.now()
         with self.database.unit_of_work() as session:
-            for outcome in outcomes:
-                if outcome.status == "sent":
-                    outbox_sent(session, outcome.item_id, provider_message_id=outcome.provider_id, now=now)
-                elif outcome.status == "deferred":
-                    outbox_defer(session, outcome.item_id, next_attempt_at=now + timedelta(seconds=outcome.delay_s))
-                elif outcome.status == "failed":
-                    outbox_failed(session, outcome.item_id, error=outcome.error)
-                    if outcome.permanent:
-                        mark_undeliverable(session, outcome.channel, outcome.recipient, reason=outcome.error, now=now)
-                else:
-                    outbox_retry(session, outcome.item_id, error=outcome.error,
-                                 next_attempt_at=now + timedelta(seconds=outcome.delay_s),
-                                 keep_started=outcome.keep_started)
+            self._record_in(session, outcomes)
+
+    def _record_in(self, session: Session, outcomes: list[Outcome]) -> None:
+        now = self.clock.now()
+        for outcome in outcomes:
+            if outcome.status == "sent":
+                outbox_sent(session, outcome.item_id, provider_message_id=outcome.provider_id, now=now)
+            elif outcome.status == "deferred":
+                outbox_defer(session, outcome.item_id, next_attempt_at=now + timedelta(seconds=outcome.delay_s))
+            elif outcome.status == "failed":
+                outbox_failed(session, outcome.item_id, error=outcome.error)
+                if outcome.permanent:
+                    mark_undeliverable(session, outcome.channel, outcome.recipient, reason=outcome.error, now=now)
+            else:
+                outbox_retry(session, outcome.item_id, error=outcome.error,
+                             next_attempt_at=now + timedelta(seconds=outcome.delay_s),
+                             keep_started=outcome.keep_started)
 
     # --- background loop -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from handlers import (
     handoff,
     inquiries,
     intake,
+    loyalty,
     nps,
     privacy,
     requests,
@@ -31,10 +32,12 @@ ROUTES: list[Route] = [
     *resolution_check.ROUTES,  # CRM-3.5: "is it really solved?" (button or words)
     *surveys.ROUTES,  # CSAT answers (button, number or words)
     *nps.ROUTES,  # CRM-5.2 / VIP-5.1: periodic NPS answers (0..10) and the reason that follows
+    *loyalty.ROUTES,  # CRM-4.2: choosing a reward and confirming its redemption (buttons, numbers or words)
     *complaints.ROUTES,  # complaint: ticket + handoff
     *requests.ROUTES,  # request: ticket to operations
     *inquiries.ROUTES,  # ask_info: FAQ answers
     *status.ROUTES,  # check_status: open tickets in plain words
+    *loyalty.INTENT_ROUTES,  # CRM-4.2 loyalty_points: balance, tier, rewards to redeem
     *privacy.INTENT_ROUTES,  # delete_data, update_profile: each asks for confirmation first
     *consent.INTENT_ROUTES,  # opt_out / opt_in said in words
     *handoff.ROUTES,  # talk_to_agent

@@ -6,8 +6,9 @@ from handlers.handoff import hand_off
 from handlers.turn import Reply, Route, Turn
 
 # Intents Sapa recognises but whose SOP flow is not built yet: saying "we did not understand" would
-# be false, so the customer is told a person will help and offered the handoff.
-NEEDS_AGENT = ("loyalty_points",)
+# be false, so the customer is told a person will help and offered the handoff. (None today:
+# loyalty_points is answered by handlers/loyalty.py, which also uses needs_agent when the programme is off.)
+NEEDS_AGENT: tuple[str, ...] = ()
 
 
 def needs_agent(turn: Turn) -> list[Reply]:

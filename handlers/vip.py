@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
 from handlers.desk import escape_slack, open_tickets, ticket_reference
 from handlers.turn import Turn
-from store import Database
+from store import Database, loyalty
 from store.audit import record
 from store.customers import find_customers, get_customer
 from store.messages import add_desk_post
@@ -234,13 +234,20 @@ class Recorded:
     customer_created: bool
 
 
-def record_transaction(session: Session, item: TransactionInput, *, source: str, now: datetime) -> Recorded | None:
-    """Store one transaction once (by external_id); None when its customer_id is unknown."""
+def record_transaction(session: Session, settings: Settings, item: TransactionInput, *, source: str,
+                       now: datetime) -> Recorded | None:
+    """Store one transaction once (by external_id); None when its customer_id is unknown.
+
+    CRM-4.2: a newly stored transaction earns loyalty points here, in the same transaction, so the API and
+    the CSV import earn alike and a repeated external_id earns nothing.
+    """
     customer, created = customer_for(session, item, now)
     if customer is None:
         return None
     transaction, added = add_transaction(session, customer_id=customer.id, external_id=item.external_id,
                                          amount=item.amount, occurred_at=item.occurred_at, source=source, now=now)
+    if added:
+        loyalty.earn(session, settings, customer.id, transaction, now)
     return Recorded(transaction, added, customer, created)
 
 
@@ -287,7 +294,7 @@ def import_transactions(database: Database, settings: Settings, clock: Clock, pa
                 except ValueError as exc:
                     report.errors.append((line, str(exc)))
                     continue
-                recorded = record_transaction(session, item, source="csv", now=now)
+                recorded = record_transaction(session, settings, item, source="csv", now=now)
                 if recorded is None:
                     report.errors.append((line, f"no customer #{item.customer_id}"))
                 elif recorded.added:

@@ -1,11 +1,191 @@
-"""The broadcasts HTTP API (CRM-4.3)."""
+"""The broadcasts and segments HTTP API (CRM-4.1, CRM-4.3), for marketing tools.
+
+Authorization: Bearer <SAPA_API_TOKEN> (as /api/transactions). An optional `X-Sapa-Agent: <Slack user id>` names
+the person acting: it must be an active agent with role marketing, supervisor or management (else 403) and is
+recorded as the actor; without it the actor is "api".
+
+POST /api/segments {name, filters} -> 201 · GET /api/segments · GET /api/segments/{name} (with preview) ·
+DELETE /api/segments/{name}
+POST /api/broadcasts {name, segment | filters, messages {id, en}, channels [...], at?} -> 201 (a draft)
+GET /api/broadcasts · GET /api/broadcasts/{id} (with progress and statistics)
+POST /api/broadcasts/{id}/preview | test {to, channel, language?} | schedule {at?} | pause | resume | cancel
+Errors are JSON {"error": "..."}: 401, 403, 404, 409 (wrong state, e.g. resume a done broadcast), 413, 422, 503.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.http.transactions_api import authorised, error
+from handlers import broadcasts
+from store import segments
+from store.broadcasts import BroadcastError
+from store.models import Agent
+
+MAX_BODY_BYTES = 64 * 1024
+STATUS = {"invalid": 422, "not_found": 404, "state": 409}
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def mount(app: FastAPI, sapa: Any) -> None:
-    return None
+    async def body_of(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise _Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise _Refused(422, "body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise _Refused(422, "body must be a JSON object")
+        return data
+
+    def actor_of(session: Session, request: Request) -> str:
+        slack_user = request.headers.get("x-sapa-agent")
+        if not slack_user:
+            return "api"
+        agent = session.execute(select(Agent).where(Agent.slack_user_id == slack_user.strip(),
+                                                    Agent.active.is_(True))).scalar_one_or_none()
+        if agent is None:
+            raise _Refused(403, f"X-Sapa-Agent {slack_user!r} is not an active Sapa agent")
+        if not broadcasts.allowed(agent):
+            raise _Refused(403, broadcasts.REFUSAL.format(role=agent.role.replace("_", " ")))
+        return f"agent:{agent.id}"
+
+    async def handle(request: Request, work: Callable[[Session, str, dict[str, Any]], tuple[int, Any]],
+                     *, read_body: bool = True) -> JSONResponse:
+        token = sapa.settings.server.api_token
+        if token is None:
+            return error(503, "the API is off: set the SAPA_API_TOKEN environment variable and restart")
+        if not authorised(request.headers.get("authorization"), token.get_secret_value()):
+            return error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        try:
+            data = await body_of(request) if read_body else {}
+        except _Refused as exc:
+            return error(exc.status, str(exc))
+
+        def run() -> JSONResponse:
+            try:
+                with sapa.database.unit_of_work() as session:
+                    status, answer = work(session, actor_of(session, request), data)
+            except _Refused as exc:
+                return error(exc.status, str(exc))
+            except BroadcastError as exc:
+                return error(STATUS.get(exc.kind, 422), str(exc))
+            except segments.SegmentError as exc:
+                return error(404 if str(exc).startswith("no segment") else 422, str(exc))
+            except segments.FilterError as exc:
+                return error(422, str(exc))
+            return JSONResponse(answer, status_code=status)
+
+        response = await run_in_threadpool(run)
+        sapa.dispatcher.wake()
+        sapa.scheduler.wake()
+        return response
+
+    # --- segments ---------------------------------------------------------------------------------------------
+
+    @app.post("/api/segments")
+    async def post_segment(request: Request) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            name, filters = data.get("name"), data.get("filters", {})
+            if not isinstance(name, str):
+                raise segments.SegmentError("name: give the segment's name")
+            saved, created = segments.save(session, sapa.settings, name, filters, created_by=actor,
+                                           now=sapa.clock.now(), replace=bool(data.get("replace", False)))
+            shown = segments.preview(session, sapa.settings, saved.filters, sapa.clock.now())
+            return (201 if created else 200), {"name": saved.name, "filters": saved.filters, **shown.as_dict()}
+
+        return await handle(request, work)
+
+    @app.get("/api/segments")
+    async def get_segments(request: Request) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            return 200, [{"name": s.name, "filters": s.filters, "created_by": s.created_by}
+                         for s in segments.list_all(session)]
+
+        return await handle(request, work, read_body=False)
+
+    @app.get("/api/segments/{name}")
+    async def get_segment(request: Request, name: str) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            found = segments.get(session, name)
+            if found is None:
+                raise segments.SegmentError(f"no segment named {name!r}")
+            shown = segments.preview(session, sapa.settings, found.filters, sapa.clock.now())
+            return 200, {"name": found.name, "filters": found.filters, **shown.as_dict()}
+
+        return await handle(request, work, read_body=False)
+
+    @app.delete("/api/segments/{name}")
+    async def delete_segment(request: Request, name: str) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            segments.delete(session, name)
+            return 200, {"deleted": name}
+
+        return await handle(request, work, read_body=False)
+
+    # --- broadcasts -------------------------------------------------------------------------------------------
+
+    @app.post("/api/broadcasts")
+    async def post_broadcast(request: Request) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            made = broadcasts.create(session, sapa.settings, name=str(data.get("name") or ""),
+                                     segment=data.get("segment"), filters=data.get("filters"),
+                                     messages=data.get("messages"), channels=data.get("channels"),
+                                     at=data.get("at"), created_by=actor, now=sapa.clock.now())
+            return 201, broadcasts.summary(made)
+
+        return await handle(request, work)
+
+    @app.get("/api/broadcasts")
+    async def get_broadcasts(request: Request) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            return 200, [broadcasts.summary(b) for b in broadcasts.list_broadcasts(session)]
+
+        return await handle(request, work, read_body=False)
+
+    @app.get("/api/broadcasts/{broadcast_id}")
+    async def get_broadcast(request: Request, broadcast_id: int) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            found = broadcasts.status(session, sapa.settings, broadcast_id, sapa.clock.now())
+            return 200, json.loads(json.dumps(found, default=str))
+
+        return await handle(request, work, read_body=False)
+
+    @app.post("/api/broadcasts/{broadcast_id}/{action}")
+    async def act(request: Request, broadcast_id: int, action: str) -> JSONResponse:
+        def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
+            now, settings = sapa.clock.now(), sapa.settings
+            if action == "preview":
+                return 200, broadcasts.preview(session, settings, broadcast_id, now)
+            if action == "test":
+                message = broadcasts.send_test(session, settings, broadcast_id, channel=str(data.get("channel", "")),
+                                               to=str(data.get("to", "")), now=now, actor=actor,
+                                               language=data.get("language"))
+                return 202, {"queued": True, "message_id": message.id, "test": True}
+            if action == "schedule":
+                done = broadcasts.schedule(session, settings, broadcast_id, now=now, actor=actor, at=data.get("at"))
+                return 200, broadcasts.summary(done)
+            operations = {"pause": broadcasts.pause, "resume": broadcasts.resume, "cancel": broadcasts.cancel}
+            if action not in operations:
+                raise BroadcastError(f"unknown action {action!r}; use preview, test, schedule, pause, resume, cancel",
+                                     "not_found")
+            return 200, broadcasts.summary(operations[action](session, settings, broadcast_id, now=now, actor=actor))
+
+        return await handle(request, work)

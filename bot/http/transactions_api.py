@@ -58,7 +58,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
         def store() -> JSONResponse:
             with sapa.database.unit_of_work() as session:
-                recorded = record_transaction(session, item, source="api", now=now)
+                recorded = record_transaction(session, sapa.settings, item, source="api", now=now)
                 if recorded is None:
                     return error(422, f"no customer #{item.customer_id}")
                 change = evaluate(session, sapa.settings, recorded.customer, now) if recorded.added else None

@@ -163,17 +163,6 @@ def test_profile_language_wins_over_the_message_language(customer, sapa):
     assert customer.say("selamat siang")[0].startswith("Hello Budi!")
 
 
-def test_a_recognised_request_without_a_flow_yet_is_offered_a_human_not_misunderstood(customer):
-    replies = customer.say("poin saya sekarang ada berapa ya?")
-    assert replies == [
-        "Baik, kami mengerti. Untuk keperluan ini petugas kami yang akan membantu Anda langsung. "
-        "Mau kami hubungkan sekarang?",
-        NOTICE,
-    ]
-    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"},
-                                  *NOTICE_BUTTONS]
-
-
 def test_crm_3_1_a_complaint_opens_a_ticket_and_is_acknowledged_with_its_number(customer, sapa):
     from store.models import Ticket, TicketEvent
 
