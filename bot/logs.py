@@ -7,7 +7,8 @@ import re
 
 from bot.contacts import mask_phone
 
-_PHONE = re.compile(r"(?<![\w/])\+?\d[\d\- ]{8,16}\d(?!\w)")
+# Not a date and time ("2026-12-02 01:00:29" has the shape of a dashed phone number, but is not one).
+_PHONE = re.compile(r"(?<![\w/])(?!\d{4}-\d\d-\d\d\b)\+?\d[\d\- ]{8,16}\d(?!\w)")
 _SESSION_PATH = re.compile(r"(/api/webchat/sessions/)[A-Za-z0-9_-]{6}[A-Za-z0-9_-]+")
 _TOKEN = re.compile(r"\b(\d{6,12}:[A-Za-z0-9_-]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|AC[0-9a-f]{32})\b")
 

@@ -3,10 +3,11 @@
 Claiming and recording are separate short transactions, so a slow provider never holds a lock.
 A row whose worker died mid-send is claimed again after `claim_timeout_s`.
 
-At-most-once rows (payload "at_most_once": broadcasts) are stricter: their start is committed just before the
-provider call and their outcome right after it, so a crash leaves at most one such row per process whose fate
-is unknown. When that row is claimed again it is reconciled: a channel that can list what it accepted
-(`find_sent`: Twilio) is asked; a channel that cannot (Telegram) gets no second copy, and the row is failed
+At-most-once rows (payload "at_most_once": broadcasts) are stricter: their start is committed before the
+provider call, together with the outcomes before it. When a row with a start and no outcome is claimed again it
+is reconciled: a channel that can list what it accepted (`find_sent`: Twilio) is asked, so its rows may start in
+groups (a crash leaves a few lookups to do); a channel that cannot (Telegram) starts one row at a time, so a
+crash leaves at most one row per process whose fate is unknown, and that row gets no second copy: it is failed
 with the reason. A marketing message twice is worse than a rare one lost, and the loss is reported.
 """
 
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from bot.clock import Clock
+from bot.clock import Clock, SystemClock
 from bot.config import OutboxConfig
 from bot.messages import Button, OutboundMessage
 from bot.ratelimit import RateLimiter
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 RECORD_EVERY = 50
 RECORD_WITHIN_S = 1.0
+PACE_S = 0.05  # rate-limit waits up to this long are slept through rather than deferred
+BROADCAST_BURST_S = 0.1  # the broadcast bucket holds this many seconds' worth of sends
+START_GROUP = 50  # at-most-once rows of a reconcilable channel whose starts are committed together
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Outcome:
     channel: str = ""
     recipient: str = ""
     permanent: bool = False  # the provider refused for good: the address is marked undeliverable
-    keep_started: bool = False  # retrying a reconciliation: the row's interrupted start stays recorded
+    keep_started: bool = False  # retry/defer: the row's interrupted start stays recorded (not reconciled yet)
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,9 @@ class OutboxDispatcher:
         self.broadcast_rates = dict(broadcast_rates or {})
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.limiter = RateLimiter(clock)
+        # A short rate-limit wait is slept through on the real clock; a manual clock (tests) never moves by
+        # itself, so there the row is put back instead.
+        self.paces = isinstance(clock, SystemClock)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,7 +157,7 @@ class OutboxDispatcher:
                                      next_attempt_at=now + timedelta(seconds=delay))
                     continue
                 if item.id in held:  # an older message to this customer goes first
-                    outbox_defer(session, item.id, next_attempt_at=held[item.id])
+                    outbox_defer(session, item.id, next_attempt_at=held[item.id], keep_started=True)
                     continue
                 at_most_once = bool(item.payload.get("at_most_once"))
                 claimed.append(Claimed(item.id, item.attempts, item.message_id is not None,
@@ -161,16 +168,17 @@ class OutboxDispatcher:
         outcomes: list[Outcome] = []
         waiting: dict[tuple[str, str], float] = {}  # customer addresses whose earlier message did not go
         last_flush = time.monotonic()
-        for entry in claimed:
+        started: set[int] = set()  # at-most-once rows whose start this pass has committed
+        for index, entry in enumerate(claimed):
             message = entry.message
             address = (message.channel, message.recipient)
             if entry.to_customer and address in waiting:
-                outcomes.append(Outcome(entry.item_id, "deferred", delay_s=waiting[address]))
+                # Not sent; an interrupted start not reconciled yet must stay for when it is claimed again.
+                outcomes.append(Outcome(entry.item_id, "deferred", delay_s=waiting[address],
+                                        keep_started=entry.started_at is not None))
                 continue
             if entry.at_most_once:
-                # The start of this send commits together with the outcomes before it (one transaction per
-                # send, not two), so at any moment at most one row of this process is started without outcome.
-                outcome = self._send_at_most_once(entry, outcomes)
+                outcome = self._send_at_most_once(entry, outcomes, started, claimed[index + 1:])
             else:
                 outcome = self._send_one(entry.item_id, entry.attempts, message)
             outcomes.append(outcome)
@@ -193,20 +201,36 @@ class OutboxDispatcher:
         last = last_inbound_at(session, item.channel, item.recipient)
         return last is not None and now - last < window
 
-    def _send_at_most_once(self, entry: Claimed, unrecorded: list[Outcome]) -> Outcome:
+    def _send_at_most_once(self, entry: Claimed, unrecorded: list[Outcome], started: set[int],
+                           later: list[Claimed]) -> Outcome:
         if entry.started_at is not None:
             found = self._reconcile(entry)
             if found is not None:
                 return found
+        if entry.item_id in started:
+            return self._send_one(entry.item_id, entry.attempts, entry.message)
         return self._send_one(entry.item_id, entry.attempts, entry.message,
-                              before_send=lambda: self._started(entry, unrecorded))
+                              before_send=lambda: self._start(entry, unrecorded, started, later))
 
-    def _started(self, entry: Claimed, unrecorded: list[Outcome]) -> None:
-        """Record the outcomes so far and mark this row started, in one transaction; `unrecorded` is emptied."""
+    def _start(self, entry: Claimed, unrecorded: list[Outcome], started: set[int], later: list[Claimed]) -> None:
+        """Commit the start of this send together with the outcomes so far (`unrecorded` is emptied).
+
+        A channel that can be asked what it accepted (`find_sent`: Twilio) has the starts of its next at-most-once
+        rows of this pass committed in the same transaction: a crash leaves up to START_GROUP rows to reconcile, one
+        lookup each. A channel that cannot be asked (Telegram) starts one row at a time, so a crash leaves at most
+        one row whose fate is unknown."""
+        group = [entry.item_id]
+        if self._can_reconcile(entry.message.channel):
+            group += [e.item_id for e in later if e.at_most_once and e.started_at is None
+                      and self._can_reconcile(e.message.channel)][:START_GROUP - 1]
         with self.database.unit_of_work() as session:
             self._record_in(session, unrecorded)
-            outbox_started(session, entry.item_id, now=self.clock.now())
+            outbox_started(session, group, now=self.clock.now())
         unrecorded.clear()
+        started.update(group)
+
+    def _can_reconcile(self, channel: str) -> bool:
+        return callable(getattr(self.channels.get(channel), "find_sent", None))
 
     def _reconcile(self, entry: Claimed) -> Outcome | None:
         """An earlier attempt of this row reached for the provider and then its process died: did it arrive?
@@ -236,7 +260,10 @@ class OutboxDispatcher:
     def _rate_keys(self, channel: Sender, message: OutboundMessage) -> list[RateKey]:
         keys = channel.rate_keys(message)
         rate = self.broadcast_rates.get(message.channel) if message.purpose == "broadcast" else None
-        return [*keys, RateKey(f"broadcast:{message.channel}", rate)] if rate else keys
+        if not rate:
+            return keys
+        # A small burst: a campaign is paced evenly, so no second ever carries much more than the rate.
+        return [*keys, RateKey(f"broadcast:{message.channel}", rate, burst=max(1.0, rate * BROADCAST_BURST_S))]
 
     def _send_one(self, item_id: int, attempts: int, message: OutboundMessage,
                   before_send: Callable[[], None] | None = None) -> Outcome:
@@ -244,7 +271,11 @@ class OutboxDispatcher:
         try:
             if channel is None:
                 raise Undeliverable(f"channel {message.channel!r} is not enabled", address_dead=False)
-            wait = self.limiter.reserve(self._rate_keys(channel, message))
+            keys = self._rate_keys(channel, message)
+            wait = self.limiter.reserve(keys)
+            if 0 < wait <= PACE_S and self.paces:  # pacing: cheaper than putting the row back and claiming it again
+                self._stop.wait(wait)
+                wait = self.limiter.reserve(keys)
             if wait > 0:
                 return Outcome(item_id, "deferred", delay_s=wait)
             if before_send is not None:
@@ -272,11 +303,13 @@ class OutboxDispatcher:
 
     def _record_in(self, session: Session, outcomes: list[Outcome]) -> None:
         now = self.clock.now()
+        outbox_sent(session, [(o.item_id, o.provider_id) for o in outcomes if o.status == "sent"], now=now)
         for outcome in outcomes:
             if outcome.status == "sent":
-                outbox_sent(session, outcome.item_id, provider_message_id=outcome.provider_id, now=now)
-            elif outcome.status == "deferred":
-                outbox_defer(session, outcome.item_id, next_attempt_at=now + timedelta(seconds=outcome.delay_s))
+                continue
+            if outcome.status == "deferred":
+                outbox_defer(session, outcome.item_id, next_attempt_at=now + timedelta(seconds=outcome.delay_s),
+                             keep_started=outcome.keep_started)
             elif outcome.status == "failed":
                 outbox_failed(session, outcome.item_id, error=outcome.error)
                 if outcome.permanent:

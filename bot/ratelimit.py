@@ -20,7 +20,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def _tokens(self, key: RateKey, now: datetime) -> float:
-        capacity = max(key.per_second, key.cost)  # a burst of one second's worth
+        capacity = max(key.per_second if key.burst is None else key.burst, key.cost)
         tokens, as_of = self._buckets.get(key.key, (capacity, now))
         elapsed = max((now - as_of).total_seconds(), 0.0)
         return min(capacity, tokens + elapsed * key.per_second)

@@ -45,11 +45,13 @@ class FormParams:
 
 @dataclass(frozen=True)
 class RateKey:
-    """A rate-limit bucket a send draws from: `cost` tokens out of `per_second`."""
+    """A rate-limit bucket a send draws from: `cost` tokens out of `per_second`, holding at most `burst` tokens
+    (None: one second's worth), so any window of T seconds carries at most per_second * T + burst."""
 
     key: str
     per_second: float
     cost: float = 1.0
+    burst: float | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ batch is queued. Each message ends with the opt-out line (templates.broadcast_op
 
 from __future__ import annotations
 
-import importlib
 import shlex
 import uuid
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from scheduler.clock import PeriodicTask
 from store import broadcasts as store
 from store import segments
 from store.audit import record
+from store.broadcast_stats import broadcast_stats, render_stats
 from store.broadcasts import BroadcastError, Due, Rendered
 from store.customers import get_or_create_identity
 from store.models import Agent, Broadcast, Conversation, LoyaltyAccount, Message, OutboxItem, Task
@@ -84,17 +84,10 @@ def render_message(settings: Settings, messages: dict[str, Any], language: str, 
 
 
 def _fixed_parts(settings: Settings, language: str) -> tuple[str, str]:
-    """The opt-out line and the no-name word: the same for every recipient of a language, so rendered once
-    per settings object (a feed batch renders a thousand texts)."""
-    cache: dict[str, tuple[str, str]] = _FIXED.setdefault(id(settings), {})
-    if language not in cache:
-        templates = settings.templates
-        cache[language] = (render(templates["broadcast_opt_out"][language], {"company": settings.company.name}),
-                           render(templates["broadcast_customer"][language], {}))
-    return cache[language]
-
-
-_FIXED: dict[int, dict[str, tuple[str, str]]] = {}
+    """The opt-out line and the word used when a customer has no name."""
+    templates = settings.templates
+    return (render(templates["broadcast_opt_out"][language], {"company": settings.company.name}),
+            render(templates["broadcast_customer"][language], {}))
 
 
 def check_messages(settings: Settings, messages: Any, samples: list[dict[str, Any]]) -> dict[str, str]:
@@ -368,25 +361,13 @@ def list_broadcasts(session: Session, limit: int = 50) -> list[Broadcast]:
     return list(session.execute(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)).scalars())
 
 
-def _stats_module() -> Any:
-    """store/broadcast_stats.py (CRM-4.4, written alongside): None while it is not there."""
-    try:
-        return importlib.import_module("store.broadcast_stats")
-    except ImportError:
-        return None
-
-
 def status(session: Session, settings: Settings, broadcast_id: int, now: datetime) -> dict[str, Any]:
     """The broadcast, its recipients' progress, and the CRM-4.4 delivery statistics."""
     broadcast = store.get(session, broadcast_id)
     data = {**summary(broadcast), "progress": store.progress(session, broadcast.id).as_dict()}
-    stats = _stats_module()
-    if stats is not None:
-        result = stats.broadcast_stats(session, settings, broadcast.id, now)
-        data["stats_text"] = stats.render_stats(result)
-        as_dict = getattr(result, "as_dict", None)
-        if callable(as_dict):
-            data["stats"] = as_dict()
+    result = broadcast_stats(session, settings, broadcast.id, now)
+    data["stats_text"] = render_stats(result)
+    data["stats"] = result.as_dict()
     return data
 
 

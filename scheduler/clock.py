@@ -33,9 +33,22 @@ class PeriodicTask:
         self.run(session, task, now)
 
 
+class _BusyTickFilter(logging.Filter):
+    """A tick still running when the next one is due (a long broadcast step) is normal: the skipped tick is not
+    worth a warning every fraction of a second. Other APScheduler warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("SchedulerClock._tick" in message and "maximum number of running instances" in message)
+
+
+_BUSY_TICK = _BusyTickFilter()
+
+
 class SchedulerClock:
     def __init__(self, runner: TaskRunner, poll_interval_s: float, timezone: str) -> None:
         self.runner = runner
+        logging.getLogger("apscheduler.scheduler").addFilter(_BUSY_TICK)  # once: addFilter ignores repeats
         self._scheduler = BackgroundScheduler(timezone=timezone)
         self._scheduler.add_job(
             self._tick, IntervalTrigger(seconds=poll_interval_s), id="due-tasks",

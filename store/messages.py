@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import ChannelIdentity, Conversation, Message, OutboxItem
@@ -165,22 +165,29 @@ def waiting_behind(session: Session, items: list[OutboxItem], *, now: datetime, 
     return held
 
 
-def outbox_sent(session: Session, item_id: int, *, provider_message_id: str, now: datetime) -> None:
-    item = session.get_one(OutboxItem, item_id)
-    item.status = "sent"
-    item.provider_message_id = provider_message_id
-    item.sent_at = now
-    item.last_error = None
-    if item.message_id is not None:
-        message = session.get_one(Message, item.message_id)
-        message.provider_message_id = provider_message_id
-        message.delivery_status = "sent"
-    card_for = item.payload.get("desk_card_for")
-    if card_for is not None:  # the first card of a handoff opens the thread everything else goes to
-        conversation = session.get_one(Conversation, card_for)
-        if conversation.desk_ts is None:
-            conversation.desk_ts = provider_message_id
-            conversation.desk_channel = item.recipient
+def outbox_sent(session: Session, sent: list[tuple[int, str]], *, now: datetime) -> None:
+    """Rows the provider accepted, as (outbox id, provider message id): the rows and their messages are updated
+    by two executemany UPDATEs, not per loaded object, since a broadcast records thousands."""
+    if not sent:
+        return
+    outbox, messages = cast(Table, OutboxItem.__table__), cast(Table, Message.__table__)
+    provider_ids = dict(sent)
+    rows = session.execute(select(outbox.c.id, outbox.c.message_id, outbox.c.recipient, outbox.c.payload)
+                           .where(outbox.c.id.in_(provider_ids))).all()
+    session.execute(update(outbox).where(outbox.c.id == bindparam("item_id"))
+                    .values(status="sent", provider_message_id=bindparam("pid"), sent_at=now, last_error=None),
+                    [{"item_id": item_id, "pid": pid} for item_id, pid in sent])
+    linked = [{"mid": row.message_id, "pid": provider_ids[row.id]} for row in rows if row.message_id is not None]
+    if linked:
+        session.execute(update(messages).where(messages.c.id == bindparam("mid"))
+                        .values(provider_message_id=bindparam("pid"), delivery_status="sent"), linked)
+    for row in rows:
+        card_for = (row.payload or {}).get("desk_card_for")
+        if card_for is not None:  # the first card of a handoff opens the thread everything else goes to
+            conversation = session.get_one(Conversation, card_for)
+            if conversation.desk_ts is None:
+                conversation.desk_ts = provider_ids[row.id]
+                conversation.desk_channel = row.recipient
 
 
 def add_desk_post(
@@ -216,10 +223,11 @@ def outbox_retry(session: Session, item_id: int, *, error: str, next_attempt_at:
         item.send_started_at = None
 
 
-def outbox_started(session: Session, item_id: int, *, now: datetime) -> None:
+def outbox_started(session: Session, item_ids: list[int], *, now: datetime) -> None:
     """An at-most-once row is about to go to the provider: if this process dies before recording the outcome,
     the row is found `sending` with this set, and is reconciled with the provider instead of sent again."""
-    session.get_one(OutboxItem, item_id).send_started_at = now
+    outbox = cast(Table, OutboxItem.__table__)
+    session.execute(update(outbox).where(outbox.c.id.in_(item_ids)).values(send_started_at=now))
 
 
 def outbox_failed(session: Session, item_id: int, *, error: str) -> None:
@@ -237,13 +245,16 @@ def outbox_counts(session: Session) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
-def outbox_defer(session: Session, item_id: int, *, next_attempt_at: datetime) -> None:
-    """Put a claimed row back without counting an attempt (a rate limit said "not yet")."""
+def outbox_defer(session: Session, item_id: int, *, next_attempt_at: datetime, keep_started: bool = False) -> None:
+    """Put a claimed row back without counting an attempt (a rate limit said "not yet"). It did not go, so a start
+    this attempt recorded is forgotten, unless `keep_started` (an earlier, interrupted start not reconciled yet)."""
     item = session.get_one(OutboxItem, item_id)
     item.status = "pending"
     item.claimed_by = None
     item.attempts = max(item.attempts - 1, 0)
     item.next_attempt_at = next_attempt_at
+    if not keep_started:
+        item.send_started_at = None
 
 
 def last_inbound_at(session: Session, channel: str, address: str) -> datetime | None:

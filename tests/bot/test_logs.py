@@ -12,6 +12,11 @@ def test_phone_numbers_are_masked():
     assert redact("from 0812-3456-7890") == "from 08*******890"
 
 
+def test_dates_and_times_are_not_mistaken_for_phone_numbers():
+    line = 'Execution of job "tick (next run at: 2026-12-02 01:00:29 UTC)" skipped; call 0812-3456-7890'
+    assert redact(line) == 'Execution of job "tick (next run at: 2026-12-02 01:00:29 UTC)" skipped; call 08*******890'
+
+
 def test_tokens_are_removed():
     assert "[secret]" in redact("token 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ1 used")
     assert "[secret]" in redact("slack xoxb-1234567890-abcdefghij")

@@ -94,6 +94,19 @@ class ProviderCustomer:
         key = "text" if self.provider == "telegram" else "Body"
         return [str(r.params.get(key, "")) for r in self.received()]
 
+    def report(self, sid: str, status: str, error_code: str | None = None) -> int:
+        """Twilio's signed status callback for a message Sapa sent this person (delivered, read, failed...)."""
+        prefix = "whatsapp:" if self.channel == "whatsapp" else ""
+        sender = "+14155238886" if self.channel == "whatsapp" else "+15005550006"
+        params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": TWILIO_SID, "MessageStatus": status,
+                  "From": prefix + sender, "To": prefix + self.address, "ApiVersion": "2010-04-01"}
+        if error_code:
+            params["ErrorCode"] = error_code
+        path = "/webhooks/twilio/status"
+        signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + path, params)
+        return self.client.post(path, content=urlencode(params).encode(), headers={
+            "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}).status_code
+
 
 def drain(sapa: Any, clock: Any, rounds: int = 40) -> None:
     """Run the outbox until nothing is waiting, moving the clock to each retry or rate-limit slot."""
