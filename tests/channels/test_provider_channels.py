@@ -237,12 +237,12 @@ def test_twilio_status_callbacks_update_each_outbound_message(client, sapa, cloc
     assert provider_id and provider_id.startswith("SM")
     assert fakes.sent("twilio")[0].params["Body"] == "Sama-sama! Ada lagi yang bisa kami bantu?"
     for status in ("delivered", "read", "sent"):  # a late "sent" must not undo "read"
-        path, body, headers = _signed_status(provider_id, status)
+        path, body, headers = person.status_request(provider_id, status)
         assert client.post(path, content=body, headers=headers).status_code == 200
     with sapa.database.unit_of_work(read_only=True) as session:
         assert session.execute(select(Message.delivery_status).where(
             Message.provider_message_id == provider_id)).scalar_one() == "read"
-    path, body, headers = _signed_status(provider_id, "read")
+    path, body, headers = person.status_request(provider_id, "read")
     headers["x-twilio-signature"] = "forged"
     assert client.post(path, content=body, headers=headers).status_code == 403
 
@@ -252,8 +252,7 @@ def test_a_failed_status_callback_records_the_error_code(client, sapa, clock, fa
     person.write("terima kasih")
     drain(sapa, clock)
     provider_id = outbound_provider_id(sapa)
-    path, body, headers = _signed_status(provider_id, "failed", error_code="63016")
-    client.post(path, content=body, headers=headers)
+    assert person.report(provider_id, "failed", error_code="63016") == 200
     with sapa.database.unit_of_work(read_only=True) as session:
         message = session.execute(select(Message).where(Message.provider_message_id == provider_id)).scalar_one()
     assert message.delivery_status == "failed" and "63016" in (message.delivery_error or "")
@@ -263,23 +262,6 @@ def outbound_provider_id(sapa) -> str:
     with sapa.database.unit_of_work(read_only=True) as session:
         return str(session.execute(select(Message.provider_message_id).where(Message.direction == "out")
                                    .order_by(Message.id).limit(1)).scalar())
-
-
-def _signed_status(sid: str, status: str, error_code: str | None = None):
-    from urllib.parse import urlencode
-
-    from twilio.request_validator import RequestValidator
-
-    from tests.support.providers import TWILIO_SID
-
-    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": TWILIO_SID, "MessageStatus": status,
-              "From": "whatsapp:+14155238886", "To": "whatsapp:+6281234567890", "ApiVersion": "2010-04-01"}
-    if error_code:
-        params["ErrorCode"] = error_code
-    path = "/webhooks/twilio/status"
-    signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + path, params)
-    return path, urlencode(params).encode(), {"content-type": "application/x-www-form-urlencoded",
-                                              "x-twilio-signature": signature}
 
 
 def test_telegram_edits_are_logged_as_edits_not_new_questions(client, sapa, clock, fakes):

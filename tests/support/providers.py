@@ -96,6 +96,12 @@ class ProviderCustomer:
 
     def report(self, sid: str, status: str, error_code: str | None = None) -> int:
         """Twilio's signed status callback for a message Sapa sent this person (delivered, read, failed...)."""
+        path, body, headers = self.status_request(sid, status, error_code)
+        return self.client.post(path, content=body, headers=headers).status_code
+
+    def status_request(self, sid: str, status: str, error_code: str | None = None
+                       ) -> tuple[str, bytes, dict[str, str]]:
+        """The path, body and headers of that callback, signed as Twilio signs it."""
         prefix = "whatsapp:" if self.channel == "whatsapp" else ""
         sender = "+14155238886" if self.channel == "whatsapp" else "+15005550006"
         params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": TWILIO_SID, "MessageStatus": status,
@@ -104,8 +110,8 @@ class ProviderCustomer:
             params["ErrorCode"] = error_code
         path = "/webhooks/twilio/status"
         signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + path, params)
-        return self.client.post(path, content=urlencode(params).encode(), headers={
-            "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature}).status_code
+        return path, urlencode(params).encode(), {"content-type": "application/x-www-form-urlencoded",
+                                                  "x-twilio-signature": signature}
 
 
 def drain(sapa: Any, clock: Any, rounds: int = 40) -> None:
