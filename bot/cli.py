@@ -6,10 +6,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
@@ -23,6 +26,20 @@ def _settings(config: str | None) -> Settings:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+
+
+@contextmanager
+def settings_and_session(config: str | None) -> Iterator[tuple[Settings, Session]]:
+    """The settings and one unit of work on their database (committed when the block ends), for a command."""
+    from store import create_database
+
+    settings = _settings(config)
+    database = create_database(settings.database.url)
+    try:
+        with database.unit_of_work() as session:
+            yield settings, session
+    finally:
+        database.dispose()
 
 
 @click.group()

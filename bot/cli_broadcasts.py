@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,26 +16,13 @@ import click
 from sqlalchemy.orm import Session
 
 
-@contextmanager
-def _session(config: str | None) -> Iterator[tuple[Session, Any]]:
-    from bot.cli import _settings
-    from store import create_database
-
-    settings = _settings(config)
-    database = create_database(settings.database.url)
-    try:
-        with database.unit_of_work() as session:
-            yield session, settings
-    finally:
-        database.dispose()
-
-
 def _run(config: str | None, work: Callable[[Session, Any, datetime], str]) -> None:
+    from bot.cli import settings_and_session
     from store.broadcasts import BroadcastError
     from store.segments import FilterError, SegmentError
 
     try:
-        with _session(config) as (session, settings):
+        with settings_and_session(config) as (settings, session):
             text = work(session, settings, datetime.now(UTC))
     except (BroadcastError, FilterError, SegmentError) as exc:
         click.echo(f"error: {exc}", err=True)

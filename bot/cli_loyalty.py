@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -16,24 +15,15 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bot.config import Settings
-    from store.models import Customer
+    from store.models import Customer, Reward
 
 _CODE = re.compile(r"[A-Z0-9_]{2,40}")
 
 
-@contextmanager
-def _session(config: str | None) -> Iterator[tuple[Settings, Session]]:
-    """Settings and one unit of work (committed when the command's block ends)."""
-    from bot.cli import _settings
-    from store import create_database
+def _session(config: str | None) -> AbstractContextManager[tuple[Settings, Session]]:
+    from bot.cli import settings_and_session
 
-    settings = _settings(config)
-    database = create_database(settings.database.url)
-    try:
-        with database.unit_of_work() as session:
-            yield settings, session
-    finally:
-        database.dispose()
+    return settings_and_session(config)
 
 
 def _now() -> datetime:
@@ -189,22 +179,29 @@ def rewards_add(config: str | None, code: str, cost: int, name_id: str, name_en:
                f"{'unlimited' if stock is None else f'{stock} in stock'}, {min_tier or 'all tiers'}")
 
 
+def _existing_reward(session: Session, settings: Settings, code: str, now: datetime) -> Reward:
+    """The catalogue's reward CODE (config rewards added first), or a clear error."""
+    from store import loyalty as ledger
+
+    ledger.sync_rewards(session, settings, now)
+    reward = ledger.find_reward(session, code)
+    if reward is None:
+        raise click.ClickException(f"no reward {code}; see `sapa loyalty rewards list`")
+    return reward
+
+
 @rewards.command("stock")
 @click.argument("code")
 @click.argument("stock", type=click.IntRange(min=0))
 @click.pass_obj
 def rewards_stock(config: str | None, code: str, stock: int) -> None:
     """Set the units left of a reward."""
-    from store import loyalty as ledger
     from store.audit import record
 
     upper = _reward_code(code)
     with _session(config) as (settings, session):
         now = _now()
-        ledger.sync_rewards(session, settings, now)
-        reward = ledger.find_reward(session, upper)
-        if reward is None:
-            raise click.ClickException(f"no reward {upper}; see `sapa loyalty rewards list`")
+        reward = _existing_reward(session, settings, upper, now)
         before, reward.stock, reward.updated_at = reward.stock, stock, now
         record(session, actor="cli", action="loyalty.reward_stock", subject_type="reward", subject_id=upper, now=now,
                detail={"from": before, "to": stock})
@@ -216,16 +213,12 @@ def rewards_stock(config: str | None, code: str, stock: int) -> None:
 @click.pass_obj
 def rewards_disable(config: str | None, code: str) -> None:
     """Stop offering a reward (vouchers already issued stay valid)."""
-    from store import loyalty as ledger
     from store.audit import record
 
     upper = _reward_code(code)
     with _session(config) as (settings, session):
         now = _now()
-        ledger.sync_rewards(session, settings, now)
-        reward = ledger.find_reward(session, upper)
-        if reward is None:
-            raise click.ClickException(f"no reward {upper}; see `sapa loyalty rewards list`")
+        reward = _existing_reward(session, settings, upper, now)
         reward.active, reward.updated_at = False, now
         record(session, actor="cli", action="loyalty.reward_disabled", subject_type="reward", subject_id=upper,
                now=now)

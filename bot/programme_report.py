@@ -18,8 +18,7 @@ broadcasts. Definitions, so the numbers can be checked:
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from sqlalchemy import distinct, func, select, union
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.reports import Delta, local_period
+from bot.reports import Delta, csv_table, local_period
 from store.broadcast_stats import BroadcastStats, SegmentParticipation, broadcast_stats, percent, segment_participation
 from store.models import Broadcast, LoyaltyAccount, LoyaltyEntry, Message, Redemption, Transaction
 from store.scores import last_computed_at, segment_counts
@@ -369,14 +368,7 @@ def _csv_rows(period: str, m: ProgrammeMetrics) -> Iterable[list[Any]]:
 
 def to_csv(report: ProgrammeReport) -> str:
     """One row per number: period (current/previous/now), section, group, metric, value."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["period", "section", "group", "metric", "value"])
-    writer.writerows(_csv_rows("current", report.current))
-    if report.previous is not None:
-        writer.writerows(_csv_rows("previous", report.previous))
-    for segment, n in report.segments.items():
-        writer.writerow(["now", "segments", segment, "customers", n])
-    for finding in report.findings:
-        writer.writerow(["current", "findings", "", "finding", finding])
-    return out.getvalue()
+    previous = _csv_rows("previous", report.previous) if report.previous is not None else ()
+    segments = (["now", "segments", segment, "customers", n] for segment, n in report.segments.items())
+    findings = (["current", "findings", "", "finding", finding] for finding in report.findings)
+    return csv_table(itertools.chain(_csv_rows("current", report.current), previous, segments, findings))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import statistics
@@ -690,14 +691,17 @@ def _csv_rows(period: str, m: Metrics) -> Iterable[list[Any]]:
         yield [period, "nps_detractors", low.customer, "score", low.score]
 
 
-def to_csv(report: Report) -> str:
-    """One row per number: period (current/previous), section, group, metric, value."""
+def csv_table(rows: Iterable[list[Any]]) -> str:
+    """The one CSV shape of every report: period, section, group, metric, value."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["period", "section", "group", "metric", "value"])
-    writer.writerows(_csv_rows("current", report.current))
-    if report.previous is not None:
-        writer.writerows(_csv_rows("previous", report.previous))
-    for finding in report.findings:
-        writer.writerow(["current", "findings", "", "finding", finding])
+    writer.writerows(rows)
     return out.getvalue()
+
+
+def to_csv(report: Report) -> str:
+    """One row per number: period (current/previous), section, group, metric, value."""
+    previous = _csv_rows("previous", report.previous) if report.previous is not None else ()
+    findings = (["current", "findings", "", "finding", finding] for finding in report.findings)
+    return csv_table(itertools.chain(_csv_rows("current", report.current), previous, findings))

@@ -36,7 +36,7 @@ from store.audit import record
 from store.broadcast_stats import broadcast_stats, render_stats
 from store.broadcasts import BroadcastError, Due, Rendered
 from store.customers import get_or_create_identity
-from store.models import Agent, Broadcast, Conversation, LoyaltyAccount, Message, OutboxItem, Task
+from store.models import Agent, Broadcast, Conversation, Customer, LoyaltyAccount, Message, OutboxItem, Task
 from store.tasks import schedule as schedule_task
 
 SELECT = "broadcast.select"
@@ -150,8 +150,6 @@ def _sample_values(session: Session, settings: Settings, filters: dict[str, Any]
     query = segments.matching(filters, segments.vocabulary(settings), now).order_by(None).limit(1)
     found = session.execute(query).scalar_one_or_none()
     if found is not None:
-        from store.models import Customer
-
         customer = session.get_one(Customer, found)
         account = session.get(LoyaltyAccount, found)
         samples.insert(0, variables(settings, customer.name, account.balance if account else 0,

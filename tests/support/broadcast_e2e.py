@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import yaml
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 
 from bot.fake_providers import FakeProviders, Recorded
 from bot.outbox import BROADCAST_BURST_S
@@ -56,7 +56,7 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(vars(self))
 
 
 def overlay(fakes: FakeProviders, rate: float) -> dict[str, Any]:
@@ -147,8 +147,12 @@ def run_broadcast(workdir: Path, *, customers: int, rate: float, kill_at: float 
             left = result.eligible - result.killed_after
             # The database is watched, not the API: its statistics are computed per call, and polling them
             # would take the CPU the sending needs. Marketing's view is read once at the end.
-            wait_for(lambda: _status(url, broadcast_id) == "done", "the broadcast to finish after the restart",
-                     timeout_s=120 + left / rate * 2)
+            watcher = create_engine(url)
+            try:
+                wait_for(lambda: _status(watcher, broadcast_id) == "done", "the broadcast to finish after the restart",
+                         timeout_s=120 + left / rate * 2)
+            finally:
+                watcher.dispose()
             stats = api.get(f"/api/broadcasts/{broadcast_id}").json()["stats"]
             seen = {k: stats[k] for k in ("recipients", "queued", "skipped", "pending")}
             expected = {"recipients": customers, "queued": result.eligible,
@@ -160,13 +164,9 @@ def run_broadcast(workdir: Path, *, customers: int, rate: float, kill_at: float 
     return result
 
 
-def _status(url: str, broadcast_id: int) -> str:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return str(connection.execute(select(Broadcast.status).where(Broadcast.id == broadcast_id)).scalar_one())
-    finally:
-        engine.dispose()
+def _status(engine: Engine, broadcast_id: int) -> str:
+    with engine.connect() as connection:
+        return str(connection.execute(select(Broadcast.status).where(Broadcast.id == broadcast_id)).scalar_one())
 
 
 def _time_selection(result: Result, url: str, broadcast_id: int, customers: int, started: float) -> None:
