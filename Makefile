@@ -1,4 +1,8 @@
 # The two commands: `make run` serves Sapa on http://127.0.0.1:8000; `make test` runs the whole suite.
+# `make run PORT=8010 HOST=0.0.0.0` listens elsewhere (default: server.host and server.port of the config).
+# Only the command line counts: shells such as zsh export HOST as the machine's name.
+SERVE_ARGS = $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
+             $(if $(filter command line,$(origin PORT)),--port $(PORT))
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +26,7 @@ install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(BIN)/sapa db upgrade
-	$(BIN)/sapa serve
+	$(BIN)/sapa serve $(SERVE_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bot channels nlu handlers store scheduler tests bench

@@ -111,7 +111,7 @@ def build_desk(section: SlackConfig) -> SlackDesk:
 
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
-    from bot.http import broadcasts_api, health, slack_events, transactions_api, webchat_api, webhooks
+    from bot.http import broadcasts_api, health, media, slack_events, transactions_api, webchat_api, webhooks
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -131,6 +131,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     webhooks.mount(app, sapa)
     transactions_api.mount(app, sapa)
     broadcasts_api.mount(app, sapa)
+    media.mount(app, sapa)  # signed links to customers' and agents' files
     if sapa.desk is not None:
         slack_events.mount(app, sapa)
     return app

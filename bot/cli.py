@@ -54,15 +54,20 @@ def main(ctx: click.Context, config: str | None, log_level: str) -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: server.host).")
-@click.option("--port", default=None, type=int, help="Listen port (default: server.port).")
+@click.option("--port", default=None, type=int,
+              help="Listen port (default: server.port). Also sets SAPA_PORT, which a config may follow.")
 @click.pass_obj
 def serve(config: str | None, host: str | None, port: int | None) -> None:
     """Serve the web chat, APIs and webhooks; run the outbox and the scheduler."""
+    import os
+
     import uvicorn
 
     from bot.app import build, create_app
     from store.migrate import current_heads
 
+    if port is not None:  # config.local-channels.yml's public URL says ${SAPA_PORT:-8000}: it follows --port
+        os.environ["SAPA_PORT"] = str(port)
     settings = _settings(config)
     sapa = build(settings)
     with sapa.database.unit_of_work(read_only=True) as session:
@@ -234,7 +239,8 @@ def customers() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def customers_import(config: str | None, file: Path) -> None:
-    """Import customers from a CSV with columns name, phone, email, language."""
+    """Import customers from a CSV with columns name, phone, email, language (optional: timezone, and
+    marketing_consent yes/no with consent_source and consent_at, the evidence of when and where it was given)."""
     from bot.clock import SystemClock
     from bot.customer_import import import_customers
     from store import create_database
@@ -246,7 +252,8 @@ def customers_import(config: str | None, file: Path) -> None:
     started = time.perf_counter()
     try:
         with click.progressbar(length=total, label="Importing customers", show_pos=True, show_eta=True) as bar:
-            report = import_customers(database, SystemClock(), file, settings.languages, bar.update)
+            report = import_customers(database, SystemClock(), file, settings.languages, bar.update,
+                                      timezone=settings.tz)
     except ValueError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
@@ -264,6 +271,8 @@ def customers_import(config: str | None, file: Path) -> None:
         who = "new customer looks" if report.look_like_existing == 1 else "new customers look"
         click.echo(f"{report.look_like_existing} {who} like customers we already had (same phone on a "
                    f"channel, same email or name); review them with `sapa customers duplicates`")
+    for said in report.consent_summary():
+        click.echo(said)
 
 
 @customers.command("show")
@@ -271,12 +280,16 @@ def customers_import(config: str | None, file: Path) -> None:
 @click.pass_obj
 def customers_show(config: str | None, key: str) -> None:
     """Show a customer by id, phone or email."""
+    from datetime import UTC, datetime
+
+    from bot.cli_conversations import staff_actor
     from bot.customer_view import describe, find_for_cli
     from store import create_database
+    from store.audit import record
 
     settings = _settings(config)
     database = create_database(settings.database.url)
-    with database.unit_of_work(read_only=True) as session:
+    with database.unit_of_work() as session:
         found = find_for_cli(session, key)
         if not found:
             click.echo(f"no customer matches {key!r}", err=True)
@@ -284,6 +297,9 @@ def customers_show(config: str | None, key: str) -> None:
         for customer in found:
             click.echo(describe(session, customer, settings))
             click.echo("")
+            # Every view of a customer's personal data by staff is audited, with who looked.
+            record(session, actor=staff_actor(), action="customer.viewed", subject_type="customer",
+                   subject_id=customer.id, now=datetime.now(UTC), detail={"via": "sapa customers show"})
 
 
 @customers.command("duplicates")
@@ -330,8 +346,10 @@ def customers_export(config: str | None, customer_id: int, out: Path | None) -> 
         data = export_customer(session, customer_id)
         from datetime import UTC, datetime
 
-        record(session, actor="cli", action="customer.exported", subject_type="customer", subject_id=customer_id,
-               now=datetime.now(UTC))
+        from bot.cli_conversations import staff_actor
+
+        record(session, actor=staff_actor(), action="customer.exported", subject_type="customer",
+               subject_id=customer_id, now=datetime.now(UTC))
     text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
     if out is None:
         click.echo(text)
@@ -444,12 +462,17 @@ def transactions_import(config: str | None, file: Path) -> None:
 
 
 @main.command("fake-providers")
-@click.option("--port", default=8099, show_default=True)
+@click.option("--port", default=8099, show_default=True, envvar="SAPA_FAKE_PORT", show_envvar=True,
+              help="Port on 127.0.0.1 (the local configs follow SAPA_FAKE_PORT).")
 def fake_providers(port: int) -> None:
     """Run the local fake Telegram, Twilio and Slack APIs (for trying channels without accounts)."""
     from bot.fake_providers import main as run_fakes
 
     sys.exit(run_fakes(["--port", str(port)]))
+
+
+_SIMULATE_HELP = {"--url": "The running Sapa (default: http://127.0.0.1:<server.port>; the local configs follow "
+                            "SAPA_PORT)."}
 
 
 @main.group()
@@ -462,20 +485,23 @@ def _channel_simulation(channel: str) -> None:
     @click.argument("text")
     @click.option("--from", "sender", default=None, help="Telegram user id or E.164 phone (default: a demo one).")
     @click.option("--name", default="Budi", show_default=True, help="Display name the provider would send.")
-    @click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help="The running Sapa.")
-    @click.option("--fake", "fake_url", default="http://127.0.0.1:8099", show_default=True,
-                  help="sapa fake-providers.")
+    @click.option("--url", "sapa_url", default=None, help=_SIMULATE_HELP["--url"])
+    @click.option("--fake", "fake_url", default=None,
+                  help="The running `sapa fake-providers` (default: where the config sends this channel's calls, "
+                  "else http://127.0.0.1:8099).")
     @click.option("--wait", default=10.0, show_default=True, help="Seconds to wait for replies.")
     @click.pass_context
-    def run_channel(ctx: click.Context, text: str, sender: str | None, name: str, sapa_url: str, fake_url: str,
-                    wait: float) -> None:
+    def run_channel(ctx: click.Context, text: str, sender: str | None, name: str, sapa_url: str | None,
+                    fake_url: str | None, wait: float) -> None:
         """Send TEXT as a signed message on this channel to a running Sapa and print the replies it sent."""
         import httpx
 
-        from bot.simulate import describe
+        from bot.simulate import default_fake_url, default_sapa_url, describe
         from bot.simulate import simulate as run
 
         settings = _settings(ctx.find_root().obj)
+        sapa_url = sapa_url or default_sapa_url(settings)
+        fake_url = fake_url or default_fake_url(settings, channel)
         sender = sender or ("700001" if channel == "telegram" else "+6281234567890")
         try:
             status, replies = run(settings, channel, text, sender=sender, name=name, sapa_url=sapa_url,
@@ -497,13 +523,14 @@ for _channel in ("telegram", "sms", "whatsapp"):
     _channel_simulation(_channel)
 
 
-def _agent_simulation(config: str | None, key: str, agent: str | None, sapa_url: str, wait: float,
+def _agent_simulation(config: str | None, key: str, agent: str | None, sapa_url: str | None, wait: float,
                       action: str, text: str | None) -> None:
     import httpx
 
-    from bot.simulate import agent_id, agent_press, agent_reply, find_target
+    from bot.simulate import agent_id, agent_press, agent_reply, default_sapa_url, find_target
 
     settings = _settings(config)
+    sapa_url = sapa_url or default_sapa_url(settings)
     try:
         user = agent_id(settings, agent)
         target = find_target(settings, key, wait_s=wait)
@@ -538,18 +565,18 @@ def _agent_simulation(config: str | None, key: str, agent: str | None, sapa_url:
 
 
 _AGENT_HELP = {"--agent": "Slack user id of the agent (default: the first of slack.agents).",
-               "--url": "The running Sapa.", "--wait": "Seconds to wait for the card and for what follows."}
+               "--url": _SIMULATE_HELP["--url"], "--wait": "Seconds to wait for the card and for what follows."}
 
 
 @simulate.command("agent-reply")
 @click.argument("ticket_or_conversation")
 @click.argument("text")
 @click.option("--agent", default=None, help=_AGENT_HELP["--agent"])
-@click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help=_AGENT_HELP["--url"])
+@click.option("--url", "sapa_url", default=None, help=_AGENT_HELP["--url"])
 @click.option("--wait", default=10.0, show_default=True, help=_AGENT_HELP["--wait"])
 @click.pass_context
 def simulate_agent_reply(ctx: click.Context, ticket_or_conversation: str, text: str, agent: str | None,
-                         sapa_url: str, wait: float) -> None:
+                         sapa_url: str | None, wait: float) -> None:
     """An agent writes TEXT in the Slack thread of a ticket's (TKT-000001) or conversation's (12) card."""
     _agent_simulation(ctx.find_root().obj, ticket_or_conversation, agent, sapa_url, wait, "reply", text)
 
@@ -557,11 +584,11 @@ def simulate_agent_reply(ctx: click.Context, ticket_or_conversation: str, text: 
 @simulate.command("agent-resolve")
 @click.argument("ticket_or_conversation")
 @click.option("--agent", default=None, help=_AGENT_HELP["--agent"])
-@click.option("--url", "sapa_url", default="http://127.0.0.1:8000", show_default=True, help=_AGENT_HELP["--url"])
+@click.option("--url", "sapa_url", default=None, help=_AGENT_HELP["--url"])
 @click.option("--wait", default=10.0, show_default=True, help=_AGENT_HELP["--wait"])
 @click.pass_context
-def simulate_agent_resolve(ctx: click.Context, ticket_or_conversation: str, agent: str | None, sapa_url: str,
-                           wait: float) -> None:
+def simulate_agent_resolve(ctx: click.Context, ticket_or_conversation: str, agent: str | None,
+                           sapa_url: str | None, wait: float) -> None:
     """An agent presses Resolve on a ticket's (TKT-000001) or conversation's (12) card."""
     _agent_simulation(ctx.find_root().obj, ticket_or_conversation, agent, sapa_url, wait, "resolve", None)
 
@@ -602,9 +629,10 @@ def telegram_set_webhook(config: str | None, url: str | None) -> None:
 
 
 # CRM-4 command groups live in their own modules (they import nothing from here at import time).
-from bot import cli_analysis, cli_broadcasts, cli_loyalty  # noqa: E402
+from bot import cli_analysis, cli_broadcasts, cli_conversations, cli_loyalty  # noqa: E402
 
-for _command in (*cli_analysis.COMMANDS, *cli_broadcasts.COMMANDS, *cli_loyalty.COMMANDS):
+for _command in (*cli_analysis.COMMANDS, *cli_broadcasts.COMMANDS, *cli_conversations.COMMANDS,
+                 *cli_loyalty.COMMANDS):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -138,6 +138,17 @@ class _Messages(click.Command):
         ctx.meta["messages"] = messages
         return super().parse_args(ctx, rest)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """--help lists the message options too: they are parsed above, not declared as click options."""
+        super().format_options(ctx, formatter)
+        with formatter.section("Messages (one per language; --message-id is required)"):
+            formatter.write_dl([
+                ("--message-id TEXT", "The Indonesian text, a template: {{ name }}, {{ first_name }}, "
+                                      "{{ company }}, {{ points }}, {{ tier }}."),
+                ("--message-en TEXT", "The English text (customers whose language is en get it)."),
+                ("--message-LANG TEXT", "The text for any other language in the config's languages."),
+            ])
+
 
 @broadcast.command("create", cls=_Messages)
 @click.argument("name")
@@ -148,7 +159,10 @@ class _Messages(click.Command):
 @click.pass_context
 def broadcast_create(ctx: click.Context, name: str, segment_name: str | None, filters: tuple[str, ...],
                      channels: str, at: str | None) -> None:
-    """Create a draft: --message-id TEXT --message-en TEXT (Jinja: name, first_name, company, points, tier)."""
+    """Create a draft broadcast NAME to a segment (or filters) on the given channels, with a text per language.
+
+    The channels must be enabled in the config (e.g. config.local-channels.yml): web chat cannot receive pushes.
+    """
     from handlers import broadcasts
     from store import segments
 

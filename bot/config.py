@@ -1,6 +1,7 @@
 """The one validated settings object, loaded from config.yml plus environment variables.
 
 Secrets never live in the file: DATABASE_URL and channel tokens come from the environment.
+A value may name an environment variable, `${SAPA_PORT:-8000}`, for what differs per run (ports).
 A bad config raises ConfigError naming the key and the fix, and start-up stops there.
 """
 
@@ -126,6 +127,28 @@ REQUIRED_TEMPLATES = (
     "resolved",
     "escalated",
     "back_to_bot",
+    # Issue 14: buttons, attachments, consent asked in words, honest waiting, data copies, answers to offers.
+    "button_stale",
+    "button_unknown",
+    "attachment_received",
+    "sticker_received",
+    "location_received",
+    "contact_own_saved",
+    "contact_other_received",
+    "forwarded_received",
+    "unsupported_received",
+    "consent_confirm_out",
+    "consent_confirm_in",
+    "consent_unchanged",
+    "opt_in_first",
+    "handoff_meanwhile",
+    "handoff_already_waiting",
+    "export_confirm",
+    "export_started",
+    "export_cancelled",
+    "status_order_check",
+    "offer_declined",
+    "name_declined",
 )
 
 
@@ -424,14 +447,23 @@ class FaqEntry(_Section):
     answer: dict[Language, str] = Field(
         ..., description="the answer per language: answer.<language>: text, may use {{ name }} and {{ company }}"
     )
+    terms: tuple[str, ...] = Field(
+        (), description="a list of words this entry answers about besides those in its question, examples and "
+        "answer (synonyms, slang), e.g. [tutup, operasional]",
+    )
 
 
 class FaqConfig(_Section):
     min_similarity: float = Field(
-        0.35, ge=0.0, le=1.0,
-        description="a number between 0 and 1; a question less similar than this to every entry gets no answer",
+        0.1, ge=0.0, le=1.0,
+        description="a number between 0 and 1; an entry less similar than this to a question never answers it "
+        "(whether it covers the question decides among the rest), e.g. 0.1",
     )
-    entries: tuple[FaqEntry, ...] = Field((), description="a list of {id, question, examples, answer}")
+    common_terms: tuple[str, ...] = Field(
+        (), description="a list of words any question may carry without changing what it asks (products, brands, "
+        "places the company serves), e.g. [kulkas, samsung, bandung]",
+    )
+    entries: tuple[FaqEntry, ...] = Field((), description="a list of {id, question, examples, answer, terms}")
 
 
 def _faq_problems(faq: FaqConfig, languages: tuple[str, ...]) -> list[str]:
@@ -777,6 +809,21 @@ class BroadcastsConfig(_Section):
                                     "broadcast reached them counts as a reply to it (CRM-4.4)")
 
 
+# --- signed links to files (bot/media_links.py, bot/http/media.py) ------------------------------------------------
+class MediaLinksConfig(_Section):
+    """Links that let staff (and, for an agent's file, the provider or customer) open a file Sapa did not store."""
+
+    expire_days: float = Field(7, gt=0, le=366, description="how many days a link works, more than 0 and up to 366")
+    secret_file: str | None = Field(
+        None, description="a file path where the signing key is created and kept when SAPA_MEDIA_LINK_SECRET is not "
+        "set (default: media-link-secret next to the SQLite database, else var/media-link-secret)",
+    )
+    # Secret: from SAPA_MEDIA_LINK_SECRET only, never from the file. Replicas on several machines must share it.
+    secret: SecretStr | None = Field(
+        None, description="the SAPA_MEDIA_LINK_SECRET environment variable (at least 32 characters)"
+    )
+
+
 class Settings(_Section):
     """Everything Sapa reads from config.yml, validated, with environment overrides applied."""
 
@@ -808,6 +855,8 @@ class Settings(_Section):
                                    description="the loyalty programme: points, tiers, rewards (CRM-4.2)")
     broadcasts: BroadcastsConfig = Field(default_factory=BroadcastsConfig,
                                          description="marketing broadcasts: quiet hours, frequency cap, rates")
+    media_links: MediaLinksConfig = Field(default_factory=MediaLinksConfig,
+                                          description="signed links to files: expire_days, secret_file")
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )
@@ -903,6 +952,19 @@ def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str], so
         data["server"] = {**server, "api_token": environ["SAPA_API_TOKEN"]}
     if environ.get("DATABASE_URL"):
         data["database"] = {**dict(data.get("database") or {}), "url": environ["DATABASE_URL"]}
+    media_links = dict(data.get("media_links") or {})
+    if "secret" in media_links:
+        raise ConfigError(
+            f"Invalid configuration in {source}:\n  - media_links.secret: secrets must not be in the file. "
+            "Fix: remove it and set the SAPA_MEDIA_LINK_SECRET environment variable."
+        )
+    if environ.get("SAPA_MEDIA_LINK_SECRET"):
+        if len(environ["SAPA_MEDIA_LINK_SECRET"]) < 32:  # checked here: a validation error would quote the value
+            raise ConfigError(
+                f"Invalid configuration in {source}:\n  - SAPA_MEDIA_LINK_SECRET is shorter than 32 characters. "
+                "Fix: set it to a long random value, e.g. the output of `openssl rand -hex 32`."
+            )
+        data["media_links"] = {**media_links, "secret": environ["SAPA_MEDIA_LINK_SECRET"]}
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -925,7 +987,40 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             f"Configuration file {config_path} not found. Fix: run from the project folder, "
             "or point SAPA_CONFIG (or --config) at your config.yml."
         )
-    return settings_from_mapping(_read_layered(config_path, set()), env, str(config_path))
+    raw = _interpolate(_read_layered(config_path, set()), env, str(config_path), ())
+    return settings_from_mapping(raw, env, str(config_path))
+
+
+# `${NAME}` or `${NAME:-default}` in a config value is replaced by that environment variable, so one file can follow
+# what differs per run (the ports of `sapa serve` and `sapa fake-providers`: config.local-channels.yml).
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, environ: Mapping[str, str], source: str, where: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {key: _interpolate(item, environ, source, (*where, str(key))) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, environ, source, (*where, str(i))) for i, item in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if environ.get(name):
+            return environ[name]
+        if default is None:
+            raise ConfigError(f"Invalid configuration in {source}:\n  - {'.'.join(where)}: uses ${{{name}}}, which is "
+                              f"not set. Fix: set the {name} environment variable, or write ${{{name}:-DEFAULT}}.")
+        return default
+
+    replaced = _ENV_REFERENCE.sub(replace, value)
+    if _ENV_REFERENCE.fullmatch(value):  # the whole value: "${SAPA_PORT:-8000}" is the number 8000
+        try:
+            typed = yaml.safe_load(replaced)
+        except yaml.YAMLError:
+            return replaced
+        return typed if isinstance(typed, str | int | float | bool) else replaced
+    return replaced
 
 
 def _read_layered(path: Path, seen: set[Path]) -> dict[str, Any]:

@@ -1,8 +1,13 @@
-"""Bulk customer import from CSV (name, phone, email, language, and optionally timezone).
+"""Bulk customer import from CSV (name, phone, email, language, and optionally timezone and marketing consent).
 
 Rows are checked and normalised; bad rows are reported with their line numbers and skipped;
 good rows create customers or update the one already known by phone or email (never a double).
 Work goes in batches: one lookup query per batch, not per row.
+
+Marketing consent comes only with its evidence: `marketing_consent` (yes/no), `consent_source` (where it was
+given) and `consent_at` (when) together, written as an append-only consents row (channel "import") dated when
+it was given. A customer without it has no marketing consent, so broadcasts skip them until they opt in. An
+existing customer's consent changes only when the row's evidence is newer than the latest answer recorded.
 """
 
 from __future__ import annotations
@@ -10,19 +15,35 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from bot.clock import Clock
 from bot.contacts import normalise_email, normalise_phone
-from store import Database
+from store import Database, consents
 from store.audit import record
 from store.customers import customers_by_keys
 from store.duplicates import find_duplicates
-from store.models import Customer
+from store.models import Consent, Customer
 
 COLUMNS = ("name", "phone", "email", "language")  # plus optional "timezone" (IANA, for broadcast quiet hours)
+CONSENT_COLUMNS = ("marketing_consent", "consent_source", "consent_at")  # optional, all three together
+CONSENT_WORDS = {"yes": True, "true": True, "1": True, "ya": True, "no": False, "false": False, "0": False,
+                 "tidak": False}
 BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ImportedConsent:
+    """A marketing answer the file carries, with its evidence: where and when the customer gave it."""
+
+    granted: bool
+    source: str
+    given_at: datetime
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,7 @@ class ImportRow:
     email: str | None
     language: str | None
     timezone: str | None = None  # CRM-4.3: quiet hours of broadcasts follow the customer's zone
+    consent: ImportedConsent | None = None
 
 
 @dataclass
@@ -45,13 +67,39 @@ class ImportReport:
     created_ids: set[int] = field(default_factory=set, repr=False)
     # New customers who look like someone already known (same phone on a channel, same email, ...): CRM-1.4.
     look_like_existing: int = 0
+    consents_granted: int = 0  # consents rows written from the file: yes
+    consents_refused: int = 0  # ... and no
+    consents_older: int = 0  # rows whose evidence is not newer than the answer already recorded: not applied
+    marketing: dict[int, bool] = field(default_factory=dict, repr=False)  # customer id -> may get marketing now
+
+    @property
+    def without_consent(self) -> int:
+        """Customers in this file who may not receive marketing after the import (broadcasts skip them)."""
+        return sum(1 for ok in self.marketing.values() if not ok)
+
+    def consent_summary(self) -> list[str]:
+        """The import's consent outcome in plain words, for the operator."""
+        lines = []
+        if self.consents_granted or self.consents_refused:
+            lines.append(f"marketing consent recorded from the file for {self.consents_granted} customers "
+                         f"(and {self.consents_refused} refusals), with the file, line, source and time as evidence")
+        if self.consents_older:
+            lines.append(f"{self.consents_older} rows' consent evidence is not newer than what the customer already "
+                         "told us: their consent was left as it was")
+        if self.without_consent:
+            who = "customer" if self.without_consent == 1 else "customers"
+            lines.append(f"{self.without_consent} {who} imported without marketing consent: broadcasts will not reach "
+                         "them until they opt in (add marketing_consent, consent_source and consent_at columns if "
+                         "you hold their consent)")
+        return lines
 
     @property
     def good(self) -> int:
         return self.created + self.updated + self.duplicates_in_file
 
 
-def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport) -> Iterator[ImportRow]:
+def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport, *, company_zone: tzinfo = UTC,
+              now: datetime | None = None) -> Iterator[ImportRow]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip().lower() for h in reader.fieldnames or []]
@@ -80,12 +128,45 @@ def read_rows(path: Path, languages: tuple[str, ...], report: ImportReport) -> I
             name = " ".join(raw.get("name", "").split()) or None
             if name and len(name) > 200:
                 problems.append("name is longer than 200 characters")
+            consent = _consent(raw, problems, company_zone, now)
             if not phone and not email and not problems:
                 problems.append("a row needs a phone or an email")
             if problems:
                 report.errors.append((line, "; ".join(problems)))
                 continue
-            yield ImportRow(line, name, phone, email, language, timezone)
+            yield ImportRow(line, name, phone, email, language, timezone, consent)
+
+
+def _consent(raw: dict[str, str], problems: list[str], zone: tzinfo, now: datetime | None) -> ImportedConsent | None:
+    """The row's marketing answer with its evidence; consent never comes from a guess, so all three or none."""
+    answer, source, when = (raw.get(column, "") for column in CONSENT_COLUMNS)
+    if not answer:
+        if source or when:
+            problems.append("consent_source and consent_at need marketing_consent (yes or no)")
+        return None
+    granted = CONSENT_WORDS.get(answer.lower())
+    if granted is None:
+        problems.append(f"marketing_consent {answer!r} is not one of yes, no, true, false, 1, 0, ya, tidak")
+    if not source:
+        problems.append("marketing_consent needs consent_source: where the customer gave it, e.g. 'signup form 2025'")
+    elif len(source) > 300:
+        problems.append("consent_source is longer than 300 characters")
+    given_at = None
+    if not when:
+        problems.append("marketing_consent needs consent_at: when the customer gave it, e.g. 2025-03-01 or "
+                        "2025-03-01T10:00")
+    else:
+        try:
+            parsed = datetime.fromisoformat(when)
+        except ValueError:
+            problems.append(f"consent_at {when!r} is not an ISO date or date-time such as 2025-03-01T10:00")
+        else:
+            given_at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+            if now is not None and given_at > now:
+                problems.append(f"consent_at {when!r} is in the future")
+    if granted is None or not source or given_at is None or len(source) > 300:
+        return None
+    return ImportedConsent(granted, source, given_at)
 
 
 def _known_zone(name: str) -> bool:
@@ -116,17 +197,20 @@ def import_customers(
     path: Path,
     languages: tuple[str, ...],
     progress: Callable[[int], None] = lambda n: None,
+    *,
+    timezone: tzinfo = UTC,
 ) -> ImportReport:
+    """`timezone`: the company's, for consent_at values without an offset."""
     report = ImportReport()
     batch: list[ImportRow] = []
-    for row in read_rows(path, languages, report):
+    for row in read_rows(path, languages, report, company_zone=timezone, now=clock.now()):
         batch.append(row)
         if len(batch) >= BATCH:
-            _import_batch(database, clock, batch, report)
+            _import_batch(database, clock, batch, report, path.name)
             progress(len(batch))
             batch = []
     if batch:
-        _import_batch(database, clock, batch, report)
+        _import_batch(database, clock, batch, report, path.name)
         progress(len(batch))
     if report.created_ids:
         with database.unit_of_work(read_only=True) as session:
@@ -139,14 +223,18 @@ def import_customers(
             session, actor="cli", action="customers.import", subject_type="file", subject_id=path.name,
             now=clock.now(),
             detail={"created": report.created, "updated": report.updated, "bad_rows": len(report.errors),
-                    "look_like_existing": report.look_like_existing},
+                    "look_like_existing": report.look_like_existing, "consents_granted": report.consents_granted,
+                    "consents_refused": report.consents_refused, "consents_older": report.consents_older,
+                    "without_marketing_consent": report.without_consent},
         )
     return report
 
 
-def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], report: ImportReport) -> None:
+def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], report: ImportReport,
+                  file_name: str) -> None:
     now = clock.now()
     created: list[Customer] = []
+    touched: list[tuple[Customer, ImportRow]] = []
     with database.unit_of_work() as session:
         by_phone, by_email = customers_by_keys(
             session, sorted({r.phone for r in rows if r.phone}), sorted({r.email for r in rows if r.email})
@@ -169,6 +257,7 @@ def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], repor
             else:
                 report.updated += 1
             _apply(customer, row)
+            touched.append((customer, row))
             customer.updated_at = now
             for key in (row.phone, row.email):
                 if key:
@@ -179,3 +268,33 @@ def _import_batch(database: Database, clock: Clock, rows: list[ImportRow], repor
                 by_email.setdefault(customer.email, customer)
         session.flush()
         report.created_ids.update(c.id for c in created)
+        _apply_consents(session, touched, report, file_name, now)
+
+
+def _apply_consents(session: Session, touched: list[tuple[Customer, ImportRow]], report: ImportReport,
+                    file_name: str, now: datetime) -> None:
+    """Write each row's marketing answer when its evidence is newer than the customer's latest one (one query for
+    the batch's latest answers), and note who may receive marketing after it."""
+    ids = sorted({customer.id for customer, _ in touched})
+    latest: dict[int, tuple[bool, datetime]] = {}
+    for customer_id, granted, recorded_at in session.execute(
+            select(Consent.customer_id, Consent.granted, Consent.recorded_at)
+            .where(Consent.customer_id.in_(ids), Consent.purpose == "marketing")
+            .order_by(Consent.customer_id, Consent.recorded_at, Consent.id)):
+        latest[customer_id] = (bool(granted), recorded_at)
+    for customer, row in touched:
+        consent = row.consent
+        known = latest.get(customer.id)
+        if consent is not None and known is not None and consent.given_at <= known[1]:
+            report.consents_older += 1  # never change what the customer told us on older (or equal) evidence
+        elif consent is not None:
+            consents.record(session, customer.id, "marketing", consent.granted, channel="import",
+                            evidence=f"imported from {file_name} line {row.line}: {consent.source}; given "
+                                     f"{consent.given_at.isoformat()}, imported {now.isoformat()}",
+                            now=consent.given_at)
+            latest[customer.id] = (consent.granted, consent.given_at)
+            if consent.granted:
+                report.consents_granted += 1
+            else:
+                report.consents_refused += 1
+        report.marketing[customer.id] = latest.get(customer.id, (False, now))[0]

@@ -35,7 +35,8 @@ from twilio.request_validator import RequestValidator
 
 PROVIDERS = ("telegram", "twilio", "slack")
 SEND_METHODS = {"telegram": frozenset({"sendMessage", "sendPhoto", "sendDocument"}),
-                "twilio": frozenset({"Messages.create"}), "slack": frozenset({"chat.postMessage"})}
+                "twilio": frozenset({"Messages.create"}),
+                "slack": frozenset({"chat.postMessage", "chat.postEphemeral"})}
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "SapaBot", "username": "sapa_test_bot"}
 SLACK_AUTH = {"ok": True, "url": "https://sapa-test.slack.com/", "team": "Sapa Test", "user": "sapa",
               "team_id": "T0SAPA", "user_id": "U0SAPABOT", "bot_id": "B0SAPABOT"}
@@ -50,6 +51,9 @@ _TWILIO_ERRORS = {400: (21211, "The 'To' number is not a valid phone number."), 
                   404: (20404, "The requested resource was not found")}
 _PHONE = re.compile(r"\+?\d{4,}(\d{3})")
 _AUTO_CALLBACK_DELAY_S = 0.1  # real callbacks come after the 201: give the app time to store the sid
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files: "Bad Request: file is too big"
+# What files.slack.com answers a download without a valid token: a sign-in page, with 200 (not an error).
+SLACK_SIGN_IN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,14 @@ def _decode_telegram(params: dict[str, Any]) -> dict[str, Any]:
 
 def _route(path: str) -> tuple[str, str] | None:
     """(provider, method) for a provider API path, None when no fake serves it."""
+    if path.startswith("/file/bot"):  # Telegram's file server: /file/bot<token>/<file_path>
+        return "telegram", "file.download"
+    if path.startswith("/files-pri/"):  # Slack's url_private(_download)
+        return "slack", "files.download"
+    if path.startswith("/twilio-media/"):  # where Twilio's media URLs redirect to (S3 in real life)
+        return "twilio", "Media.content"
+    if re.match(r"^/2010-04-01/Accounts/[^/]+/Messages/[^/]+/Media/[^/.]+$", path):
+        return "twilio", "Media.fetch"
     if match := re.match(r"^/bot([^/]+)/([A-Za-z]\w*)$", path):
         return "telegram", match.group(2)
     if match := re.match(r"^/api/([\w.]+)$", path):
@@ -224,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _Reply(400, {"ok": False, "error": "bad_request", "description": str(exc)}, ok=False)
         except Exception as exc:  # a bug in the fake must still answer, or the SDK waits for its timeout
             reply = _Reply(500, {"ok": False, "error": "fake_provider_bug", "description": repr(exc)}, ok=False)
-        data = json.dumps(reply.body).encode()
+        data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         headers = {"Content-Type": "application/json", "Content-Length": str(len(data)), **reply.headers}
         for name, value in headers.items():
@@ -242,7 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeProviders:
     """A fake Telegram + Twilio + Slack API server on 127.0.0.1 that records and can fail on demand."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, twilio_auth_token: str | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, twilio_auth_token: str | None = None,
+                 first_message_id: int = 1) -> None:
+        """`first_message_id`: the first Telegram message id the fake hands out (it counts across all chats,
+        where real Telegram counts per chat); raise it when a test posts inbound messages with small ids."""
         self.host, self.port, self.twilio_auth_token = host, port, twilio_auth_token
         self.auto_status_callbacks = False  # True: every Twilio create is followed by "sent" then "delivered"
         self.on_record: Callable[[Recorded, int], None] | None = None  # told each request and its HTTP status
@@ -251,7 +266,12 @@ class FakeProviders:
         self._indexes = itertools.count()  # never reset, so pollers of /_fake/requests survive clear()
         self._failures: list[_Failure] = []
         self._twilio_sent: dict[str, dict[str, str]] = {}  # sid -> what its status callbacks need
-        self._message_ids, self._slack_ts = itertools.count(1), itertools.count(100, 100)
+        self._message_ids, self._slack_ts = itertools.count(first_message_id), itertools.count(100, 100)
+        # Files the fakes can hand out: Telegram file_id -> entry, Twilio media id / Slack path -> (bytes, type).
+        self._telegram_files: dict[str, dict[str, Any]] = {}
+        self._twilio_media: dict[str, tuple[bytes, str]] = {}
+        self._slack_files: dict[str, dict[str, Any]] = {}  # file id -> Slack's file object
+        self._slack_downloads: dict[str, tuple[bytes, str]] = {}  # /files-pri/... path -> content
         self._webhook_url = ""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -321,6 +341,46 @@ class FakeProviders:
         with self._lock:
             self._failures.append(_Failure(provider, status, times, method, retry_after, code, description))
 
+    def add_telegram_file(self, data: bytes, *, file_path: str = "photos/file_0.jpg",
+                          content_type: str = "image/jpeg", file_id: str | None = None, size: int | None = None
+                          ) -> str:
+        """A file a customer sent the bot; returns its file_id. getFile and the file server then serve it.
+        `size` pretends a larger file (getFile refuses more than 20 MB, as Telegram does)."""
+        file_id = file_id or f"AgACAgFakeFile{secrets.token_hex(6)}"
+        with self._lock:
+            self._telegram_files[file_id] = {"data": data, "file_path": file_path, "content_type": content_type,
+                                             "size": len(data) if size is None else size}
+        return file_id
+
+    def add_twilio_media(self, data: bytes, content_type: str = "image/jpeg", *,
+                         account_sid: str = "AC" + "0" * 32) -> str:
+        """Media a customer sent by MMS/WhatsApp; returns its MediaUrl (Basic auth, then a redirect to the bytes)."""
+        media_sid = "ME" + secrets.token_hex(16)
+        with self._lock:
+            self._twilio_media[media_sid] = (data, content_type)
+        return f"{self.base_url}/2010-04-01/Accounts/{account_sid}/Messages/MM{secrets.token_hex(16)}/Media/{media_sid}"
+
+    def add_slack_file(self, data: bytes, *, name: str = "receipt.pdf", mimetype: str = "application/pdf",
+                       user: str = "U0RINA", size: int | None = None, mode: str = "hosted") -> dict[str, Any]:
+        """A file an agent uploaded to Slack; returns Slack's file object, as in a file_share event's files[].
+        url_private(_download) are served to requests with the bot token; files.info knows it too."""
+        file_id = "F0" + secrets.token_hex(5).upper()
+        root = f"{self.base_url}/files-pri/T0SAPA-{file_id}"
+        now = int(time.time())
+        shown = {"id": file_id, "created": now, "timestamp": now, "name": name, "title": name, "mimetype": mimetype,
+                 "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary", "pretty_type": mimetype,
+                 "user": user, "user_team": "T0SAPA", "editable": False, "size": len(data) if size is None else size,
+                 "mode": mode, "is_external": False, "external_type": "", "is_public": False,
+                 "public_url_shared": False, "display_as_bot": False, "username": "",
+                 "url_private": f"{root}/{name}", "url_private_download": f"{root}/download/{name}",
+                 "permalink": f"https://sapa-test.slack.com/files/{user}/{file_id}/{name}",
+                 "has_rich_preview": False, "file_access": "visible"}
+        with self._lock:
+            self._slack_files[file_id] = shown
+            for key in ("url_private", "url_private_download"):
+                self._slack_downloads[urlsplit(str(shown[key])).path] = (data, mimetype)
+        return dict(shown)
+
     def clear(self) -> None:
         """Forget recorded requests and scripted failures (created Twilio sids still get callbacks)."""
         with self._lock:
@@ -381,15 +441,43 @@ class FakeProviders:
         return reply
 
     def _answer(self, provider: str, method: str, path: str, headers: dict[str, str], params: dict[str, Any]) -> _Reply:
-        if provider == "twilio" and not self._twilio_authorized(headers):
-            return _twilio_error(401, None, None, None)  # Twilio authenticates before anything else
+        # Twilio authenticates before anything else; its redirect target (S3 in real life) needs no credentials.
+        if provider == "twilio" and method != "Media.content" and not self._twilio_authorized(headers):
+            return _twilio_error(401, None, None, None)
         if (failure := self._take_failure(provider, method)) is not None:
             return _ERRORS[provider](failure.status, failure.retry_after, failure.code, failure.description)
+        if method in ("file.download", "files.download", "Media.fetch", "Media.content"):
+            return self._download(method, path, headers)
         if provider == "telegram":
             return self._telegram(method, params)
         if provider == "twilio":
             return self._twilio(method, path, params)
         return self._slack(method, headers, params)
+
+    def _download(self, method: str, path: str, headers: dict[str, str]) -> _Reply:
+        """A file's bytes: Telegram's file server, Twilio's media (redirect, then content), Slack's private URLs."""
+        not_found = _Reply(404, {"ok": False, "error": "not_found", "description": f"nothing at {path}"}, ok=False)
+        with self._lock:
+            if method == "file.download":  # /file/bot<token>/<file_path>
+                file_path = unquote(path).split("/", 3)[-1]
+                found = next(((f["data"], f["content_type"]) for f in self._telegram_files.values()
+                              if f["file_path"] == file_path), None)
+            elif method == "Media.fetch":
+                media_sid = path.rsplit("/", 1)[-1]
+                if media_sid not in self._twilio_media:
+                    return _twilio_error(404, None, None, None)
+                return _Reply(307, {"message": "redirecting to the media"},
+                              {"Location": f"{self.base_url}/twilio-media/{media_sid}"})
+            elif method == "Media.content":
+                found = self._twilio_media.get(path.rsplit("/", 1)[-1])
+            else:
+                if not headers.get("authorization", "").startswith("Bearer xox"):
+                    return _Reply(200, SLACK_SIGN_IN_PAGE, {"Content-Type": "text/html; charset=utf-8"}, ok=False)
+                found = self._slack_downloads.get(unquote(path))
+        if found is None:
+            return not_found
+        data, content_type = found
+        return _Reply(200, data, {"Content-Type": content_type})
 
     def _take_failure(self, provider: str, method: str) -> _Failure | None:
         with self._lock:
@@ -421,6 +509,15 @@ class FakeProviders:
             if params.get("chat_id") in (None, ""):
                 return _telegram_error(400, None, None, "Bad Request: chat_id is empty")
             result = self._telegram_message(method, params)
+        elif method == "getFile":
+            with self._lock:
+                found = self._telegram_files.get(str(params.get("file_id", "")))
+            if found is None:
+                return _telegram_error(400, None, None, "Bad Request: invalid file_id")
+            if found["size"] > TELEGRAM_DOWNLOAD_LIMIT:
+                return _telegram_error(400, None, None, "Bad Request: file is too big")
+            result = {"file_id": params["file_id"], "file_unique_id": "AgADFake" + str(params["file_id"])[-8:],
+                      "file_size": found["size"], "file_path": found["file_path"]}
         elif method in ("setWebhook", "deleteWebhook"):
             self._webhook_url = str(params.get("url", "")) if method == "setWebhook" else ""
         elif method == "getWebhookInfo":
@@ -520,6 +617,16 @@ class FakeProviders:
             body = {"ok": True, "channel": channel, "ts": ts, "message": message}
         elif method == "chat.update":
             body = {"ok": True, "channel": channel, "ts": params.get("ts"), "text": text}
+        elif method == "chat.postEphemeral":
+            if not channel or not user:
+                return _slack_error(200, None, None, "channel_not_found" if not channel else "user_not_found")
+            body = {"ok": True, "message_ts": self._next_ts()}
+        elif method == "files.info":
+            with self._lock:
+                shown = self._slack_files.get(str(params.get("file", "")))
+            if shown is None:
+                return _slack_error(200, None, None, "file_not_found")
+            body = {"ok": True, "file": shown}
         elif method == "users.info":
             body = {"ok": True, "user": {"id": user, "name": "agent", "real_name": f"Agent {user}",
                                          "profile": {"display_name": "agent"}}}

@@ -9,12 +9,41 @@ from typing import Any, Literal
 DeliveryStatus = Literal["queued", "sent", "delivered", "read", "failed"]
 
 
+# What a customer can send besides words. "sticker" is an image meant as an emoji; "voice" a voice note.
+MediaKind = Literal["image", "video", "audio", "voice", "document", "sticker"]
+
+
 @dataclass(frozen=True)
 class Media:
-    """A reference to media the customer sent; the bytes stay with the provider."""
+    """A reference to media the customer sent; the bytes stay with the provider.
+
+    `url` is the provider's reference: an https URL (Twilio, behind the account's credentials) or
+    `telegram:file/<file_id>`. Agents never see it bare: they get an authenticated Sapa link.
+    """
 
     url: str
     content_type: str | None = None
+    kind: MediaKind | None = None
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place the customer shared (Telegram location/venue, WhatsApp location)."""
+
+    latitude: float
+    longitude: float
+    name: str | None = None  # a venue's title or WhatsApp's Label
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class SharedContact:
+    """A contact card the customer shared: their own (which proves their phone) or someone else's."""
+
+    name: str
+    phone: str | None = None  # as the card gives it
+    own: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,6 +72,21 @@ class InboundMessage:
     edit_of: str | None = None  # provider id of the earlier message this one edits
     deep_link: str | None = None  # Telegram /start payload
     ack_token: str | None = None  # something the channel must acknowledge after handling (callback query)
+    location: Location | None = None
+    contact: SharedContact | None = None
+    # Forwarded from someone else: not the customer's own words, so never read as a request or consent.
+    # The origin's name when the provider tells it, "" when it only says "forwarded".
+    forwarded_from: str | None = None
+    # Which of our messages carried the pressed button, when the channel says (Telegram: the provider id
+    # of the message with the inline keyboard; web chat: "#<messages.id>"). None: look it up by payload.
+    button_of: str | None = None
+    # A kind of message Sapa cannot read at all (a Telegram dice, poll or game): acknowledged, never interpreted.
+    unsupported: str | None = None
+
+    @property
+    def has_attachment(self) -> bool:
+        return (bool(self.media) or self.location is not None or self.contact is not None
+                or self.unsupported is not None)
 
 
 Purpose = Literal["reply", "follow_up", "survey", "nps_survey", "status_update", "broadcast"]
@@ -68,6 +112,8 @@ class OutboundMessage:
     window_open: bool | None = None
     # Channel-specific rendering the core asks for: Slack's card / thread_ts / update_ts.
     options: dict[str, Any] = field(default_factory=dict)
+    # Files to send with the text (an agent's file from the Slack thread); `url` is one the provider can fetch.
+    media: tuple[Media, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,3 +124,18 @@ class DeliveryUpdate:
     provider_message_id: str
     status: DeliveryStatus
     error: str | None = None
+    # The provider's verdict on the address behind a failure, as at send time (channels.base.Undeliverable):
+    # the address cannot be reached (unknown handset, landline) or the person unsubscribed at the provider.
+    address_dead: bool = False
+    unsubscribed: bool = False
+
+
+@dataclass(frozen=True)
+class ReachabilityUpdate:
+    """A provider's word that an address stopped or started accepting messages (Telegram my_chat_member)."""
+
+    channel: str
+    address: str
+    reachable: bool
+    reason: str  # what an agent reads, e.g. "blocked the bot"
+    provider_event_id: str  # for the log line and re-deliveries

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -27,14 +27,13 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, SystemClock
 from bot.config import OutboxConfig
-from bot.messages import Button, OutboundMessage
+from bot.messages import Button, Media, OutboundMessage
 from bot.ratelimit import RateLimiter
 from channels.base import RateKey, RetryLater, Sender, Undeliverable
 from store import Database
 from store.messages import (
     claim_outbox,
     last_inbound_at,
-    mark_undeliverable,
     outbox_defer,
     outbox_failed,
     outbox_retry,
@@ -43,6 +42,7 @@ from store.messages import (
     waiting_behind,
 )
 from store.models import Conversation, OutboxItem
+from store.reachability import record_refusal
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ RECORD_WITHIN_S = 1.0
 PACE_S = 0.05  # rate-limit waits up to this long are slept through rather than deferred
 BROADCAST_BURST_S = 0.1  # the broadcast bucket holds this many seconds' worth of sends
 START_GROUP = 50  # at-most-once rows of a reconcilable channel whose starts are committed together
+SLACK_FILE = "slack:"  # an agent's file reference (channels/slack.py FILE_PREFIX): no provider can fetch it
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Outcome:
     channel: str = ""
     recipient: str = ""
     permanent: bool = False  # the provider refused for good: the address is marked undeliverable
+    unsubscribed: bool = False  # ... because the person unsubscribed at the provider: marketing consent withdrawn
     keep_started: bool = False  # retry/defer: the row's interrupted start stays recorded (not reconciled yet)
 
 
@@ -96,7 +98,15 @@ def to_outbound(item: OutboxItem, window_open: bool | None, options: dict[str, A
         language=payload.get("language"),
         window_open=window_open,
         options=options if options is not None else dict(payload.get("options", {})),
+        # Files sent with the text (an agent's from Slack): `slack:` references are fetched at send time.
+        media=tuple(Media(str(m["url"]), m.get("content_type"), m.get("kind"), m.get("file_name"))
+                    for m in payload.get("media") or []),
     )
+
+
+def _fetched(item: Media, data_url: str) -> Media:
+    """`item` with its bytes as a data: URL; a type Slack did not tell at share time comes from the download."""
+    return replace(item, url=data_url, content_type=item.content_type or data_url[5:].split(";", 1)[0] or None)
 
 
 def desk_options(session: Session, item: OutboxItem) -> dict[str, Any] | None:
@@ -280,11 +290,13 @@ class OutboxDispatcher:
                 return Outcome(item_id, "deferred", delay_s=wait)
             if before_send is not None:
                 before_send()
+            if any(item.url.startswith(SLACK_FILE) for item in message.media):
+                message = self._with_slack_files(item_id, attempts, message)
             return Outcome(item_id, "sent", provider_id=channel.send(message))
         except Undeliverable as exc:
             log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
             return Outcome(item_id, "failed", error=exc.reason, recipient=message.recipient,
-                           channel=message.channel, permanent=exc.address_dead)
+                           channel=message.channel, permanent=exc.address_dead, unsubscribed=exc.unsubscribed)
         except Exception as exc:  # RetryLater, and anything unexpected: retry with backoff
             after = exc.after_s if isinstance(exc, RetryLater) else None
             reason = exc.reason if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
@@ -294,6 +306,30 @@ class OutboxDispatcher:
             delay = max(after or 0.0, backoff_seconds(attempts, self.config))
             log.warning("outbox %s retry in %.1fs (attempt %d): %s", item_id, delay, attempts, reason)
             return Outcome(item_id, "retry", error=reason, delay_s=delay)
+
+    def _with_slack_files(self, item_id: int, attempts: int, message: OutboundMessage) -> OutboundMessage:
+        """An agent's file still in Slack, for a channel that uploads bytes itself (Telegram): fetched here,
+        outside any transaction, through the desk (it holds the bot token), and handed over as a data: URL.
+        (Twilio gets signed Sapa links instead, written by the desk: it fetches files itself.) When Slack will
+        not hand the file over for good, or on the last attempt, the agent hears why in the card's thread."""
+        desk = self.channels.get("slack")
+        fetch = getattr(desk, "fetch_data_url", None)
+        try:
+            if fetch is None:
+                raise Undeliverable("the Slack desk is not enabled, so the agent's file cannot be fetched",
+                                    address_dead=False)
+            media = tuple(_fetched(item, fetch(item.url, item.content_type)) if item.url.startswith(SLACK_FILE)
+                          else item for item in message.media)
+        except (RetryLater, Undeliverable) as exc:
+            if isinstance(exc, Undeliverable) or attempts >= self.config.max_attempts:
+                from handlers.desk import file_not_delivered  # handlers import store, never the outbox
+
+                with self.database.unit_of_work() as session:
+                    item = session.get(OutboxItem, item_id)
+                    if item is not None and item.message_id is not None:
+                        file_not_delivered(session, item.message_id, None, exc.reason, now=self.clock.now())
+            raise
+        return replace(message, media=media)
 
     def _record(self, outcomes: list[Outcome]) -> None:
         if not outcomes:
@@ -313,7 +349,9 @@ class OutboxDispatcher:
             elif outcome.status == "failed":
                 outbox_failed(session, outcome.item_id, error=outcome.error)
                 if outcome.permanent:
-                    mark_undeliverable(session, outcome.channel, outcome.recipient, reason=outcome.error, now=now)
+                    record_refusal(session, outcome.channel, outcome.recipient, reason=outcome.error,
+                                   unsubscribed=outcome.unsubscribed, evidence=f"refused at send: {outcome.error}",
+                                   now=now)
             else:
                 outbox_retry(session, outcome.item_id, error=outcome.error,
                              next_attempt_at=now + timedelta(seconds=outcome.delay_s),

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import DeliveryUpdate, InboundMessage
-from handlers import ROUTES, Reply, Route, Turn, dispatch
+from bot.messages import DeliveryUpdate, InboundMessage, ReachabilityUpdate
+from handlers import ROUTES, Route, Turn, dispatch
+from handlers import buttons as button_check
 from handlers.desk import relay_to_desk
+from handlers.waiting import dispatch_while_human
 from nlu.interpretation import INTENTS, Interpretation, Interpreter
 from nlu.sentiment import analyse as analyse_sentiment
 from store import Database
@@ -29,9 +31,12 @@ from store.customers import find_customer_by_phone, get_customer, get_or_create_
 from store.merge import merge_customers
 from store.messages import add_outbound, apply_delivery, find_by_provider_id, replies_to
 from store.models import ChannelIdentity, Conversation, Customer, Message
+from store.reachability import record_reachable, record_refusal
 
 log = logging.getLogger(__name__)
 INTENT_PAYLOAD = "intent:"
+# Payloads a channel makes up itself rather than carrying a pressed button (Telegram's /start): nothing to check.
+SYNTHETIC_PAYLOADS = frozenset({"intent:greet"})
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,20 @@ class Pipeline:
         self._idle_close = timedelta(minutes=settings.conversation.idle_close_minutes)
 
     def understand(self, message: InboundMessage) -> Interpretation:
-        """Button payloads say what they mean; free text goes to the interpreter."""
+        """Button payloads say what they mean; free text goes to the interpreter.
+
+        Nothing that is not the customer's own words reaches the interpreter: button data (checked against
+        what we offered, in the transaction), forwarded texts, and attachments without a caption.
+        """
         payload = message.button_payload or ""
         if payload.startswith(INTENT_PAYLOAD) and payload[len(INTENT_PAYLOAD):] in INTENTS:
             return Interpretation(payload[len(INTENT_PAYLOAD):], 1.0, message.language_hint, backend="button")
+        if payload:
+            return Interpretation("out_of_scope", 0.0, message.language_hint, backend="button")
+        if message.forwarded_from is not None:
+            return Interpretation("out_of_scope", 0.0, message.language_hint, backend="none (forwarded)")
+        if message.has_attachment and not message.text.strip():
+            return Interpretation("out_of_scope", 0.0, message.language_hint, backend="none (attachment)")
         # Relative dates ("besok") count from when the customer wrote, not from when we got to it.
         return self.interpreter.interpret(message.text, message.language_hint, message.received_at)
 
@@ -116,8 +131,14 @@ class Pipeline:
                 return InboundResult(row.id, False, conversation.id, customer.id)
             chosen = numbered_choice(session, conversation.id, message.text)
             if chosen is not None:
+                # The number answers the last message that offered options: current by construction.
                 message = replace(message, button_payload=chosen)
                 interpretation = self.understand(message)
+            elif message.button_payload and message.button_payload not in SYNTHETIC_PAYLOADS:
+                checked = button_check.check(session, customer_id=customer.id, channel=message.channel,
+                                             payload=message.button_payload, button_of=message.button_of)
+                if checked.verdict != "current":
+                    interpretation = refused_button(message, checked)
             row = inbound_row(message, conversation.id, customer.id, interpretation, now)
             session.add(row)
             session.flush()
@@ -129,28 +150,65 @@ class Pipeline:
         return result
 
     def record_delivery(self, update: DeliveryUpdate) -> bool:
-        """Apply a provider's status report; False if no outbound message has that provider id."""
+        """Apply a provider's status report; False if no outbound message has that provider id.
+
+        A failure whose code says the address is dead or the person unsubscribed at the provider is
+        recorded on the customer exactly as the same refusal at send time is (store.reachability).
+        """
         with self.database.unit_of_work() as session:
             message = apply_delivery(session, update.provider_message_id, update.status, update.error)
             if message is None:
                 log.info("status %s for unknown provider message on %s ignored", update.status, update.channel)
                 return False
+            if message.delivery_status != update.status:
+                # Provider callbacks arrive out of order; a status never moves backwards.
+                log.info("status %s for message %s on %s ignored: it is already %s", update.status, message.id,
+                         update.channel, message.delivery_status)
+            if update.status == "failed" and (update.address_dead or update.unsubscribed):
+                conversation = session.get_one(Conversation, message.conversation_id)
+                identity = session.get_one(ChannelIdentity, conversation.identity_id)
+                reason = update.error or "refused by the provider"
+                record_refusal(session, identity.channel, identity.address, reason=reason,
+                               unsubscribed=update.unsubscribed, now=self.clock.now(),
+                               evidence=f"status callback for {update.provider_message_id}: {reason}")
+            return True
+
+    def record_reachability(self, update: ReachabilityUpdate) -> bool:
+        """A provider says an address stopped or started accepting messages; False if no customer has it."""
+        with self.database.unit_of_work() as session:
+            if update.reachable:
+                identity = record_reachable(session, update.channel, update.address)
+            else:
+                identity = record_refusal(session, update.channel, update.address, reason=update.reason,
+                                          unsubscribed=False, evidence=update.provider_event_id, now=self.clock.now())
+            if identity is None:
+                log.info("%s reachability update %s for an unknown address ignored", update.channel,
+                         update.provider_event_id)
+                return False
+            log.info("%s address of customer %s marked %s: %s", update.channel, identity.customer_id,
+                     "reachable" if update.reachable else "unreachable", update.reason)
             return True
 
     def _reply(self, session: Session, message: InboundMessage, customer: Customer, identity: ChannelIdentity,
                conversation: Conversation, row: Message, interpretation: Interpretation, created: bool) -> None:
-        replies: list[Reply] = []
         # Replies go where the message came from, even if the handler changed the identity (an erasure
         # replaces the address; its confirmation must still reach the person who asked).
         address = identity.address
-        if conversation.status in HUMAN_STATUSES:
+        turn = Turn(
+            customer=customer, identity=identity, conversation=conversation, message=message,
+            message_id=row.id, interpretation=interpretation, session=session,
+            settings=self.settings, clock=self.clock, is_new_customer=created,
+        )
+        if interpretation.backend.startswith(REFUSED_BUTTON):
+            # A button we never offered, or of an answered question: stored, answered, nothing changed.
+            log.info("%s on %s ignored: not acted on", interpretation.backend, message.channel)
+            replies = [button_check.refusal(turn)]
+        elif conversation.status in HUMAN_STATUSES:
+            # The agent sees every message; the bot still answers what is the customer's right or its job
+            # while they wait (STOP, erasure, FAQ...), and notes that answer in the thread.
             relay_to_desk(session, self.settings, conversation, row, now=row.created_at)
+            replies = dispatch_while_human(turn)
         else:
-            turn = Turn(
-                customer=customer, identity=identity, conversation=conversation, message=message,
-                message_id=row.id, interpretation=interpretation, session=session,
-                settings=self.settings, clock=self.clock, is_new_customer=created,
-            )
             replies = dispatch(turn, self.routes)
         # Variables an approved template may need if the reply has to wait past a session window.
         variables = {"name": customer.name or identity.display_name or "", "company": self.settings.company.name}
@@ -162,9 +220,28 @@ class Pipeline:
             )
 
 
+REFUSED_BUTTON = "refused button"
+# Interpretations made without the classifier (see Pipeline.understand).
+NOT_CLASSIFIED = ("button", "none", REFUSED_BUTTON)
+
+
+def refused_button(message: InboundMessage, checked: button_check.ButtonCheck) -> Interpretation:
+    """What we make of a refused press: nothing (no intent), with the verdict and the data kept for the log."""
+    return Interpretation("out_of_scope", 0.0, message.language_hint, backend=f"{REFUSED_BUTTON}: {checked.verdict}")
+
+
 def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
                 interpretation: Interpretation | None, now: datetime) -> Message:
     meta: dict[str, Any] = {}
+    payload = message.button_payload
+    if interpretation is not None and interpretation.backend.startswith(REFUSED_BUTTON):
+        # Kept for the log and the agent, but not as a press: it answers no question (handlers/buttons.py).
+        meta["button"] = interpretation.backend.removeprefix(f"{REFUSED_BUTTON}: ")
+        meta["button_data"] = (payload or "")[:200]
+        payload = None
+    # No classifier ran (button data, a forward, a bare attachment): no intent is recorded, not even out_of_scope.
+    classified = interpretation is not None and not (
+        interpretation.intent == "out_of_scope" and interpretation.backend.startswith(NOT_CLASSIFIED))
     if interpretation is not None:
         # What was understood stays with the message: agents and audits see why the bot answered as it did.
         meta["nlu"] = {"backend": interpretation.backend,
@@ -176,13 +253,23 @@ def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
         meta["deep_link"] = message.deep_link
     if message.shared_phone:
         meta["shared_phone"] = message.shared_phone
+    if message.location is not None:
+        meta["location"] = {"latitude": message.location.latitude, "longitude": message.location.longitude,
+                            "name": message.location.name, "address": message.location.address}
+    if message.contact is not None:
+        meta["contact"] = {"name": message.contact.name, "phone": message.contact.phone, "own": message.contact.own}
+    if message.forwarded_from is not None:
+        meta["forwarded_from"] = message.forwarded_from
+    if message.unsupported is not None:
+        meta["unsupported"] = message.unsupported
     return Message(
         conversation_id=conversation_id, customer_id=customer_id, channel=message.channel,
         direction="in", sender="customer", text=message.text, buttons=[],
-        media=[{"url": m.url, "content_type": m.content_type} for m in message.media],
-        button_payload=message.button_payload,
-        intent=interpretation.intent if interpretation else None,
-        confidence=interpretation.confidence if interpretation else None,
+        media=[{"url": m.url, "content_type": m.content_type, "kind": m.kind, "file_name": m.file_name}
+               for m in message.media],
+        button_payload=payload,
+        intent=interpretation.intent if interpretation and classified else None,
+        confidence=interpretation.confidence if interpretation and classified else None,
         language=interpretation.language if interpretation else None,
         provider_message_id=message.provider_message_id, delivery_status="received", meta=meta,
         created_at=now,
@@ -192,7 +279,7 @@ def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
 def numbered_choice(session: Session, conversation_id: int, text: str) -> str | None:
     """"2" answers the second option of the last message that offered options (SMS, WhatsApp)."""
     stripped = text.strip().rstrip(".")
-    if not stripped.isdigit():
+    if not (stripped.isascii() and stripped.isdigit() and len(stripped) <= 3):  # "²" is a digit to isdigit()
         return None
     last = session.execute(
         select(Message).where(Message.conversation_id == conversation_id, Message.direction == "out")

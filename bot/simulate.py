@@ -15,14 +15,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.config import Settings
+from bot.config import Settings, TelegramConfig, TwilioChannelConfig
 from store import create_database
 from store.models import Conversation, Message, OutboxItem, Ticket
 
@@ -71,6 +71,27 @@ def twilio_message(settings: Settings, channel: str, text: str, phone: str, name
     signature = RequestValidator(section.auth_token.get_secret_value()).compute_signature(public + path, params)
     return Signed(path, urlencode(params).encode(), {
         "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature})
+
+
+def default_sapa_url(settings: Settings) -> str:
+    """Where `sapa serve` with these settings answers on this machine (server.host and server.port). Never the
+    public URL: a simulation is local, and must not reach a production server by default."""
+    host = settings.server.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
+    return f"http://{host}:{settings.server.port}"
+
+
+def default_fake_url(settings: Settings, channel: str) -> str:
+    """The fake providers the config sends this channel's API calls to (scheme, host and port of api_base_url)."""
+    sections: dict[str, TelegramConfig | TwilioChannelConfig] = {
+        "telegram": settings.channels.telegram, "sms": settings.channels.sms, "whatsapp": settings.channels.whatsapp}
+    section = sections.get(channel)
+    base = section.api_base_url if section is not None else None
+    if base:
+        parts = urlsplit(base)
+        if parts.scheme and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}"
+    return "http://127.0.0.1:8099"
 
 
 def simulate(settings: Settings, channel: str, text: str, *, sender: str, name: str, sapa_url: str,

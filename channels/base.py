@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.messages import DeliveryUpdate, InboundMessage, OutboundMessage
+from bot.messages import DeliveryUpdate, InboundMessage, OutboundMessage, ReachabilityUpdate
+
+# What a webhook may turn into: a customer's message, a status report, or an address's reachability.
+ProviderEvent = InboundMessage | DeliveryUpdate | ReachabilityUpdate
 
 
 @dataclass(frozen=True)
@@ -88,12 +91,16 @@ class Undeliverable(Exception):
 
     `address_dead` says the address itself is unreachable (blocked bot, invalid number,
     unsubscribed), which is recorded on the customer's channel identity; a missing template is not.
+    `unsubscribed` says the person told the provider to stop (Twilio 21610): marketing consent is
+    withdrawn with the provider's words as evidence. Status callbacks carry the same two verdicts
+    (`DeliveryUpdate.address_dead/unsubscribed`), and both paths go through one store function.
     """
 
-    def __init__(self, reason: str, *, address_dead: bool = True) -> None:
+    def __init__(self, reason: str, *, address_dead: bool = True, unsubscribed: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.address_dead = address_dead
+        self.address_dead = address_dead or unsubscribed
+        self.unsubscribed = unsubscribed
 
 
 class Sender(Protocol):
@@ -116,7 +123,7 @@ class Sender(Protocol):
 
 
 class CustomerChannel(Sender, Protocol):
-    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         """Verify the provider's signature first (Forbidden), then normalise (BadPayload)."""
         ...
 

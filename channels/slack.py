@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import time
+from base64 import b64encode
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
+import requests
 from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.error import BoltUnhandledRequestError
@@ -33,8 +36,10 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from bot.messages import InboundMessage, OutboundMessage
 from channels.base import BadPayload, Forbidden, RateKey, RetryLater, Undeliverable, WebhookRequest
 
+log = logging.getLogger(__name__)
+
 REPLAY_WINDOW_S = 300  # Slack's documented limit, also what SignatureVerifier enforces
-ACTIONS = ("claim", "resolve", "escalate", "back_to_bot")
+ACTIONS = ("claim", "resolve", "escalate", "back_to_bot", "takeover")
 _EVENTS = "sapa_events"  # the BoltContext key of the per-request list listeners append to
 RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
 # Errors a retry cannot fix: a wrong channel or token, or a message Slack will never accept.
@@ -42,8 +47,14 @@ PERMANENT_ERRORS = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
     "token_revoked", "msg_too_long", "invalid_blocks", "invalid_blocks_format", "no_text", "token_expired",
     "missing_scope", "not_allowed_token_type", "restricted_action", "message_not_found", "cant_update_message",
-    "edit_window_closed",
+    "edit_window_closed", "user_not_in_channel", "user_not_found",
 })
+FILE_PREFIX = "slack:"  # an agent's file in a message row: slack:<url_private_download> or slack:file/<file id>
+FETCH_LIMIT = 50 * 1024 * 1024  # the most any channel takes (Telegram uploads); more is refused, not buffered
+FETCH_TIMEOUT_S = 30.0
+# files.info answers no retry can fix: the file is gone, or the app may not read files.
+FILE_GONE = frozenset({"file_not_found", "file_deleted", "missing_scope", "not_allowed_token_type",
+                       "invalid_auth", "not_authed", "token_revoked", "account_inactive"})
 # Block Kit limits (characters).
 HEADER_TEXT, SECTION_TEXT, FIELD_TEXT, BUTTON_TEXT = 150, 3000, 2000, 75
 MESSAGE_PREVIEW = 300
@@ -62,6 +73,23 @@ class UrlVerification:
 
 
 @dataclass(frozen=True)
+class SharedFile:
+    """A file an agent shared in a card's thread (one of a message event's `files`)."""
+
+    id: str
+    name: str
+    mimetype: str | None
+    size: int | None  # bytes, as Slack reports them
+    url: str | None  # url_private_download (else url_private): needs the bot token; None when Slack left it out
+    mode: str | None  # hosted, snippet, post, external, tombstone (deleted), hidden_by_limit, file_access
+    external: bool = False  # a link to Google Drive, Dropbox...: Slack does not hold the bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "mimetype": self.mimetype, "size": self.size, "url": self.url,
+                "mode": self.mode, "external": self.external}
+
+
+@dataclass(frozen=True)
 class AgentReply:
     """A person's message in a card's thread: meant for the customer of that conversation."""
 
@@ -71,6 +99,7 @@ class AgentReply:
     thread_ts: str  # the card's ts: it names the conversation
     ts: str
     text: str  # Slack's markup already turned into plain text
+    files: tuple[SharedFile, ...] = ()  # files shared with the message (subtype file_share, or files on a reply)
 
 
 @dataclass(frozen=True)
@@ -118,6 +147,7 @@ class SlackDesk:
         # slack_sdk joins method names with urljoin: without the trailing slash ".../api" loses "api".
         base_url = api_base_url.rstrip("/") + "/" if api_base_url else WebClient.BASE_URL
         self.client = WebClient(base_url=base_url)
+        self._api_netloc = urlsplit(base_url).netloc  # the fake in tests: its file URLs get the token too
         self.app = App(
             name="sapa-slack-desk",  # without a name bolt calls inspect.stack(), which is slow
             client=self.client,
@@ -179,6 +209,8 @@ class SlackDesk:
             raise BadPayload(f"not a Slack payload bolt can read: {exc!r}", 400) from None
         with contextlib.suppress(BoltUnhandledRequestError):  # app_mention, other buttons: not for the desk
             self.app.dispatch(bolt_request)  # a listener's BadPayload comes back out through _reraise
+        if not events:  # answered 200 all the same, or Slack would retry it
+            log.info("Slack %s ignored: nothing for the desk", _kind(payload))
         return events
 
     def retry_num(self, request: WebhookRequest) -> int:
@@ -200,6 +232,14 @@ class SlackDesk:
         blocks = render_card(card) if card is not None else None
         text = message.text or (card_text(card) if card is not None else "")
         try:
+            if user := options.get("ephemeral_user"):  # only that person sees it (a refused claim...)
+                if options.get("takeover_of") is not None:
+                    blocks = _takeover_blocks(text, str(options["takeover_of"]))
+                response = self.client.chat_postEphemeral(
+                    channel=message.recipient, user=str(user), text=text, blocks=blocks,
+                    thread_ts=options.get("thread_ts"),
+                )
+                return str(response.get("message_ts") or "")
             if update_ts := options.get("update_ts"):
                 # An empty list drops the old blocks: without it Slack keeps the card's buttons.
                 self.client.chat_update(channel=message.recipient, ts=update_ts, text=text, blocks=blocks or [])
@@ -217,6 +257,74 @@ class SlackDesk:
     def rate_keys(self, message: OutboundMessage) -> list[RateKey]:
         return [RateKey(f"slack:channel:{message.recipient}", 1.0)]  # chat.postMessage: ~1/s per channel
 
+    # -- files ---------------------------------------------------------------------------------
+
+    def fetch_media(self, reference: str) -> tuple[bytes, str]:
+        """The bytes and content type of an agent's file: `slack:<url_private_download>` or `slack:file/<id>`.
+
+        Slack serves private files to the bot token (scope files:read); the token only goes to Slack's hosts
+        (or the configured api_base_url). A file shared from another organisation comes without a URL, so
+        files.info is asked for it. Raises Undeliverable (gone, not allowed, too large) or RetryLater.
+        """
+        if not reference.startswith(FILE_PREFIX):
+            raise Undeliverable("not a Slack file reference", address_dead=False)
+        url = reference.removeprefix(FILE_PREFIX)
+        if url.startswith("file/"):
+            url = self._file_url(url.removeprefix("file/"))
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not ((parts.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com")))
+                or parts.netloc == self._api_netloc):
+            raise Undeliverable("not a Slack file URL: the bot token is not sent there", address_dead=False)
+        try:
+            response = requests.get(url, headers={"Authorization": f"Bearer {self.client.token}"}, stream=True,
+                                    timeout=FETCH_TIMEOUT_S)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RetryLater(f"Slack unreachable: {type(exc).__name__}") from exc
+        with response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise RetryLater(f"Slack answered {status} for the file")
+            if status in (401, 403, 404, 410):
+                raise Undeliverable(f"Slack refused the file download ({status}): it was deleted, or the app "
+                                    "lacks the files:read scope", address_dead=False)
+            if status != 200:
+                raise Undeliverable(f"Slack answered {status} for the file", address_dead=False)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type == "text/html" and not parts.path.lower().endswith((".html", ".htm")):
+                # Slack answers a download it will not serve with its sign-in page, and 200.
+                raise Undeliverable("Slack answered with its sign-in page instead of the file: the app needs the "
+                                    "files:read scope", address_dead=False)
+            data = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                data.extend(chunk)
+                if len(data) > FETCH_LIMIT:
+                    raise Undeliverable(f"the file is larger than {FETCH_LIMIT // (1024 * 1024)} MB",
+                                        address_dead=False)
+        return bytes(data), content_type or "application/octet-stream"
+
+    def fetch_data_url(self, reference: str, content_type: str | None = None) -> str:
+        """The file as a `data:` URL, for a channel that uploads bytes itself (Telegram)."""
+        data, fetched_type = self.fetch_media(reference)
+        kind = content_type or fetched_type or "application/octet-stream"
+        return f"data:{kind};base64,{b64encode(data).decode()}"
+
+    def _file_url(self, file_id: str) -> str:
+        try:
+            info = self.client.files_info(file=file_id)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error in FILE_GONE:
+                raise Undeliverable(f"Slack files.info: {error}", address_dead=False) from exc
+            raise _failure(exc) from exc
+        except (OSError, HTTPException) as exc:
+            raise RetryLater(f"slack unreachable: {exc}") from exc
+        shown = info.get("file") or {}
+        url = shown.get("url_private_download") or shown.get("url_private")
+        if not isinstance(url, str) or not url:
+            raise Undeliverable("Slack gives no download URL for this file", address_dead=False)
+        return url
+
 
 # -- bolt listeners (bolt passes arguments by name) ----------------------------------------------
 
@@ -225,14 +333,32 @@ def _on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContex
     # bolt hands over every subtype (edits, deletions, bot posts); only a person's reply inside a
     # thread is for a customer, also when "send to channel" was ticked (thread_broadcast).
     # Modern bot messages have bot_id and no subtype.
+    # A file shared in the thread is a message too: subtype file_share, or (newer clients) files on a
+    # plain reply.
     thread_ts, ts, user = event.get("thread_ts"), event.get("ts"), event.get("user")
-    from_person = event.get("subtype") in (None, "thread_broadcast") and not event.get("bot_id") and user
+    from_person = (event.get("subtype") in (None, "thread_broadcast", "file_share") and not event.get("bot_id")
+                   and user)
     if not from_person or not thread_ts or thread_ts == ts:
         return
+    files = event.get("files")
     context[_EVENTS].append(AgentReply(
         event_id=_field(body, "event_id"), slack_user=str(user), channel=_field(event, "channel"),
         thread_ts=str(thread_ts), ts=_field(event, "ts"), text=plain_text(str(event.get("text") or "")),
+        files=tuple(_shared_file(f) for f in files if isinstance(f, dict)) if isinstance(files, list) else (),
     ))
+
+
+def _shared_file(data: Mapping[str, Any]) -> SharedFile:
+    url = data.get("url_private_download") or data.get("url_private")
+    size = data.get("size")
+    name = data.get("name") or data.get("title") or "file"
+    mimetype = data.get("mimetype")
+    return SharedFile(
+        id=str(data.get("id") or ""), name=str(name), mimetype=str(mimetype) if mimetype else None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        url=url if isinstance(url, str) and url else None, mode=str(data["mode"]) if data.get("mode") else None,
+        external=bool(data.get("is_external")),
+    )
 
 
 def _on_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
@@ -258,6 +384,19 @@ def _on_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None
         slack_user=_field(command, "user_id"), channel=_field(command, "channel_id"),
         trigger_id=str(command.get("trigger_id", "")),
     ))
+
+
+def _kind(payload: Mapping[str, Any]) -> str:
+    """What a payload is, for the log: "event message/bot_message", "block_actions sapa_snooze"..."""
+    event = payload.get("event")
+    if isinstance(event, dict):
+        subtype = event.get("subtype")
+        return f"event {event.get('type')}" + (f"/{subtype}" if subtype else "") + (
+            " from a bot" if event.get("bot_id") else "")
+    actions = payload.get("actions")
+    names = ",".join(str(a.get("action_id")) for a in actions if isinstance(a, dict)) if isinstance(
+        actions, list) else ""
+    return " ".join(str(part) for part in (payload.get("type") or payload.get("command") or "payload", names) if part)
 
 
 def _reraise(error: Exception) -> None:
@@ -396,7 +535,10 @@ def render_card(card: Mapping[str, Any]) -> list[dict[str, Any]]:
             said = " ".join(str(item.get("text", "")).split())  # one line each: "> " quotes one line
             said = said if len(said) <= MESSAGE_PREVIEW else said[: MESSAGE_PREVIEW - 1] + "…"
             sender = str(item.get("sender", ""))
-            lines.append(f"> *{escape(SENDERS.get(sender, sender.capitalize()))}:* {escape(said)}")
+            line = f"> *{escape(SENDERS.get(sender, sender.capitalize()))}:* {escape(said)}"
+            # What came with it (files, a place, a contact): mrkdwn the desk built, customer words escaped there.
+            extras = [str(extra) for extra in item.get("extras") or []]
+            lines.append(" ".join([line, *extras]) if extras else line)
         blocks.append(_listing("*Last messages*", lines))
     if card.get("mention"):
         blocks.append({"type": "section", "text": _mrkdwn(f"cc {card['mention']}")})  # ours: meant to ping
@@ -411,6 +553,18 @@ def render_card(card: Mapping[str, Any]) -> list[dict[str, Any]]:
             buttons.append({**button, "style": style} if style else button)
         blocks.append({"type": "actions", "block_id": f"sapa_card_{conversation}", "elements": buttons})
     return blocks
+
+
+def _takeover_blocks(text: str, conversation: str) -> list[dict[str, Any]]:
+    """An ephemeral note with a Take over button (for supervisors whose claim met another holder)."""
+    button = {"type": "button", "action_id": "sapa_takeover", "text": _plain("Take over", BUTTON_TEXT),
+              "value": conversation, "style": "danger",
+              "confirm": {"title": _plain("Take over?", 100),
+                          "text": _mrkdwn("The agent holding it is told, and the customer hears that you took over.",
+                                          300),
+                          "confirm": _plain("Take over", 30), "deny": _plain("Cancel", 30)}}
+    return [{"type": "section", "text": _mrkdwn(text)},
+            {"type": "actions", "block_id": f"sapa_takeover_{conversation}", "elements": [button]}]
 
 
 def card_text(card: Mapping[str, Any]) -> str:

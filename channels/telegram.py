@@ -1,7 +1,11 @@
 """Telegram: Bot API webhooks in, python-telegram-bot (PTB) sends out.
 
 Telegram authenticates a webhook only by echoing the secret given to setWebhook in a header, so
-`parse` compares that header and then reads the body with PTB's own `Update` type. Sending goes
+`parse` compares that header and then reads the update's envelope (ids, chat, dates, sender) with
+PTB's own types, and what a message carries (files, places, contacts, forwarding) from the JSON
+itself: those fields differ most between Bot API versions, and PTB refuses a whole object for one
+field it expects. Any update Telegram may send is answered 2xx, as events or logged as ignored, so
+it is never redelivered forever; only a body that is no update at all is refused. Sending goes
 through one `telegram.Bot` (and so one httpx client) running on an event loop this adapter owns,
 because PTB is async and the outbox dispatcher that calls `send` is a plain thread.
 
@@ -27,34 +31,77 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
-from telegram.constants import ChatType
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MaybeInaccessibleMessage,
+    Message,
+    TelegramObject,
+    User,
+)
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, ChatMigrated, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.error import Forbidden as TelegramForbidden
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.messages import DeliveryUpdate, InboundMessage, Media, OutboundMessage
-from channels.base import BadPayload, Forbidden, RateKey, RetryLater, Undeliverable, WebhookRequest
+from bot.messages import (
+    InboundMessage,
+    Location,
+    Media,
+    MediaKind,
+    OutboundMessage,
+    ReachabilityUpdate,
+    SharedContact,
+)
+from channels.base import (
+    BadPayload,
+    Forbidden,
+    ProviderEvent,
+    RateKey,
+    RetryLater,
+    Undeliverable,
+    WebhookRequest,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = TypeVar("P", bound=TelegramObject)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_TEXT = 4096  # Bot API limit for sendMessage text
 MAX_CALLBACK_DATA = 64  # bytes, Bot API limit for InlineKeyboardButton.callback_data
 CALL_TIMEOUT_S = 30.0  # PTB's own connect/read/write timeouts (5 s each) normally end a call sooner
-ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
+# The update kinds parse reads, and so the ones set_webhook subscribes to.
+# Things a customer sends that Sapa cannot read, but that are the customer's own doing (unlike service
+# messages): stored and answered "we cannot handle this kind of message", never silently dropped.
+CUSTOMER_CONTENT = ("dice", "poll", "game", "story", "checklist", "paid_media", "giveaway")
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 LANGUAGES = ("id", "en")
 # "/start", "/start PAYLOAD" or "/start@our_bot PAYLOAD" (Telegram's deep-link form).
 START = re.compile(r"^/start(?:@\w+)?(?:\s+(?P<payload>.*))?$", re.DOTALL)
-# Media kinds we pass on: message attribute, placeholder text, content type when Telegram gives none.
-MEDIA_KINDS = (
-    ("document", "[document]", "application/octet-stream"),
-    ("voice", "[voice]", "audio/ogg"),
-    ("video", "[video]", "video/mp4"),
-    ("audio", "[audio]", "audio/mpeg"),
+# File attributes of a message: (attribute, media kind, content type when Telegram gives none). The
+# first present wins; animation before document, because Telegram sends a GIF as both for old clients.
+FILES: tuple[tuple[str, MediaKind, str], ...] = (
+    ("animation", "video", "video/mp4"),
+    ("video", "video", "video/mp4"),
+    ("video_note", "video", "video/mp4"),
+    ("voice", "voice", "audio/ogg"),
+    ("audio", "audio", "audio/mpeg"),
+    ("document", "document", "application/octet-stream"),
+    ("sticker", "sticker", "image/webp"),
 )
+# Required fields older Bot APIs (and the Bot API's own examples) leave out, filled before PTB sees them,
+# by the key that holds the object. A user without is_bot is a person: bots say so.
+_PERSON = {"is_bot": False}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "sticker": {"type": "regular", "is_animated": False, "is_video": False},
+    "callback_query": {"chat_instance": ""},
+    **dict.fromkeys(("from", "user", "sender_user", "forward_from", "new_chat_members", "left_chat_member"), _PERSON),
+}
+BUILD_ERRORS = (TypeError, KeyError, ValueError, AttributeError, OverflowError)
 
 
 class TelegramChannel:
@@ -87,7 +134,7 @@ class TelegramChannel:
 
     # -- inbound -------------------------------------------------------------------------------
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         given = request.headers.get(SECRET_HEADER, "")
         if not given or not hmac.compare_digest(given.encode(), self.webhook_secret.encode()):
             raise Forbidden("missing or wrong X-Telegram-Bot-Api-Secret-Token")
@@ -97,21 +144,50 @@ class TelegramChannel:
             raise BadPayload("body is not valid JSON", 400) from None
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             raise BadPayload("body is not a Telegram Update: a JSON object with an integer update_id", 400)
+        # An update carries exactly one kind next to its id; kinds we never subscribed to (or that a
+        # newer Bot API adds) are answered 200 and logged, or Telegram would redeliver them forever.
+        kind = next((key for key in data if key != "update_id"), "without content")
+        body = data.get(kind)
+        if kind not in ALLOWED_UPDATES:
+            return _ignored(kind, "not a kind Sapa reads")
+        if not isinstance(body, dict):
+            raise BadPayload(f"the update's {kind} is not an object", 400)
+        body = _filled(body, kind)
         try:
-            return self._normalise(Update.de_json(data, self.bot))  # pure: builds objects, no network
-        except (TypeError, KeyError, ValueError, AttributeError, OverflowError) as exc:
+            if kind == "my_chat_member":
+                return self._from_member_update(body, data["update_id"])
+            if kind == "callback_query":
+                return self._from_callback(self._build(CallbackQuery, body, required=("from",)))
+            message = self._build(Message, body, required=("chat",))
+            return self._from_message(message, body, kind=kind)
+        except BUILD_ERRORS as exc:
             # PTB builds objects without checking field types, so a wrong type may only surface while
             # we read the fields: either way the update is not one Telegram would send.
             raise BadPayload(f"body is not a valid Telegram Update: {exc!r}", 400) from None
 
-    def _normalise(self, update: Update) -> list[InboundMessage | DeliveryUpdate]:
-        if update.callback_query is not None:
-            return self._from_callback(update)
-        if update.edited_message is not None:
-            return self._from_message(update.edited_message, edited=True)
-        if update.message is not None:
-            return self._from_message(update.message, edited=False)
-        return []  # my_chat_member, poll, channel_post...: nothing a customer said
+    def _build(self, cls: type[P], raw: dict[str, Any], *, required: tuple[str, ...]) -> P:
+        """PTB's `cls` from `raw`, leaving out sub-objects PTB cannot build.
+
+        PTB refuses a whole object when one nested field of an older or newer Bot API is missing
+        (a photo without file_unique_id, an old sticker without type). We read attachments from the
+        raw dict anyway, so only the envelope (ids, chat, dates, sender) must build; without `required`
+        (or with wrong scalar types) the update is malformed and this raises.
+        """
+        try:
+            return cls.de_json(raw, self.bot)
+        except BUILD_ERRORS:
+            pass
+        core = {key: value for key, value in raw.items() if not isinstance(value, dict | list) or key in required}
+        cls.de_json(core, self.bot)  # raises for a malformed envelope
+        readable = {key: value for key, value in raw.items() if key not in core and _builds(cls, {**core, key: value})}
+        log.warning(
+            "telegram %s: read without %s, which PTB could not build",
+            cls.__name__, ", ".join(sorted(set(raw) - set(core) - set(readable))),
+        )
+        try:
+            return cls.de_json({**core, **readable}, self.bot)
+        except BUILD_ERRORS:
+            return cls.de_json(core, self.bot)
 
     def _chat_allowed(self, chat_type: str) -> bool:
         if chat_type == ChatType.PRIVATE:
@@ -119,36 +195,35 @@ class TelegramChannel:
         # Channels never: their posts have no customer behind them.
         return self.allow_groups and chat_type in (ChatType.GROUP, ChatType.SUPERGROUP)
 
-    def _from_message(self, message: Message, *, edited: bool) -> list[InboundMessage | DeliveryUpdate]:
+    def _from_message(self, message: Message, raw: dict[str, Any], *, kind: str) -> list[ProviderEvent]:
         chat = message.chat
+        if chat is None:
+            raise BadPayload("a message without a chat", 400)
         if not self._chat_allowed(chat.type):
-            return []
+            return _ignored(kind, f"{chat.type} chat")
         user = message.from_user
-        text = message.text or message.caption
-        media: tuple[Media, ...] = ()
-        shared_phone = None
-        if message.contact is not None:
-            text = "[contact]"
-            # Only a contact of oneself proves a phone: anyone can forward someone else's card.
-            if user is not None and message.contact.user_id == user.id:
-                shared_phone = _e164(message.contact.phone_number)
-        elif message.photo:
-            largest = max(message.photo, key=lambda size: (size.width * size.height, size.file_size or 0))
-            media = (Media(url=f"telegram:file/{largest.file_id}", content_type="image/jpeg"),)
-            text = text or "[photo]"
+        text = message.text or message.caption or ""
+        edited = kind == "edited_message"
+        if edited:
+            if not text:
+                return _ignored(kind, "an edit without text (a live location moving, a replaced file)")
+            # The attachment was there before the edit and was answered then: an edit only logs new words.
+            media: tuple[Media, ...] = ()
+            location = contact = None
+            unsupported = None
         else:
-            for attribute, placeholder, default_type in MEDIA_KINDS:
-                item = getattr(message, attribute)
-                if item is not None:
-                    content_type = getattr(item, "mime_type", None) or default_type
-                    media = (Media(url=f"telegram:file/{item.file_id}", content_type=content_type),)
-                    text = text or placeholder
-                    break
-        if not text:
-            return []  # stickers, locations, service messages: nothing we can answer
+            media = _media(raw)
+            location = _location(raw)
+            contact = _contact(raw, user.id if user is not None else None)
+            unsupported = next((key for key in CUSTOMER_CONTENT if key in raw), None)
+            if not (text or media or location or contact or unsupported):
+                known = {"message_id", "from", "chat", "date", "edit_date", "entities"}
+                return _ignored(kind, f"nothing Sapa reads ({', '.join(sorted(set(raw) - known)) or 'empty'})")
+        forwarded_from = _forwarded_from(raw)
 
         deep_link = button_payload = None
-        if start := START.match(text.strip()):
+        # A forwarded "/start" is someone else's command, not this customer's.
+        if forwarded_from is None and (start := START.match(text.strip())):
             text = "/start"
             deep_link = (start.group("payload") or "").strip() or None
             button_payload = "intent:greet"  # the core greets on this instead of interpreting "/start"
@@ -173,22 +248,29 @@ class TelegramChannel:
                 language_hint=_language(user),
                 media=media,
                 button_payload=button_payload,
-                shared_phone=shared_phone,
+                # Only a contact of oneself proves a phone: anyone can forward someone else's card.
+                shared_phone=_e164(contact.phone or "") if contact is not None and contact.own else None,
                 edit_of=edit_of,
                 deep_link=deep_link,
+                location=location,
+                unsupported=unsupported,
+                contact=contact,
+                forwarded_from=forwarded_from,
             )
         ]
 
-    def _from_callback(self, update: Update) -> list[InboundMessage | DeliveryUpdate]:
-        query = update.callback_query
-        assert query is not None
+    def _from_callback(self, query: CallbackQuery) -> list[ProviderEvent]:
         if not isinstance(query.data, str) or not query.data:
-            return []  # game callbacks carry no data
+            return _ignored("callback_query", "no data (a game's button)")
         # The message is missing for buttons under inline-mode messages: reply to the user then.
-        if query.message is not None:
-            if not self._chat_allowed(query.message.chat.type):
-                return []
-            sender = str(query.message.chat.id)
+        # An inaccessible (old) message still names its chat and id.
+        message = query.message
+        button_of = None
+        if message is not None:
+            if not self._chat_allowed(message.chat.type):
+                return _ignored("callback_query", f"{message.chat.type} chat")
+            sender = str(message.chat.id)
+            button_of = f"{message.chat.id}:{message.message_id}"  # the id send() returned for it
         else:
             sender = str(query.from_user.id)
         return [
@@ -196,13 +278,40 @@ class TelegramChannel:
                 channel=self.name,
                 sender=sender,
                 provider_message_id=f"cb:{query.id}",
-                text=query.data,
+                # What the customer pressed, for the log; the payload is what the core acts on.
+                text=_button_title(message, query.data) or query.data,
                 # A callback query has no timestamp of its own; the press is happening now.
                 received_at=datetime.now(UTC),
                 display_name=_display_name(query.from_user),
                 language_hint=_language(query.from_user),
                 button_payload=query.data,
                 ack_token=query.id,
+                button_of=button_of,
+            )
+        ]
+
+    def _from_member_update(self, raw: dict[str, Any], update_id: int) -> list[ProviderEvent]:
+        # Read from the dict: PTB's ChatMember types require every right of the current Bot API, and
+        # three fields are all this needs.
+        chat = _dict(raw.get("chat"))
+        chat_id = chat.get("id")
+        if chat.get("type") != ChatType.PRIVATE or not isinstance(chat_id, int):
+            return _ignored("my_chat_member", f"{chat.get('type')} chat")
+        old = _dict(raw.get("old_chat_member")).get("status")
+        new = _dict(raw.get("new_chat_member")).get("status")
+        if new == ChatMemberStatus.BANNED:  # "kicked": in a private chat, the user blocked the bot
+            reachable, reason = False, "blocked the bot"
+        elif new == ChatMemberStatus.MEMBER and old == ChatMemberStatus.BANNED:
+            reachable, reason = True, "unblocked the bot"
+        else:
+            return _ignored("my_chat_member", f"{old} -> {new}")
+        return [
+            ReachabilityUpdate(
+                channel=self.name,
+                address=str(chat_id),
+                reachable=reachable,
+                reason=reason,
+                provider_event_id=f"mcm:{update_id}",
             )
         ]
 
@@ -217,6 +326,8 @@ class TelegramChannel:
     # -- outbound ------------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> str:
+        if message.media:  # an agent's files: see send_media at the end of the class
+            return self.send_media(message)
         try:
             chat_id = int(message.recipient)
         except ValueError:
@@ -329,6 +440,128 @@ class TelegramChannel:
         thread.join(timeout=CALL_TIMEOUT_S)
         loop.close()
 
+    # -- files: what a customer sent (fetch_media), what an agent shared (send_media) ----------
+
+    FILE_PREFIX = "telegram:file/"  # how parse() refers to a customer's file (bot.messages.Media.url)
+    DOWNLOAD_LIMIT = 20 * 1024 * 1024  # Bot API: getFile serves files of up to 20 MB
+    UPLOAD_LIMIT = 50 * 1024 * 1024  # Bot API: bots upload files of up to 50 MB
+    PHOTO_LIMIT = 10 * 1024 * 1024  # sendPhoto takes up to 10 MB; larger images go as documents
+    MAX_CAPTION = 1024  # characters of a photo's or document's caption
+
+    def fetch_media(self, url: str) -> tuple[bytes, str]:
+        """The bytes and content type of a file a customer sent (`telegram:file/<file_id>`).
+
+        getFile, then a download from Telegram's file server through the same Bot (one httpx client).
+        Telegram lets bots download files of up to 20 MB: a larger one is refused with that reason.
+        Raises Undeliverable (refused, gone, too large) or RetryLater (Telegram unreachable or busy).
+        """
+        import mimetypes
+        from urllib.parse import urlsplit, urlunsplit
+
+        if not url.startswith(self.FILE_PREFIX) or len(url) == len(self.FILE_PREFIX):
+            raise Undeliverable("not a Telegram file reference", address_dead=False)
+        file_id = url.removeprefix(self.FILE_PREFIX)
+        limit_mb = self.DOWNLOAD_LIMIT // (1024 * 1024)
+
+        async def download() -> tuple[bytes, str]:
+            file = await self.bot.get_file(file_id)
+            if file.file_size and file.file_size > self.DOWNLOAD_LIMIT:
+                raise Undeliverable(f"the file is larger than the {limit_mb} MB Telegram lets bots download",
+                                    address_dead=False)
+            if not file.file_path:
+                raise Undeliverable("Telegram gave no file_path for this file", address_dead=False)
+            # PTB prefixes the path with its own base_file_url; the file server sits next to the Bot API we use
+            # (api_base_url: a local Bot API server or the fake), so the path is joined to that one instead.
+            relative = str(file.file_path).removeprefix(self.bot.base_file_url).lstrip("/")
+            parts = urlsplit(f"{self._file_base_url()}/{relative}")
+            address = urlunsplit(parts._replace(path=quote(parts.path)))  # as PTB's File does
+            return bytes(await self.bot.request.retrieve(address)), relative
+
+        try:
+            data, path = self._call(download())
+        except Undeliverable as exc:
+            if "too big" in exc.reason:  # Telegram's own words for a file over the limit
+                raise Undeliverable(f"the file is larger than the {limit_mb} MB Telegram lets bots download",
+                                    address_dead=False) from exc
+            raise
+        return data, mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+    def _file_base_url(self) -> str:
+        """Telegram's file server for this bot: https://api.telegram.org/file/bot<token> beside .../bot<token>."""
+        base, token = self.bot.base_url, self.bot.token
+        if base.endswith("/bot" + token):
+            return base[: -len(token) - 4] + "/file/bot" + token
+        return self.bot.base_file_url
+
+    def send_media(self, message: OutboundMessage) -> str:
+        """Files with the text (an agent's files from the desk); returns the first message's id.
+
+        Each file goes as a photo (a JPEG/PNG/WebP image up to 10 MB) or else as a document, the text as the
+        first file's caption when it fits (1024 characters), otherwise on its own first. A file comes as bytes
+        (a `data:` URL: the outbox fetched it from Slack, since Telegram takes uploads up to 50 MB) or as an
+        https URL Telegram fetches itself. As in send(), once something reached the customer a later failure
+        is logged, not raised, so a retry does not repeat what arrived.
+        """
+        from dataclasses import replace
+
+        try:
+            chat_id = int(message.recipient)
+        except ValueError:
+            raise Undeliverable(f"not a Telegram chat id: {message.recipient!r}") from None
+        files = [(item, self._file_input(item)) for item in message.media]  # refuse before sending anything
+        markup = _keyboard(message)
+        text = message.text.strip()
+        caption = text if text and len(text) <= self.MAX_CAPTION else None
+        first_id: str | None = None
+        if text and caption is None:
+            first_id = self.send(replace(message, media=(), buttons=()))
+        for index, (item, content) in enumerate(files):
+            options: dict[str, Any] = {
+                "chat_id": chat_id, "caption": caption if index == 0 else None,
+                "reply_markup": markup if index == len(files) - 1 else None,
+            }
+            if isinstance(content, bytes):
+                options["filename"] = item.file_name or "file"
+            as_photo = (item.content_type or "").lower() in ("image/jpeg", "image/png", "image/webp") and (
+                not isinstance(content, bytes) or len(content) <= self.PHOTO_LIMIT)
+            try:
+                call = (self.bot.send_photo(photo=content, **options) if as_photo
+                        else self.bot.send_document(document=content, **options))
+                sent = self._call(call)
+            except (RetryLater, Undeliverable) as exc:
+                if first_id is None:
+                    raise
+                log.error("telegram: file %d/%d to chat %s failed after %s was sent: %s",
+                          index + 1, len(files), chat_id, first_id, exc.reason)
+                break
+            if first_id is None:
+                first_id = f"{sent.chat.id}:{sent.message_id}"
+        if first_id is None:  # no files after all: just the text
+            return self.send(replace(message, media=()))
+        return first_id
+
+    def _file_input(self, item: Media) -> bytes | str:
+        """What PTB uploads for `item`: its bytes (from a data: URL), or an https URL Telegram downloads itself."""
+        import base64
+        import binascii
+        from urllib.parse import unquote_to_bytes
+
+        url = item.url
+        if url.startswith("https://"):
+            return url
+        if not url.startswith("data:") or "," not in url:
+            raise Undeliverable("Telegram can only send a file Sapa holds or one at a public https URL",
+                                address_dead=False)
+        header, _, payload = url.partition(",")
+        try:
+            data = base64.b64decode(payload, validate=True) if header.endswith(";base64") else unquote_to_bytes(payload)
+        except (binascii.Error, ValueError):
+            raise Undeliverable("the file's data: URL is damaged", address_dead=False) from None
+        if len(data) > self.UPLOAD_LIMIT:
+            raise Undeliverable(f"the file is larger than the {self.UPLOAD_LIMIT // (1024 * 1024)} MB Telegram "
+                                "accepts from bots", address_dead=False)
+        return data
+
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Cut `text` into parts of at most `limit` characters, at a paragraph, line or word if possible.
@@ -401,3 +634,139 @@ def _language(user: User | None) -> str | None:
         return None
     primary = user.language_code.split("-")[0].lower()  # "id-ID" -> "id"
     return primary if primary in LANGUAGES else None
+
+
+def _ignored(kind: str, why: str) -> list[ProviderEvent]:
+    # Answered 200 (an empty list), so Telegram does not redeliver it; the log says what was dropped.
+    log.info("telegram update %s ignored: %s", kind, why)
+    return []
+
+
+def _builds(cls: type[TelegramObject], raw: dict[str, Any]) -> bool:
+    try:
+        cls.de_json(raw, None)
+    except BUILD_ERRORS:
+        return False
+    return True
+
+
+def _filled(value: Any, key: str = "") -> Any:
+    """A copy of `value` (held under `key`) with the required fields older Bot APIs omit filled in, at any depth.
+
+    file_unique_id (Bot API 4.5) defaults to the file_id: both name the file, and only the id is used.
+    """
+    if isinstance(value, list):
+        return [_filled(item, key) for item in value]
+    if not isinstance(value, dict):
+        return value
+    filled = {name: _filled(item, name) for name, item in value.items()}
+    for name, default in DEFAULTS.get(key, {}).items():
+        filled.setdefault(name, default)
+    if isinstance(filled.get("file_id"), str):
+        filled.setdefault("file_unique_id", filled["file_id"])
+    return filled
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _media(raw: dict[str, Any]) -> tuple[Media, ...]:
+    """The file a message carries, read from the JSON: a wrong or missing field drops it, never the update."""
+    sizes = [size for size in raw.get("photo") or () if isinstance(size, dict) and _text(size.get("file_id"))]
+    if sizes:
+        largest = max(sizes, key=lambda size: (
+            (_number(size.get("width")) or 0) * (_number(size.get("height")) or 0), _number(size.get("file_size")) or 0,
+        ))
+        return (Media(url=f"telegram:file/{largest['file_id']}", content_type="image/jpeg", kind="image"),)
+    for attribute, kind, default_type in FILES:
+        item = _dict(raw.get(attribute))
+        file_id = _text(item.get("file_id"))
+        if file_id is None:
+            continue
+        content_type = _text(item.get("mime_type")) or default_type
+        if attribute == "sticker":
+            content_type = (
+                "application/x-tgsticker" if item.get("is_animated") is True
+                else "video/webm" if item.get("is_video") is True
+                else "image/webp"
+            )
+        return (Media(url=f"telegram:file/{file_id}", content_type=content_type, kind=kind,
+                      file_name=_text(item.get("file_name"))),)
+    return ()
+
+
+def _location(raw: dict[str, Any]) -> Location | None:
+    # A venue carries its own location, and Telegram repeats it as the message's `location`.
+    venue = _dict(raw.get("venue"))
+    point = _dict(venue.get("location")) or _dict(raw.get("location"))
+    latitude, longitude = _number(point.get("latitude")), _number(point.get("longitude"))
+    if latitude is None or longitude is None:
+        return None
+    return Location(latitude, longitude, name=_text(venue.get("title")), address=_text(venue.get("address")))
+
+
+def _contact(raw: dict[str, Any], sender_id: int | None) -> SharedContact | None:
+    card = _dict(raw.get("contact"))
+    phone = _text(card.get("phone_number"))
+    name = " ".join(part for part in (_text(card.get("first_name")), _text(card.get("last_name"))) if part)
+    if not (phone or name):
+        return None
+    user_id = card.get("user_id")
+    own = isinstance(user_id, int) and user_id == sender_id
+    return SharedContact(name=name or phone or "", phone=phone, own=own)
+
+
+def _forwarded_from(raw: dict[str, Any]) -> str | None:
+    """Whom a forwarded message came from: a name, "" when not given, None when not forwarded.
+
+    Bot API 7.0 replaced forward_from, forward_sender_name, forward_from_chat and forward_date with
+    forward_origin (types user, hidden_user, chat, channel); older senders still send the first set.
+    """
+    origin = _dict(raw.get("forward_origin"))
+    if origin:
+        kind = origin.get("type")
+        if kind == "user":
+            return _person(origin.get("sender_user"))
+        if kind == "hidden_user":
+            return _text(origin.get("sender_user_name")) or ""
+        if kind in ("chat", "channel"):
+            return _chat_name(origin.get("sender_chat" if kind == "chat" else "chat"))
+        return ""  # a type a newer Bot API adds: still forwarded
+    if "forward_from" in raw:
+        return _person(raw.get("forward_from"))
+    if "forward_sender_name" in raw:
+        return _text(raw.get("forward_sender_name")) or ""
+    if "forward_from_chat" in raw:
+        return _chat_name(raw.get("forward_from_chat"))
+    if "forward_date" in raw:
+        return ""
+    return None
+
+
+def _person(value: Any) -> str:
+    user = _dict(value)
+    return " ".join(part for part in (_text(user.get("first_name")), _text(user.get("last_name"))) if part)
+
+
+def _chat_name(value: Any) -> str:
+    chat = _dict(value)
+    return _text(chat.get("title")) or _person(chat) or _text(chat.get("username")) or ""
+
+
+def _button_title(message: MaybeInaccessibleMessage | None, data: str) -> str | None:
+    """The title of the pressed button, when the callback's message still shows its keyboard."""
+    markup = getattr(message, "reply_markup", None)
+    for row in getattr(markup, "inline_keyboard", ()):
+        for button in row:
+            if button.callback_data == data and button.text:
+                return str(button.text)
+    return None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -19,11 +21,12 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 
-from bot.messages import DeliveryStatus, DeliveryUpdate, InboundMessage, Media, OutboundMessage
+from bot.messages import DeliveryStatus, DeliveryUpdate, InboundMessage, Location, Media, MediaKind, OutboundMessage
 from channels.base import (
     BadPayload,
     Forbidden,
     FormParams,
+    ProviderEvent,
     RateKey,
     RetryLater,
     Undeliverable,
@@ -38,6 +41,7 @@ MAX_BODY = 1600  # Twilio rejects longer bodies (error 21617), on SMS and WhatsA
 HTTP_TIMEOUT_S = 15.0  # the SDK's default is no timeout at all: a hung socket would stall the outbox
 CLOCK_SKEW = timedelta(minutes=2)  # between our clock and Twilio's, when asking what it accepted since a moment
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+MAX_MEDIA = 10  # Twilio's limit per message; a larger NumMedia is not trusted to bound a loop
 
 STATUSES: dict[str, DeliveryStatus] = {
     "accepted": "queued",
@@ -52,19 +56,31 @@ STATUSES: dict[str, DeliveryStatus] = {
     "canceled": "failed",
 }
 
-# What an agent reading a failed delivery needs to know without looking the code up.
-ERROR_MEANINGS: dict[str, str] = {
-    "63016": "outside the WhatsApp 24-hour window: use an approved template",
-    "63018": "rate limit exceeded for the channel",
-    "21610": "recipient unsubscribed (replied STOP)",
-    "30003": "unreachable destination handset",
-    "30005": "unknown destination handset",
-    "30006": "landline or unreachable carrier",
-    "30007": "filtered by the carrier",
-}
 
-# REST error codes that no retry can fix.
-PERMANENT_CODES = {21211, 21614, 21610, 21408, 63016, 21606}
+@dataclass(frozen=True)
+class ErrorVerdict:
+    """What a Twilio error code says, the same whether a send is refused or a status callback reports it."""
+
+    meaning: str  # what an agent reading a failed delivery needs to know without looking the code up
+    address_dead: bool = False  # the number itself cannot receive: recorded on the customer's channel identity
+    unsubscribed: bool = False  # the person replied STOP at the carrier: marketing consent is withdrawn
+
+
+# Codes no retry can fix. Only an unreachable or unsubscribed number condemns the address: a closed
+# WhatsApp window, a carrier's filter or our account's settings say nothing about the customer.
+ERRORS: dict[int, ErrorVerdict] = {
+    21610: ErrorVerdict("recipient unsubscribed (replied STOP)", address_dead=True, unsubscribed=True),
+    21211: ErrorVerdict("not a valid phone number", address_dead=True),
+    21614: ErrorVerdict("not a mobile number", address_dead=True),
+    30003: ErrorVerdict("unreachable destination handset", address_dead=True),
+    30005: ErrorVerdict("unknown destination handset", address_dead=True),
+    30006: ErrorVerdict("landline or unreachable carrier", address_dead=True),
+    30007: ErrorVerdict("filtered by the carrier"),
+    63016: ErrorVerdict("outside the WhatsApp 24-hour window: use an approved template"),
+    63018: ErrorVerdict("rate limit exceeded for the channel"),
+    21408: ErrorVerdict("sending to this region is not enabled on the Twilio account"),
+    21606: ErrorVerdict("the sending number cannot send to this destination"),
+}
 
 # GSM 03.38: the basic set costs one septet, the extension set two (escape + character).
 GSM_BASIC = set(
@@ -116,6 +132,53 @@ def split_text(text: str, limit: int = MAX_BODY) -> list[str]:
     return parts
 
 
+def _sid(request: WebhookRequest) -> str:
+    # MessageSid since 2010; older integrations and some proxies still pass only the legacy names (same value).
+    return request.form_value("MessageSid") or request.form_value("SmsMessageSid") or request.form_value("SmsSid")
+
+
+def _is_whatsapp(request: WebhookRequest) -> bool | None:
+    """Whether an inbound payload is WhatsApp (True) or SMS (False); None when nothing says.
+
+    WhatsApp addresses carry the "whatsapp:" prefix, but not every sender's does (a proxy or an older
+    integration may strip it), so our own number (To) and WhatsApp-only fields count as well. Only an
+    unprefixed To, one of our SMS numbers, says SMS.
+    """
+    sender, to = request.form_value("From"), request.form_value("To")
+    if sender.startswith(WHATSAPP_PREFIX) or to.startswith(WHATSAPP_PREFIX):
+        return True
+    if request.form_value("WaId") or request.form_value("ProfileName"):
+        return True
+    return False if to else None
+
+
+def _media_kind(content_type: str, *, whatsapp: bool) -> MediaKind:
+    main = content_type.split("/")[0]
+    if main == "image":
+        return "image"
+    if main == "video":
+        return "video"
+    if main == "audio":
+        # WhatsApp's voice notes are Opus in Ogg; a shared audio file keeps its own type.
+        return "voice" if whatsapp and content_type.startswith("audio/ogg") else "audio"
+    # Documents, and contact cards (text/vcard, text/x-vcard): their content needs a download to read.
+    return "document"
+
+
+def _location(request: WebhookRequest) -> Location | None:
+    latitude, longitude = request.form_value("Latitude"), request.form_value("Longitude")
+    if not (latitude and longitude):
+        return None
+    try:
+        point = float(latitude), float(longitude)
+    except ValueError:
+        point = (math.nan, math.nan)
+    if not all(math.isfinite(value) for value in point):
+        logger.info("twilio location %r, %r is not a pair of numbers: ignored", latitude, longitude)
+        return None
+    return Location(*point, name=request.form_value("Label") or None, address=request.form_value("Address") or None)
+
+
 def _reason(exc: TwilioRestException | TwilioServiceException) -> str:
     if isinstance(exc, TwilioServiceException):
         return exc.detail or exc.title
@@ -161,12 +224,20 @@ class TwilioChannel:
 
     # --- inbound -------------------------------------------------------------------------------
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         self._verify(request)
         if request.form_value("MessageStatus"):
             update = self._delivery_update(request)
             return [update] if update is not None else []
-        return [self._inbound(request)]
+        message = self._inbound(request)
+        if not (message.text or message.has_attachment or message.button_payload):
+            # e.g. a WhatsApp message type Twilio passes on without content: 200, so it is not retried.
+            logger.info(
+                "twilio %s message %s ignored: no body, media or location (MessageType %r)",
+                self.name, message.provider_message_id, request.form_value("MessageType"),
+            )
+            return []
+        return [message]
 
     def signed_url(self, request: WebhookRequest) -> str:
         """The URL Twilio called, which is what it signed; behind a proxy it differs from ours."""
@@ -190,7 +261,7 @@ class TwilioChannel:
             raise Forbidden("X-Twilio-Signature does not match this request")
 
     def _delivery_update(self, request: WebhookRequest) -> DeliveryUpdate | None:
-        sid = request.form_value("MessageSid")
+        sid = _sid(request)
         if not sid:
             raise BadPayload("status callback without MessageSid")
         raw = request.form_value("MessageStatus").lower()
@@ -200,63 +271,80 @@ class TwilioChannel:
             logger.info("twilio status %r for %s ignored", raw, sid)
             return None
         code = request.form_value("ErrorCode")
-        error = None
+        error, verdict = None, None
         if code and code != "0":
-            meaning = ERROR_MEANINGS.get(code) or request.form_value("ErrorMessage")
+            verdict = ERRORS.get(int(code)) if code.isdigit() else None
+            meaning = verdict.meaning if verdict else request.form_value("ErrorMessage")
             error = f"{code}: {meaning}" if meaning else code
+        # Only a final failure speaks about the address; a code on any other status is a warning.
+        final = verdict if status == "failed" else None
         return DeliveryUpdate(
-            channel=self._channel_of(request), provider_message_id=sid, status=status, error=error
+            channel=self._channel_of(request),
+            provider_message_id=sid,
+            status=status,
+            error=error,
+            address_dead=final is not None and final.address_dead,
+            unsubscribed=final is not None and final.unsubscribed,
         )
 
     def _channel_of(self, request: WebhookRequest) -> str:
         # Both adapters share one status callback URL, so the addresses tell which channel sent it.
         addresses = [request.form_value("To"), request.form_value("From")]
-        if any(a.startswith(WHATSAPP_PREFIX) for a in addresses):
+        if any(a.startswith(WHATSAPP_PREFIX) for a in addresses) or request.form_value("ChannelPrefix") == "whatsapp":
             return "whatsapp"
         return "sms" if any(addresses) else self.name
 
     def _inbound(self, request: WebhookRequest) -> InboundMessage:
-        sid = request.form_value("MessageSid")
+        sid = _sid(request)
         sender = request.form_value("From")
         if not sid or not sender:
             raise BadPayload("inbound message without MessageSid or From")
-        is_whatsapp = sender.startswith(WHATSAPP_PREFIX)
-        if is_whatsapp != (self.name == "whatsapp"):
-            other = "whatsapp" if is_whatsapp else "sms"
+        whatsapp = _is_whatsapp(request)
+        if whatsapp is not None and whatsapp != (self.name == "whatsapp"):
+            other = "whatsapp" if whatsapp else "sms"
             raise BadPayload(f"a {other} message arrived on the {self.name} webhook; check the Twilio number's URL")
         sender = sender.removeprefix(WHATSAPP_PREFIX)
-        media = self._media(request)
         payload = request.form_value("ButtonPayload") or None
         body = request.form_value("Body")
-        text = (request.form_value("ButtonText") or body) if payload else body
+        forwarded = any(request.form_value(flag).lower() == "true" for flag in ("Forwarded", "FrequentlyForwarded"))
         return InboundMessage(
             channel=self.name,
             sender=sender,
             provider_message_id=sid,
-            text=text or ("[media]" if media else ""),
+            text=(request.form_value("ButtonText") or body) if payload else body,
             received_at=datetime.now(UTC),
             display_name=request.form_value("ProfileName") or None,
-            media=media,
+            media=self._media(request),
             button_payload=payload,
             phone=sender if E164.match(sender) else None,
+            location=_location(request),
+            forwarded_from="" if forwarded else None,  # WhatsApp says only that it was forwarded, not by whom
+            # A quick reply names the message that carried the button: ours, sent with this sid.
+            button_of=(request.form_value("OriginalRepliedMessageSid") or None) if payload else None,
         )
 
-    @staticmethod
-    def _media(request: WebhookRequest) -> tuple[Media, ...]:
+    def _media(self, request: WebhookRequest) -> tuple[Media, ...]:
         try:
             count = int(request.form_value("NumMedia", "0") or "0")
         except ValueError:
             raise BadPayload("NumMedia is not a number") from None
+        if count > MAX_MEDIA:
+            logger.info("twilio %s: NumMedia %d, reading the first %d", self.name, count, MAX_MEDIA)
+        sticker = request.form_value("MessageType") == "sticker"
         media = []
-        for i in range(count):
+        for i in range(min(count, MAX_MEDIA)):
             url = request.form_value(f"MediaUrl{i}")
             if url:
-                media.append(Media(url=url, content_type=request.form_value(f"MediaContentType{i}") or None))
+                content_type = request.form_value(f"MediaContentType{i}").lower() or None
+                kind = "sticker" if sticker else _media_kind(content_type or "", whatsapp=self.name == "whatsapp")
+                media.append(Media(url=url, content_type=content_type, kind=kind))
         return tuple(media)
 
     # --- outbound ------------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> str:
+        if message.media:  # an agent's files: see send_media at the end of the class
+            return self.send_media(message)
         to = self._address(message.recipient)
         sender: dict[str, str] = (
             {"from_": self._address(self.from_number)}
@@ -307,9 +395,13 @@ class TwilioChannel:
             # the outbox's attempts) so fixing TWILIO_AUTH_TOKEN delivers the queue instead of losing it.
             logger.error("Twilio rejected the account credentials (%s): check TWILIO_ACCOUNT_SID/AUTH_TOKEN", code)
             return RetryLater(f"Twilio 401 ({code}): credentials rejected")
-        if code in PERMANENT_CODES:
-            return Undeliverable(f"{code}: {reason}")
-        return Undeliverable(f"Twilio {status} ({code}): {reason}")
+        verdict = ERRORS.get(code) if isinstance(code, int) else None
+        if verdict is not None:
+            return Undeliverable(
+                f"{code}: {reason}", address_dead=verdict.address_dead, unsubscribed=verdict.unsubscribed
+            )
+        # An error we do not know proves nothing about the number: the message fails, the address stays.
+        return Undeliverable(f"Twilio {status} ({code}): {reason}", address_dead=False)
 
     def _address(self, number: str) -> str:
         if self.name == "whatsapp" and not number.startswith(WHATSAPP_PREFIX):
@@ -396,3 +488,95 @@ class TwilioChannel:
     def acknowledge(self, message: InboundMessage) -> None:
         return None  # Twilio needs only the webhook's 200
 
+    # --- files: what a customer sent (fetch_media), what an agent shared (send_media) -----------
+
+    FETCH_LIMIT = 32 * 1024 * 1024  # more than Twilio keeps for one MMS (5 MB) or WhatsApp media (16 MB)
+
+    def fetch_media(self, url: str) -> tuple[bytes, str]:
+        """The bytes and content type of media a customer sent (its MediaUrl).
+
+        Twilio's media URLs need the account's credentials (HTTP Basic) and answer with a redirect to the
+        bytes; requests follows it and drops the credentials when the host changes. The credentials only go
+        to Twilio (or to the configured api_base_url, a fake in tests). Raises Undeliverable (not Twilio's,
+        deleted, too large, credentials refused) or RetryLater (Twilio unreachable or failing).
+        """
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        own = urlsplit(self.client.api.base_url)
+        trusted = (parts.scheme == "https" and (host == "twilio.com" or host.endswith(".twilio.com"))) or (
+            parts.scheme == own.scheme and parts.netloc == own.netloc)
+        if not trusted:
+            raise Undeliverable("not a Twilio media URL: the account's credentials are not sent there",
+                                address_dead=False)
+        try:
+            response = requests.get(url, auth=(self.client.username, self.client.password), stream=True,
+                                    timeout=HTTP_TIMEOUT_S)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from exc
+        with response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise RetryLater(f"Twilio answered {status} for the media")
+            if status in (401, 403):
+                raise Undeliverable(f"Twilio refused the account's credentials for the media ({status}): check "
+                                    "TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN", address_dead=False)
+            if status == 404:
+                raise Undeliverable("Twilio no longer has this media (deleted, or it expired)", address_dead=False)
+            if status != 200:
+                raise Undeliverable(f"Twilio answered {status} for the media", address_dead=False)
+            data = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                data.extend(chunk)
+                if len(data) > self.FETCH_LIMIT:
+                    raise Undeliverable(f"the media is larger than {self.FETCH_LIMIT // (1024 * 1024)} MB",
+                                        address_dead=False)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return bytes(data), content_type or "application/octet-stream"
+
+    def send_media(self, message: OutboundMessage) -> str:
+        """Files with the text (an agent's files): MMS carries up to 10 MediaUrls in one message, WhatsApp one
+        file per message with the text as the first one's caption. Twilio downloads each file itself, so every
+        URL must be public https (a signed Sapa link); WhatsApp files go only inside the 24-hour window, since an
+        approved template cannot carry them. Returns the first message's sid.
+        """
+        from dataclasses import replace
+        from typing import Any
+
+        urls = [item.url for item in message.media]
+        if any(not url.startswith("https://") for url in urls):
+            raise Undeliverable("Twilio fetches files itself: each needs a public https URL", address_dead=False)
+        if self.name == "whatsapp" and message.window_open is False:
+            raise Undeliverable("WhatsApp 24-hour window closed: files can only be sent while it is open",
+                                address_dead=False)
+        to = self._address(message.recipient)
+        sender: dict[str, Any] = (
+            {"from_": self._address(self.from_number)}
+            if self.from_number
+            else {"messaging_service_sid": self.messaging_service_sid or ""}
+        )
+        if self.public_base_url:
+            sender["status_callback"] = self.public_base_url + STATUS_CALLBACK_PATH
+        text = message.text.strip()
+        first: str | None = None
+        if len(text) > MAX_BODY:  # too long for a caption: the text goes first, in parts, then the files
+            first, text = self.send(replace(message, media=())), ""
+        groups = [urls[i:i + 10] for i in range(0, len(urls), 10)] if self.name == "sms" else [[u] for u in urls]
+        for index, group in enumerate(groups):
+            params: dict[str, Any] = {"to": to, "media_url": group, **sender}
+            if text and index == 0:
+                params["body"] = text
+            try:
+                try:
+                    sid = self.client.messages.create(**params).sid or ""
+                except (TwilioRestException, TwilioServiceException) as exc:
+                    raise self._mapped(exc) from exc
+                except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                    raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from exc
+            except (RetryLater, Undeliverable) as exc:
+                if first is None:
+                    raise
+                logger.warning("twilio %s: file message %d/%d to ...%s not sent: %s", self.name, index + 1,
+                               len(groups), to[-3:], exc)
+                break
+            first = first or sid
+        return first or ""

@@ -11,11 +11,14 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bot.messages import DeliveryUpdate, InboundMessage, OutboundMessage
-from channels.base import BadPayload, RateKey, WebhookRequest
+from bot.messages import InboundMessage, OutboundMessage
+from channels.base import BadPayload, ProviderEvent, RateKey, WebhookRequest
 
 SESSION_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+# The page's language as a short code ("id", "en"); whether Sapa speaks it is the API's call (config languages).
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+MAX_MESSAGE_ID = 2**63 - 1  # messages.id is a BIGINT at most
 
 
 class WebchatChannel:
@@ -25,7 +28,7 @@ class WebchatChannel:
     def __init__(self, max_text_length: int = 2000) -> None:
         self.max_text_length = max_text_length
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage | DeliveryUpdate]:
+    def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         try:
             data = json.loads(request.body or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -36,12 +39,23 @@ class WebchatChannel:
         client_id = data.get("client_message_id")
         text = data.get("text")
         payload = data.get("payload")
+        language = data.get("language")
+        button_of = data.get("button_of")
         if not isinstance(session_id, str) or not SESSION_TOKEN.match(session_id):
             raise BadPayload("session_id is missing or malformed; create one with POST /api/webchat/sessions")
         if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
             raise BadPayload("client_message_id must be a string of 1-80 letters, digits or -_.:")
         if payload is not None and (not isinstance(payload, str) or not 0 < len(payload) <= 200):
             raise BadPayload("payload must be a string of 1-200 characters")
+        if language is not None and (not isinstance(language, str) or not LANGUAGE.match(language)):
+            raise BadPayload("language must be a language code such as \"id\" or \"en\"")
+        if button_of is not None:
+            # The id of the message bubble the pressed button belongs to (the `id` the messages API returns):
+            # the core refuses a button of an older, already-answered question. bool is an int in Python.
+            if isinstance(button_of, bool) or not isinstance(button_of, int) or not 0 < button_of <= MAX_MESSAGE_ID:
+                raise BadPayload("button_of must be the positive integer id of the message the button belongs to")
+            if payload is None:
+                raise BadPayload("button_of is only for button presses: send it with the button's payload")
         if text is None and payload is not None:
             text = payload
         if not isinstance(text, str) or not text.strip():
@@ -56,7 +70,9 @@ class WebchatChannel:
                 provider_message_id=f"{session_id}:{client_id}",
                 text=text.strip(),
                 received_at=datetime.now(UTC),
+                language_hint=language,
                 button_payload=payload,
+                button_of=f"#{button_of}" if button_of is not None else None,
             )
         ]
 

@@ -1,11 +1,14 @@
 """The SOP flows. Routes are joined here in one explicit priority order; the first match wins.
 
-Order: consent keywords, pending questions (the customer is answering us), intents, the fallback.
+Order: messages without words of the customer's own (attachments, forwards), consent keywords, pending
+questions (the customer is answering us), intents, the fallback. A conversation held by a human uses the
+shorter lists in handlers/waiting.py instead.
 """
 
 from __future__ import annotations
 
 from handlers import (
+    attachments,
     complaints,
     consent,
     fallback,
@@ -26,6 +29,7 @@ from handlers.turn import Reply, Route, Turn
 from store.consents import current as current_consent
 
 ROUTES: list[Route] = [
+    *attachments.ROUTES,  # media, stickers, locations, contacts, forwards: acknowledged, never read as words
     *consent.ROUTES,  # STOP / START keywords: before anything else the words might mean
     *intake.ROUTES,  # pending: ask_name, ask_email (and a late "skip" press)
     *privacy.ROUTES,  # pending: erasure and profile-change confirmations (buttons or words)
@@ -52,7 +56,7 @@ def dispatch(turn: Turn, routes: list[Route] = ROUTES) -> list[Reply]:
         if route.matches(turn):
             replies = route.handler(turn)
             if replies is not None:
-                if route.handler is not fallback.fallback:
+                if route.handler not in (fallback.fallback, attachments.acknowledge):
                     turn.conversation.misunderstood = 0  # understood: the count of misses starts again
                 if route.handler not in (consent.stop, consent.start):
                     # VIP-2.3 / VIP-4.1: an upset VIP goes to a human after the answer (not twice after a complaint).

@@ -10,11 +10,12 @@ from handlers.turn import Reply, Route, Turn
 from store.models import Ticket, TicketEvent
 
 
-def open_complaint(turn: Turn) -> list[Reply]:
+def open_complaint(turn: Turn, category: str | None = None) -> list[Reply]:
+    """`category` is the reading when the words name none (a late delivery told as a status question)."""
     now = turn.clock.now()
     text = turn.message.text.strip()
     # CRM-3.2: a first reading of what went wrong, from the words; agents confirm or correct it.
-    category = category_of(text, turn.settings.complaints.categories)
+    category = category_of(text, turn.settings.complaints.categories) or category
     root_cause = turn.settings.complaints.root_causes.get(category or "")
     ticket = Ticket(
         customer_id=turn.customer.id, conversation_id=turn.conversation.id, kind="complaint", status="open",
@@ -27,7 +28,10 @@ def open_complaint(turn: Turn) -> list[Reply]:
     turn.session.add(TicketEvent(
         ticket_id=ticket.id, kind="opened",
         detail={"channel": turn.message.channel, "message_id": turn.message_id, "category": category,
-                "root_cause": root_cause, "suggested": True},
+                "root_cause": root_cause, "suggested": True,
+                # the order or tracking number, amount, date… understood in it, for the agent who takes it
+                "entities": [{"entity": e.entity, "value": e.value, "text": e.text}
+                             for e in turn.interpretation.entities]},
         created_at=now,
     ))
     assert ticket.first_response_due_at is not None

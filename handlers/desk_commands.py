@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
 from handlers import broadcasts, loyalty
-from handlers.desk import OPEN_TICKET, agent_for, ticket_reference
+from handlers.desk import OPEN_TICKET, agent_for, take_over, ticket_reference
 from handlers.requests import request_command
 from store.audit import record
 from store.consents import current
@@ -30,7 +30,9 @@ HELP = (
     "• `ticket TKT-000123 category NAME` / `ticket TKT-000123 rootcause TEXT` — confirm or correct a ticket\n"
     "• `ticket TKT-000123` a ticket and its history\n"
     "• `ticket TKT-000123 take` / `ticket TKT-000123 done NOTE` take or finish a request (the customer is told)\n"
-    "• `queue` conversations waiting for an agent, VIPs first, then oldest"
+    "• `queue` conversations waiting for an agent, VIPs first, then oldest\n"
+    "• `takeover CONVERSATION` take over a conversation another agent holds (supervisors, management; "
+    "both agents are told)"
 )
 VIP_ROLES = {"account_manager", "supervisor", "management"}
 
@@ -55,6 +57,8 @@ def run_command(session: Session, settings: Settings, *, slack_user: str, text: 
         return _classify(session, settings, agent, rest[0], rest[1].lower(), "_".join(rest[2:]).lower(), now)
     if verb == "queue":
         return _queue(session, settings, now)
+    if verb == "takeover" and len(rest) == 1:
+        return _takeover(session, settings, agent, rest[0], now)
     if verb == "merge" and len(rest) >= 2:
         return _merge(session, agent, rest[0], rest[1], " ".join(rest[2:]) or "duplicate", now)
     if verb == "duplicates" and not rest:
@@ -234,6 +238,15 @@ def _ticket(session: Session, settings: Settings, key: str) -> str:
                                  .order_by(TicketEvent.id)).scalars():
         lines.append(f"  {_local(settings, event.created_at)} {event.kind} {event.detail or ''}")
     return "\n".join(lines)
+
+
+def _takeover(session: Session, settings: Settings, agent: Agent, key: str, now: datetime) -> str:
+    """`/sapa takeover 12` (or #12): a supervisor takes conversation 12 from the agent holding it."""
+    digits = key.strip().lstrip("#")
+    conversation = session.get(Conversation, int(digits)) if digits.isdigit() else None
+    if conversation is None:
+        return f"No conversation `{key}`; the card and `/sapa queue` show conversation numbers."
+    return take_over(session, settings, conversation, agent, now=now).note
 
 
 def _queue(session: Session, settings: Settings, now: datetime) -> str:

@@ -8,6 +8,9 @@ an upset VIP is handed over (VIP-2.3, VIP-4.1): after whatever route answered th
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from handlers import sla
 from handlers.desk import post_handoff
 from handlers.turn import Reply, Route, Turn
 from nlu.sentiment import Sentiment, analyse
@@ -19,6 +22,9 @@ UPSET_REASON = "VIP upset"
 def hand_off(turn: Turn, template: str = "handoff", *, reason: str | None = None) -> list[Reply]:
     """Put the conversation in the agents' queue; the bot stays quiet until an agent hands it back."""
     conversation = turn.conversation
+    if conversation.status in HUMAN_STATUSES:
+        # Already in the queue: a second card would split the agents' attention; say where they stand.
+        return [turn.reply("handoff_already_waiting", opens=wait_variables(turn)["opens"])]
     reason = reason or turn.interpretation.intent
     conversation.status = "waiting"
     conversation.pending_question = None
@@ -26,7 +32,23 @@ def hand_off(turn: Turn, template: str = "handoff", *, reason: str | None = None
     # Flush so the card built from the log includes the customer's message that asked for a human.
     turn.session.flush()
     post_handoff(turn.session, turn.settings, conversation, reason=reason, now=turn.clock.now())
-    return [turn.reply(template, name=turn.customer.name or "")]
+    wait = wait_variables(turn)
+    return [turn.reply(template, name=turn.customer.name or "", opens=wait["opens"], meanwhile=wait["meanwhile"])]
+
+
+def next_opening(turn: Turn) -> datetime | None:
+    """When a person can next answer: None during business hours, else the next opening (sla.business_hours)."""
+    now = turn.clock.now()
+    opens = sla.calendar(turn.settings).add(now, 0)
+    # A minute's grace: "from 08:00" at 07:59:30 would read as a promise already kept.
+    return opens if opens - now > timedelta(minutes=1) else None
+
+
+def wait_variables(turn: Turn) -> dict[str, str]:
+    """What a handoff text needs to be honest: when a person answers, and what the bot still does meanwhile."""
+    opens = next_opening(turn)
+    return {"opens": sla.promised(turn.settings, opens, turn.language) if opens else "",
+            "meanwhile": turn.text("handoff_meanwhile")}
 
 
 def sentiment_of(turn: Turn) -> Sentiment:

@@ -1,6 +1,9 @@
 """Profile questions (CRM-1.2, CRM-1.3): the name, then the email, each asked once, never in the way of a request.
 
-The name is asked when a new customer greets us (handlers/greeting.py). The email is asked once ever
+The name is asked when a new customer greets us (handlers/greeting.py), once per channel address: a
+greeting or Telegram's `/start` from a customer who was already asked there (or told us) does not repeat
+it; while the question is open a greeting is not a name ("halo"), nor a refusal ("gak usah"), which drops
+the question. The email is asked once ever
 (`customers.email_asked_at`, so not again on another channel) when `intake.ask_email` is on, the name is
 known, no email is on file (an imported one counts) and the moment is calm: in a later conversation than
 the customer's first contact (which already had the name question and the privacy notice), after a
@@ -13,12 +16,16 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
 from bot.contacts import normalise_email
+from bot.templating import render
 from handlers.desk import open_tickets
 from handlers.turn import Reply, Route, Turn
 from nlu.normalise import words
 from store.audit import record
 from store.consents import current as current_consent
+from store.models import Conversation, Message
 
 _INTRODUCTION = re.compile(
     r"^(?:(?:halo|hai|hi|hello)[,!.\s]+)?(?:nama\s+(?:saya|aku|sy|gue|gw)(?:\s+adalah)?|saya|aku|sy|"
@@ -47,8 +54,40 @@ def extract_name(text: str) -> str | None:
     return candidate
 
 
+NAME_QUESTION = "ask_name"
+
+
+def name_asked(turn: Turn) -> bool:
+    """The name question is open, or was sent before on this channel address: it is asked once there.
+
+    A customer who ignored it is not asked again on every greeting or Telegram `/start`; they can still
+    give it (update_profile, "nama saya ..."). A new channel of theirs (WhatsApp after SMS) may ask once:
+    the person there may not connect it with a question asked elsewhere."""
+    if turn.conversation.pending_question == NAME_QUESTION:
+        return True
+    asked = {render(text, {"company": turn.settings.company.name})
+             for text in turn.settings.templates[NAME_QUESTION].values()}
+    return turn.session.execute(
+        select(Message.id).join(Conversation, Message.conversation_id == Conversation.id)
+        .where(Conversation.identity_id == turn.identity.id, Message.direction == "out", Message.text.in_(asked))
+        .limit(1)
+    ).first() is not None
+
+
+def _is_greeting(turn: Turn) -> bool:
+    """Telegram's /start (button payload intent:greet) or a plain "halo" is a greeting, not a name."""
+    if turn.message.button_payload == "intent:greet":
+        return True
+    return turn.interpretation.intent == "greet" and not _INTRODUCTION.match(turn.message.text.strip())
+
+
 def answer_name(turn: Turn) -> list[Reply] | None:
     interpretation = turn.interpretation
+    if _is_greeting(turn):
+        return None  # greeted (again): the greeting answers, and the question stays open without being repeated
+    if interpretation.intent == "deny" and not _INTRODUCTION.match(turn.message.text.strip()):
+        turn.clear_question()  # "gak usah", "no thanks": a refusal, not a name ("Gak Usah")
+        return [turn.reply("name_declined")]
     name = extract_name(turn.message.text)
     looks_like_request = interpretation.intent in _WANTS_SOMETHING and not _INTRODUCTION.match(
         turn.message.text.strip()
@@ -142,7 +181,7 @@ def _save_email(turn: Turn, email: str) -> None:
 
 
 ROUTES = [
-    Route(answer_name, pending="ask_name"),
+    Route(answer_name, pending=NAME_QUESTION),
     Route(answer_email, pending=EMAIL_QUESTION),
     Route(skip_by_button, payload_prefix=EMAIL_PAYLOAD),
 ]

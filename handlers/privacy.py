@@ -6,9 +6,19 @@ yes in words), and both are written to the audit log.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+
+from handlers import sla
+from handlers.desk import ticket_reference
 from handlers.turn import Button, Reply, Route, Turn
 from store.audit import record
+from store.consents import current as current_consent
 from store.customers import find_customer_by_phone
+from store.messages import add_desk_post
+from store.models import ChannelIdentity, Message, Ticket, TicketEvent
 from store.privacy import erase_customer
 
 ERASE_QUESTION = "erasure_confirm"
@@ -21,6 +31,31 @@ PROFILE_FIELDS = {"email": "email", "phone": "phone", "person_name": "name"}
 
 def _yes_no(turn: Turn, prefix: str) -> tuple[Button, Button]:
     return (turn.button("button_yes", f"{prefix}yes"), turn.button("button_no", f"{prefix}no"))
+
+
+# --- one way to confirm: a yes/no button while the question is open, or yes/no in words --------------
+
+Act = Callable[[Turn, bool], list[Reply]]
+
+
+def by_button(prefix: str, question: str, act: Act) -> Callable[[Turn], list[Reply] | None]:
+    def handler(turn: Turn) -> list[Reply] | None:
+        verdict = (turn.message.button_payload or "")[len(prefix):]
+        if verdict not in ("yes", "no") or turn.conversation.pending_question != question:
+            return None  # a button of an old question does not act
+        return act(turn, verdict == "yes")
+    return handler
+
+
+def in_words(act: Act, *, yes: tuple[str, ...] = ("affirm",)) -> Callable[[Turn], list[Reply] | None]:
+    def handler(turn: Turn) -> list[Reply] | None:
+        if turn.interpretation.intent in yes:
+            return act(turn, True)
+        if turn.interpretation.intent == "deny":
+            return act(turn, False)
+        turn.clear_question()  # something else: the question lapses and the message is routed as usual
+        return None
+    return handler
 
 
 # --- erasure ---------------------------------------------------------------------------------------
@@ -38,22 +73,6 @@ def _erase(turn: Turn, confirmed: bool) -> list[Reply]:
     erase_customer(turn.session, turn.customer.id, now=now, actor=f"customer:{turn.customer.id}",
                    reason=f"requested on {turn.message.channel}")
     return [turn.reply("erasure_done")]
-
-
-def erasure_by_button(turn: Turn) -> list[Reply] | None:
-    verdict = (turn.message.button_payload or "")[len(ERASE_PAYLOAD):]
-    if verdict not in ("yes", "no") or turn.conversation.pending_question != ERASE_QUESTION:
-        return None  # a stale button from an old question does not erase anyone
-    return _erase(turn, verdict == "yes")
-
-
-def erasure_in_words(turn: Turn) -> list[Reply] | None:
-    if turn.interpretation.intent in ("affirm", "delete_data"):
-        return _erase(turn, True)
-    if turn.interpretation.intent == "deny":
-        return _erase(turn, False)
-    turn.clear_question()
-    return None
 
 
 # --- profile changes -------------------------------------------------------------------------------
@@ -88,26 +107,87 @@ def _change(turn: Turn, confirmed: bool) -> list[Reply]:
     return [turn.reply("profile_changed", field=turn.text(f"field_{field}"), value=value)]
 
 
-def profile_by_button(turn: Turn) -> list[Reply] | None:
-    verdict = (turn.message.button_payload or "")[len(PROFILE_PAYLOAD):]
-    if verdict not in ("yes", "no") or turn.conversation.pending_question != PROFILE_QUESTION:
-        return None
-    return _change(turn, verdict == "yes")
+# --- a copy of one's own data ------------------------------------------------------------------------
+# No NLU intent covers it (the classifier would call it delete_data or ask_info, both wrong), so the
+# request is recognised by its words; it changes nothing until the customer says yes.
+
+EXPORT_QUESTION = "export_confirm"
+EXPORT_PAYLOAD = "export:"
+EXPORT_CATEGORY = "data_export"
+_EXPORT_WORDS = re.compile(
+    r"\b(salinan|copy|kopi|ekspor|export|unduh|download|akses|access)\b.{0,40}\bdata\b"
+    r"|\bdata\b.{0,30}\b(saya|aku|gue|gw|my|me)\b.{0,30}"
+    r"\b(apa saja|apa aja|salinan|ekspor|export|copy|unduh|download)\b"
+    r"|\bwhat data\b.{0,30}\b(hold|have|keep|store)\b",
+    re.IGNORECASE,
+)
 
 
-def profile_in_words(turn: Turn) -> list[Reply] | None:
-    if turn.interpretation.intent == "affirm":
-        return _change(turn, True)
-    if turn.interpretation.intent == "deny":
-        return _change(turn, False)
+def asks_for_copy(turn: Turn) -> bool:
+    text = turn.message.text
+    return (not turn.message.button_payload and turn.message.forwarded_from is None
+            and _EXPORT_WORDS.search(text) is not None and not re.search(r"\b(hapus|delete|erase)\b", text, re.I))
+
+
+def ask_export(turn: Turn) -> list[Reply]:
+    turn.ask(EXPORT_QUESTION)
+    return [turn.reply("export_confirm", buttons=_yes_no(turn, EXPORT_PAYLOAD))]
+
+
+def _summary(turn: Turn) -> str:
+    customer, session = turn.customer, turn.session
+    english = turn.language == "en"
+    parts = [f"{'name' if english else 'nama'} {customer.name}" if customer.name else "",
+             f"{'phone' if english else 'telepon'} {customer.phone}" if customer.phone else "",
+             f"email {customer.email}" if customer.email else ""]
+    channels = session.execute(select(ChannelIdentity.channel).where(
+        ChannelIdentity.customer_id == customer.id)).scalars().all()
+    messages = session.execute(select(func.count(Message.id)).where(Message.customer_id == customer.id)).scalar_one()
+    tickets = session.execute(select(func.count(Ticket.id)).where(Ticket.customer_id == customer.id)).scalar_one()
+    marketing = current_consent(session, customer.id, "marketing")
+    consent = {True: ("promo: ya", "promotions: yes"), False: ("promo: tidak", "promotions: no"),
+               None: ("promo: belum ditanyakan", "promotions: not asked")}[marketing][english]
+    parts += [f"{'channels' if english else 'saluran'} {', '.join(sorted(set(channels)))}",
+              f"{messages} {'messages' if english else 'pesan'}", f"{tickets} {'tickets' if english else 'tiket'}",
+              consent]
+    return "; ".join(p for p in parts if p)
+
+
+def _export(turn: Turn, confirmed: bool) -> list[Reply]:
     turn.clear_question()
-    return None
+    if not confirmed:
+        return [turn.reply("export_cancelled")]
+    now, customer, settings = turn.clock.now(), turn.customer, turn.settings
+    ticket = Ticket(customer_id=customer.id, conversation_id=turn.conversation.id, kind="request", status="open",
+                    priority=1 if customer.is_vip else 0, category=EXPORT_CATEGORY,
+                    subject="Data export requested by the customer (UU PDP)",
+                    description=f"The customer asked on {turn.message.channel} for a copy of their personal data. "
+                                f"Send it with `sapa customers export {customer.id}` through a verified channel.",
+                    created_at=now, updated_at=now)
+    turn.session.add(ticket)
+    turn.session.flush()
+    sla.start(turn.session, settings, ticket, customer, now=now)
+    turn.session.add(TicketEvent(ticket_id=ticket.id, kind="opened", created_at=now,
+                                 detail={"channel": turn.message.channel, "message_id": turn.message_id}))
+    record(turn.session, actor=f"customer:{customer.id}", action="customer.export_requested", subject_type="customer",
+           subject_id=customer.id, now=now, detail={"channel": turn.message.channel, "ticket": ticket.id})
+    if settings.slack.enabled:
+        add_desk_post(turn.session, recipient=settings.slack.operations_channel or settings.slack.queue_channel,
+                      now=now, conversation_id=turn.conversation.id,
+                      text=f"🔐 *Data export {ticket_reference(ticket.id)}* for customer #{customer.id}: "
+                           f"run `sapa customers export {customer.id}` and send it through a verified channel.")
+    assert ticket.resolution_due_at is not None
+    return [turn.reply("export_started", summary=_summary(turn), ticket=ticket_reference(ticket.id),
+                       due=sla.promised(settings, ticket.resolution_due_at, turn.language))]
 
 
 ROUTES = [
-    Route(erasure_by_button, payload_prefix=ERASE_PAYLOAD),
-    Route(erasure_in_words, pending=ERASE_QUESTION),
-    Route(profile_by_button, payload_prefix=PROFILE_PAYLOAD),
-    Route(profile_in_words, pending=PROFILE_QUESTION),
+    Route(by_button(EXPORT_PAYLOAD, EXPORT_QUESTION, _export), payload_prefix=EXPORT_PAYLOAD),
+    Route(in_words(_export), pending=EXPORT_QUESTION),
+    Route(ask_export, when=asks_for_copy),
+    Route(by_button(ERASE_PAYLOAD, ERASE_QUESTION, _erase), payload_prefix=ERASE_PAYLOAD),
+    Route(in_words(_erase, yes=("affirm", "delete_data")), pending=ERASE_QUESTION),
+    Route(by_button(PROFILE_PAYLOAD, PROFILE_QUESTION, _change), payload_prefix=PROFILE_PAYLOAD),
+    Route(in_words(_change), pending=PROFILE_QUESTION),
 ]
 INTENT_ROUTES = [Route(ask_erasure, intent="delete_data"), Route(ask_profile_change, intent="update_profile")]

@@ -29,6 +29,7 @@ from bot.templating import render
 from handlers import sla
 from handlers.desk import ACTION_ROLES, escape_slack, ticket_reference
 from handlers.turn import Reply, Route, Turn
+from nlu.normalise import normalise
 from store.audit import record
 from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.messages import add_desk_post, add_outbound
@@ -40,10 +41,12 @@ STATUS_UPDATE = "request.status_update"
 
 
 def category_of(text: str, categories: Mapping[str, tuple[str, ...]]) -> str | None:
-    """The first configured category with one of its words (whole words) in the request."""
-    lowered = text.lower()
+    """The first configured category with one of its words (whole words) in the request, as written or
+    in its normalised spelling ("blm nyampe" is "belum sampai")."""
+    readings = (text.lower(), normalise(text))
     for category, words in categories.items():
-        if any(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", lowered) for word in words):
+        patterns = [re.compile(rf"(?<!\w){re.escape(word.lower())}(?!\w)") for word in words]
+        if any(pattern.search(reading) for pattern in patterns for reading in readings):
             return category
     return None
 
@@ -56,14 +59,17 @@ def owner_of(session: Session, customer: Customer) -> Agent | None:
     return manager if manager is not None and manager.active else None
 
 
-def open_request(turn: Turn) -> list[Reply]:
+def open_request(turn: Turn, category: str | None = None, template: str = "request_received",
+                 **variables: Any) -> list[Reply]:
+    """`category`, when given, is what the request is (an order to check: handlers/status.py), else the
+    words say it; the reply is `template` with the ticket, the due time and `variables`."""
     now, settings, customer = turn.clock.now(), turn.settings, turn.customer
     text = turn.message.text.strip() or "(no text)"
     entities = [{"entity": e.entity, "value": e.value, "text": e.text} for e in turn.interpretation.entities]
     owner = owner_of(turn.session, customer)
     ticket = Ticket(
         customer_id=customer.id, conversation_id=turn.conversation.id, kind="request", status="open",
-        priority=1 if customer.is_vip else 0, category=category_of(text, settings.requests.categories),
+        priority=1 if customer.is_vip else 0, category=category or category_of(text, settings.requests.categories),
         subject=text[:300], description=text, assigned_agent_id=owner.id if owner else None,
         created_at=now, updated_at=now,
     )
@@ -86,8 +92,8 @@ def open_request(turn: Turn) -> list[Reply]:
         _schedule(turn.session, settings, STATUS_UPDATE, ticket, 1, now=now,
                   after_hours=settings.requests.vip_status_update_hours)
     assert ticket.first_response_due_at is not None
-    return [turn.reply("request_received", name=customer.name or "", ticket=ticket_reference(ticket.id),
-                       due=sla.promised(settings, ticket.first_response_due_at, turn.language))]
+    return [turn.reply(template, name=customer.name or "", ticket=ticket_reference(ticket.id),
+                       due=sla.promised(settings, ticket.first_response_due_at, turn.language), **variables)]
 
 
 # -- the operations channel ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.messages import Button, InboundMessage
 from bot.templating import render
 from nlu.interpretation import Interpretation
+from store.conversations import HUMAN_STATUSES
 from store.models import ChannelIdentity, Conversation, Customer
 
 
@@ -60,11 +61,16 @@ class Turn:
     def ask(self, question: str, data: dict[str, Any] | None = None) -> None:
         """Wait for the customer's answer to `question`; its route gets the next message first."""
         self.conversation.pending_question = question
-        self.conversation.pending_data = data or {}
+        self.conversation.pending_data = {**self._kept(), **(data or {})}
 
     def clear_question(self) -> None:
         self.conversation.pending_question = None
-        self.conversation.pending_data = {}
+        self.conversation.pending_data = self._kept()
+
+    def _kept(self) -> dict[str, Any]:
+        # Why the conversation waits for a person outlives any question the bot asks meanwhile (handlers/waiting.py).
+        reason = (self.conversation.pending_data or {}).get("handoff_reason")
+        return {"handoff_reason": reason} if reason is not None and self.conversation.status in HUMAN_STATUSES else {}
 
     @property
     def display_name(self) -> str | None:
@@ -84,11 +90,14 @@ class Route:
     pending: str | None = None
     payload_prefix: str | None = None
     keywords: frozenset[str] = frozenset()  # whole-message keywords, compared upper-case
+    when: Callable[[Turn], bool] | None = None  # any other condition on the turn (attachments, forwards)
     # An answer to our own feedback question (CSAT, NPS): a low score has its own path (alerts, recovery
     # ticket), so its tone does not also hand the conversation off (handlers/handoff.after_route).
     feedback: bool = False
 
     def matches(self, turn: Turn) -> bool:
+        if self.when is not None:
+            return self.when(turn)
         if self.keywords:
             return turn.message.text.strip().strip(".!").upper() in self.keywords
         if self.pending is not None:

@@ -145,16 +145,25 @@ def _phone_value(raw: str) -> str | None:
 
 _SEGMENT = r"[A-Z]{0,4}\d[A-Z0-9]{0,15}"  # contains a digit, so "inv 2026 sudah" stops before "sudah"
 _INVOICE = re.compile(
-    rf"(?<![\w/-])INV[-/.\s]?{_SEGMENT}(?:(?:[-/.]|\s(?=\d{{3}})){_SEGMENT}|/[IVXLC]{{1,6}}(?=/)){{0,6}}(?!\w)", re.I
-)
+    rf"(?<![\w/-])INV[-/.\s]?{_SEGMENT}(?:(?:[-/.]|\s(?=\d{{3}})){_SEGMENT}|/[A-Z]{{1,6}}(?=/\d|/[IVXLC]+/)){{0,6}}(?!\w)",
+    re.I,
+)  # INV-2026-00123, INV/2026/XI/0042, and the marketplace form INV/20260101/MPL/1234567890
 _HASH_CODE = re.compile(r"(?<![\w&#])#(?=[A-Za-z]{0,11}\d)([A-Za-z0-9]{5,12})(?!\w)")
 _HASHTAG = re.compile(r"[a-z]{4,}\d+|\d+[a-z]{4,}")  # "#promo2026", "#1212sale"
-_TRACKING = re.compile(r"(?<!\w)[A-Z]{2,4}\d{8,14}(?:[A-Z]{2})?(?!\w)", re.I)  # JP1234567890, RR123456789ID
+# Courier tracking numbers: J&T JP1234567890, Pos RR123456789ID, ID Express IDE701234567890, Shopee Express
+# SPXID012345678901 — letters then digits. "Rp1500000000" is an amount, not a parcel.
+_TRACKING = re.compile(r"(?<!\w)(?!(?:rp|idr|usd)\d)[A-Z]{2,5}\d{8,16}(?:[A-Z]{2})?(?!\w)", re.I)
+_COURIERS = r"jne|jnt|j&t|sicepat|anteraja|pos|tiki|ninja|spx|lion|wahana|idexpress|sap|rex|lex"
+# A number after a word that introduces one ("resi", "no pesanan", "awb", or a courier's name): digits
+# (SiCepat 000123456789, JNE 8803042010000123, AnterAja 10002345678901, also in groups "0115 1234 5678 9012")
+# or a code of letters and at least six digits (JNE CGK1A01234567890, Ninja NLIDAP12345678, Shopee
+# 220101ABCDEF12, Lion 11LP1234567890123).
 _INTRODUCED_NUMBER = re.compile(
-    r"(?<!\w)(?:resi|awb|tracking|lacak|pesanan|order|orderan|invoice|transaksi)(?:nya|ku|mu)?"
-    r"(?:\W{1,3}(?:no|nomor|nomer|nmr|number|num|id|kode|code|saya|sy|aku|ku|anda|is|adalah"
-    r"|jne|jnt|j&t|sicepat|anteraja|pos|tiki|ninja|spx|lion|wahana|idexpress)(?!\w)){0,3}"
-    r"\W{1,3}(\d{10,16})(?!\w)",
+    rf"(?<!\w)(?:resi|awb|tracking|lacak|pesanan|order|orderan|invoice|transaksi|{_COURIERS})(?:nya|ku|mu)?"
+    r"(?:\W{1,3}(?:no|nomor|nomer|nmr|number|num|id|kode|code|saya|sy|aku|ku|anda|is|adalah|express|parcel|"
+    rf"{_COURIERS})(?!\w)){{0,3}}"
+    r"\W{1,3}(\d{10,16}|\d{3,6}(?:[ -]\d{3,6}){1,4}"  # digits, whole or in groups
+    r"|(?=[A-Z0-9]{0,18}\d(?:[A-Z]*\d){5})(?=\d*[A-Z])[A-Z0-9]{8,24})(?!\w)",  # letters and 6+ digits
     re.I,
 )
 
@@ -171,8 +180,12 @@ def _order_ids(text: str) -> Iterator[_Found]:
         if not _is_phone_digits(m.group().strip(string.ascii_letters)):  # "wa081234567890" is a phone
             yield _Found("order_id", m.group(), m.start(), m.end())
     for m in _INTRODUCED_NUMBER.finditer(text):
-        if not _is_phone_digits(m.group(1)):
-            yield _Found("order_id", m.group(1), m.start(1), m.end(1))
+        number = m.group(1)
+        digits = "".join(c for c in number if c.isdigit())
+        if not (number.isalnum() and not number.isdigit()):  # digits, whole or in groups
+            if not 10 <= len(digits) <= 20 or _is_phone_digits(digits):  # "resi 0812 3456 7890" is a phone
+                continue
+        yield _Found("order_id", number, m.start(1), m.end(1))
 
 
 def _is_phone_digits(digits: str) -> bool:

@@ -42,8 +42,13 @@ def add_outbound(
     template: str | None = None,
     template_variables: dict[str, str] | None = None,
     purpose: str = "reply",
+    media: list[dict[str, Any]] | None = None,
 ) -> Message:
-    """Log an outbound message and queue it for sending, in the caller's transaction."""
+    """Log an outbound message and queue it for sending, in the caller's transaction.
+
+    `media`: files sent with the text ({"url", "content_type", "kind", "file_name", ...}), kept on the message and
+    handed to the channel by the outbox (OutboundMessage.media).
+    """
     message = Message(
         conversation_id=conversation.id,
         customer_id=conversation.customer_id,
@@ -53,7 +58,7 @@ def add_outbound(
         agent_id=agent_id,
         text=text,
         buttons=buttons or [],
-        media=[],
+        media=list(media or []),
         language=conversation.language,
         delivery_status="queued",
         reply_to_id=reply_to_id,
@@ -68,6 +73,8 @@ def add_outbound(
         payload["template"] = template
     if template_variables:
         payload["template_variables"] = template_variables
+    if media:
+        payload["media"] = [dict(item) for item in media]
     session.add(
         OutboxItem(
             message_id=message.id,
@@ -263,15 +270,6 @@ def last_inbound_at(session: Session, channel: str, address: str) -> datetime | 
             ChannelIdentity.channel == channel, ChannelIdentity.address == address
         )
     ).scalar_one_or_none()
-
-
-def mark_undeliverable(session: Session, channel: str, address: str, *, reason: str, now: datetime) -> None:
-    identity = session.execute(
-        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address == address)
-    ).scalar_one_or_none()
-    if identity is not None:
-        identity.undeliverable_reason = reason[:300]
-        identity.undeliverable_at = now
 
 
 def apply_delivery(

@@ -4,6 +4,7 @@ Verified first (403 for a forged signature or a stale timestamp, nothing stored)
 are quick reads answered in the response. Thread replies and button presses are stored as durable
 tasks keyed by Slack's event id / action, so Slack gets its answer at once, the work survives a
 crash, and a retried delivery (X-Slack-Retry-Num) is never relayed twice.
+A reply's shared files travel in the task's payload; they are fetched later, by the outbox or the media route.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def mount(app: FastAPI, sapa: Any) -> None:
                 if isinstance(event, AgentReply):
                     schedule(session, DESK_TASK, due_at=now, now=now, dedupe_key=f"slack:event:{event.event_id}",
                              payload={"kind": "reply", "slack_user": event.slack_user,
-                                      "thread_ts": event.thread_ts, "text": event.text})
+                                      "thread_ts": event.thread_ts, "text": event.text,
+                                      **({"files": [shared.as_dict() for shared in event.files]} if event.files
+                                         else {})})
                 elif isinstance(event, AgentAction) and event.value.isdigit():
                     schedule(session, DESK_TASK, due_at=now, now=now, dedupe_key=f"slack:action:{event.dedupe_key}",
                              payload={"kind": "action", "action": event.action, "slack_user": event.slack_user,

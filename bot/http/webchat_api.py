@@ -1,7 +1,10 @@
 """The web chat page and its JSON API (documented in README.md).
 
-POST /api/webchat/sessions                       -> 201 {"session_id"}
+POST /api/webchat/sessions {"language"?}         -> 201 {"session_id"}
 POST /api/webchat/messages                       -> 200 {"message_id", "duplicate", "replies": [Message]}
+     {"session_id", "client_message_id", "text", "payload"?, "button_of"?, "language"?}
+     `language`: the page's language now (the session follows it); `button_of`: for a button press, the
+     `id` of the message the button belongs to, so the core can refuse a button of an answered question.
 GET  /api/webchat/sessions/{id}/messages?after=N -> 200 {"messages": [Message]}
 Errors are JSON {"error": "..."} with 400/404/413/422.
 """
@@ -44,6 +47,8 @@ def serialise(message: Message, agent_names: dict[int, str]) -> dict[str, Any]:
         "agent_name": agent_names.get(message.agent_id) if message.agent_id else None,
         "text": message.text,
         "buttons": message.buttons or [],
+        # A customer's button press says which button (the page shows the question it answered as answered).
+        "payload": message.button_payload if message.direction == "in" else None,
         "created_at": message.created_at.isoformat(),
     }
 
@@ -79,10 +84,22 @@ def mount(app: FastAPI, sapa: Any) -> None:
         await run_in_threadpool(store)
         return JSONResponse({"session_id": token}, status_code=201)
 
-    def _session_language(token: str) -> str | None:
+    def _session_language(token: str, chosen: str | None) -> str | None:
+        """The session's language; a language the page sends with a message becomes the session's.
+
+        The page can switch language at any time (the session is created on page load, before the
+        customer chose): each message says which language the page shows, and the session follows it.
+        A language Sapa does not speak is ignored, as in session creation. None: unknown session.
+        """
         with database.unit_of_work(read_only=True) as session:
             row = session.get(WebchatSession, token)
-            return row.language if row else None
+            stored = row.language if row else None
+        if stored is None or chosen not in sapa.settings.languages or chosen == stored:
+            return stored
+        with database.unit_of_work() as session:  # a write only when the page switched language
+            row = session.get_one(WebchatSession, token)
+            row.language = chosen
+        return chosen
 
     @app.post("/api/webchat/messages")
     async def post_message(request: Request) -> JSONResponse:
@@ -102,7 +119,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
         return await run_in_threadpool(_exchange, parsed)
 
     def _exchange(parsed: InboundMessage) -> JSONResponse:
-        language = _session_language(parsed.sender)
+        language = _session_language(parsed.sender, parsed.language_hint)
         if language is None:
             return error(404, "unknown session")
         result = sapa.pipeline.handle(replace(parsed, language_hint=language))

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from bot.messages import InboundMessage
+from bot.messages import DeliveryUpdate, InboundMessage
 from channels.base import BadPayload, CustomerChannel, Forbidden, WebhookRequest
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,10 @@ def mount(app: FastAPI, sapa: Any) -> None:
             if isinstance(item, InboundMessage):
                 sapa.pipeline.handle(item)
                 channel.acknowledge(item)
-            else:
+            elif isinstance(item, DeliveryUpdate):
                 sapa.pipeline.record_delivery(item)
+            else:
+                sapa.pipeline.record_reachability(item)
         return ok
 
     def route(path: str, channel: CustomerChannel, ok: Response) -> None:

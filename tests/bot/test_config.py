@@ -96,3 +96,61 @@ def test_sapa_serve_refuses_an_unmigrated_database(tmp_path):
     )
     assert result.returncode == 2
     assert "Run `sapa db upgrade` first" in result.stderr
+
+
+# --- ${NAME:-default}: a config follows what differs per run (issue 14, point 6) ------------------------------------
+
+LOCAL_SECRETS = {"TELEGRAM_BOT_TOKEN": "123456:local-fake", "TELEGRAM_WEBHOOK_SECRET": "local-secret",
+                 "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "local-auth-token",
+                 "SLACK_BOT_TOKEN": "xoxb-local-fake", "SLACK_SIGNING_SECRET": "local-signing-secret"}
+
+
+def test_a_value_may_name_an_environment_variable_with_a_default(tmp_path):
+    path = tmp_path / "config.port.yml"
+    path.write_text(f"extends: {ROOT / 'config.yml'}\n"
+                    "server:\n  port: ${PORT_UNDER_TEST:-8123}\n  public_base_url: http://127.0.0.1:${PORT_UNDER_TEST:-8123}\n"
+                    "company:\n  name: ${COMPANY_UNDER_TEST:-PT Contoh} (${COMPANY_UNDER_TEST:-x})\n")
+    settings = load_settings(path, environ={})
+    assert settings.server.port == 8123  # the whole value: a number, as if written 8123
+    assert settings.server.public_base_url == "http://127.0.0.1:8123"
+    assert settings.company.name == "PT Contoh (x)"
+    settings = load_settings(path, environ={"PORT_UNDER_TEST": "8010", "COMPANY_UNDER_TEST": "Toko"})
+    assert (settings.server.port, settings.server.public_base_url) == (8010, "http://127.0.0.1:8010")
+    assert settings.company.name == "Toko (Toko)"
+    with pytest.raises(ConfigError, match=r"server.port: Input should be a valid integer.*'eighty'"):
+        load_settings(path, environ={"PORT_UNDER_TEST": "eighty"})
+
+
+def test_a_variable_without_a_default_must_be_set(tmp_path):
+    path = tmp_path / "config.bare.yml"
+    path.write_text(f"extends: {ROOT / 'config.yml'}\nserver:\n  port: ${{PORT_UNDER_TEST}}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+    assert ("server.port: uses ${PORT_UNDER_TEST}, which is not set. Fix: set the PORT_UNDER_TEST environment "
+            "variable, or write ${PORT_UNDER_TEST:-DEFAULT}.") in str(raised.value)
+    assert load_settings(path, environ={"PORT_UNDER_TEST": "9000"}).server.port == 9000
+
+
+def test_a_secret_cannot_be_smuggled_into_a_file_through_a_variable(tmp_path):
+    path = tmp_path / "config.secret.yml"
+    path.write_text(f"extends: {ROOT / 'config.yml'}\nserver:\n  api_token: ${{SAPA_API_TOKEN}}\n")
+    with pytest.raises(ConfigError, match="server.api_token: secrets must not be in the file"):
+        load_settings(path, environ={"SAPA_API_TOKEN": "t"})
+
+
+@pytest.mark.parametrize("name", ["config.local-channels.yml", "config.walkthrough.yml"])
+def test_the_local_configs_follow_sapas_port_and_the_fake_providers_port(name):
+    default = load_settings(ROOT / name, environ=LOCAL_SECRETS)
+    moved = load_settings(ROOT / name, environ={**LOCAL_SECRETS, "SAPA_PORT": "8010", "SAPA_FAKE_PORT": "8199"})
+    assert (default.server.port, moved.server.port) == (8000, 8010)
+    settings_lines = [line for line in (ROOT / name).read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in settings_lines if ":8000" in line or ":8099" in line]  # no hard-coded port left
+    if name == "config.local-channels.yml":
+        assert (default.server.public_base_url, moved.server.public_base_url) == ("http://127.0.0.1:8000",
+                                                                                  "http://127.0.0.1:8010")
+        for section in (moved.channels.telegram, moved.channels.sms, moved.channels.whatsapp):
+            assert str(section.api_base_url).startswith("http://127.0.0.1:8199")
+        assert default.channels.telegram.api_base_url == "http://127.0.0.1:8099/bot"
+    else:
+        assert (default.slack.api_base_url, moved.slack.api_base_url) == ("http://127.0.0.1:8099/api/",
+                                                                          "http://127.0.0.1:8199/api/")

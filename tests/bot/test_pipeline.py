@@ -62,9 +62,12 @@ def test_fallback_offers_a_human_and_the_button_hands_off(customer, sapa):
 
     replies = customer.say("Bicara dengan petugas", payload="intent:talk_to_agent")
     assert "kami teruskan ke petugas" in replies[0]
-    # While a human owns the conversation the bot stays quiet, but every message is logged.
-    assert customer.say("halo? masih ada orang?") == []
-    assert count(sapa, Message, Message.direction == "in") == 3
+    # While a human owns the conversation the bot leaves the talking to them, but every message is logged;
+    # asking for a person again gets where they stand in the queue, not silence (and no second card).
+    assert customer.say("barangnya warna biru ya kak") == []
+    assert customer.say("halo? bisa bicara dengan petugas?") == [
+        "Percakapan Anda sudah ada di antrean petugas kami; petugas akan segera membalas di sini."]
+    assert count(sapa, Message, Message.direction == "in") == 4
 
 
 def test_every_interaction_is_logged_with_channel_intent_and_time(customer, sapa, clock):
@@ -193,7 +196,8 @@ def test_stop_withdraws_marketing_consent_and_is_confirmed_once(customer, sapa):
 
     assert customer.say("STOP")[0].startswith("Anda tidak akan lagi menerima pesan promosi")
     assert customer.say("stop") == []  # already withdrawn: nothing more is sent
-    assert customer.say("START")[0].startswith("Terima kasih! Anda akan kembali menerima info promo")
+    # Never granted before: the first opt-in ever does not say "again".
+    assert customer.say("START")[0].startswith("Terima kasih! Anda akan menerima info promo")
     with sapa.database.unit_of_work(read_only=True) as session:
         consents = [(c.purpose, c.granted, c.evidence) for c in session.execute(select(Consent).order_by(Consent.id))
                     .scalars()]

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bot.fake_providers import FakeProviders
 from tests.support.server import ROOT, SapaServer, free_port, running_sapa, sapa_command
@@ -25,26 +24,29 @@ SECRETS = {
 
 
 def test_simulate_drives_each_channel_through_the_real_server(tmp_path):
+    """The README's "Trying the channels locally", off the default ports: with SAPA_PORT and SAPA_FAKE_PORT set,
+    config.local-channels.yml, `sapa serve` and `sapa simulate` (no --url, no --fake) all follow them."""
+    fake_port, sapa_port = free_port(), free_port()
+    fakes = FakeProviders(port=fake_port, twilio_auth_token=SECRETS["TWILIO_AUTH_TOKEN"]).start()
+    ports = {"SAPA_PORT": str(sapa_port), "SAPA_FAKE_PORT": str(fake_port)}
     try:
-        fakes = FakeProviders(port=8099, twilio_auth_token=SECRETS["TWILIO_AUTH_TOKEN"]).start()
-    except OSError as exc:
-        pytest.fail(f"port 8099 (config.local-channels.yml's fake providers) is taken: {exc}")
-    try:
-        # config.local-channels.yml expects Sapa on 8000 for status callbacks; this test only needs replies.
         with running_sapa(tmp_path, configs=("config.yml", "config.local-channels.yml"),
-                          config="config.local-channels.yml", env=SECRETS, port=free_port()) as server:
+                          config="config.local-channels.yml", env={**SECRETS, **ports}, port=sapa_port) as server:
             for channel, text, expected in [
                 ("telegram", "halo", "< Halo! Selamat datang di PT Contoh Sejahtera."),
                 ("sms", "halo", "< Boleh kami tahu nama Anda?"),
                 ("whatsapp", "barang saya rusak, mau komplain", "nomor tiket TKT-000001"),
             ]:
                 result = subprocess.run(
-                    [*sapa_command(), "simulate", channel, text, "--url", server.base_url, "--wait", "8"],
+                    [*sapa_command(), "simulate", channel, text, "--wait", "8"],
                     cwd=tmp_path, env=server.env, capture_output=True, text=True, timeout=60,
                 )
                 assert result.returncode == 0, result.stderr
                 assert f"> {text}    [{channel}, Sapa answered HTTP 200]" in result.stdout
                 assert expected in result.stdout, result.stdout + server.log()
+            # Sapa's public URL followed the port too: Twilio is told to post status callbacks to this server.
+            callbacks = {r.params.get("StatusCallback") for r in fakes.sent("twilio")}
+            assert callbacks == {f"http://127.0.0.1:{sapa_port}/webhooks/twilio/status"}, callbacks
     finally:
         fakes.stop()
 
@@ -62,11 +64,12 @@ WALKTHROUGH_SECRETS = {"SLACK_BOT_TOKEN": "xoxb-local-fake", "SLACK_SIGNING_SECR
 
 @contextmanager
 def walkthrough_sapa(workdir: Path, fakes: FakeProviders) -> Iterator[SapaServer]:
-    """config.walkthrough.yml as the README runs it, but with the fake Slack on a free port (8099 may be busy)."""
-    (workdir / "config.test.yml").write_text(f"extends: config.walkthrough.yml\n"
-                                             f"slack:\n  api_base_url: {fakes.slack_base_url}\n")
-    with running_sapa(workdir, configs=("config.yml", "config.walkthrough.yml"), config="config.test.yml",
-                      env=WALKTHROUGH_SECRETS, port=free_port()) as server:
+    """config.walkthrough.yml as the README runs it, on free ports (8000 and 8099 may be busy): the file follows
+    SAPA_FAKE_PORT to the fake Slack, as it does for a reader who exports it."""
+    port, fake_port = free_port(), fakes.base_url.rsplit(":", 1)[1]
+    with running_sapa(workdir, configs=("config.yml", "config.walkthrough.yml"), config="config.walkthrough.yml",
+                      env={**WALKTHROUGH_SECRETS, "SAPA_PORT": str(port), "SAPA_FAKE_PORT": fake_port},
+                      port=port) as server:
         yield server
 
 
@@ -85,7 +88,8 @@ def _history(client: httpx.Client, server: SapaServer, session: str) -> list[tup
 
 
 def _simulate(server: SapaServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*sapa_command(), "simulate", *args, "--url", server.base_url, "--wait", "8"],
+    """As the README types it: no --url, the config (SAPA_PORT) says where Sapa is."""
+    return subprocess.run([*sapa_command(), "simulate", *args, "--wait", "8"],
                           cwd=server.workdir, env=server.env, capture_output=True, text=True, timeout=60)
 
 

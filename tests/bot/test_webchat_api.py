@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.messages import InboundMessage
+from bot.templating import render
+from channels.base import WebhookRequest
+from channels.webchat import WebchatChannel
+from store import consents
 from store.migrate import current_heads
-from store.models import Customer, Message
-from tests.support.webchat import NOTICE
+from store.models import Customer, Message, WebchatSession
+from tests.support.webchat import NOTICE, NOTICE_EN, WebchatUser
 
 STATIC = Path(__file__).resolve().parents[2] / "bot" / "static" / "webchat"
 
@@ -115,3 +121,101 @@ def test_healthz_says_error_when_the_database_is_unusable(broken, base_settings,
     assert response.status_code == 503
     assert response.json()["status"] == "error"
     assert response.json()["database"]["ok"] is False
+
+
+# --- the page's language and its buttons (issue 14) ---------------------------------------------------------------
+
+def template(sapa, key: str, language: str, **variables: str) -> str:
+    """A reply text as config.yml words it (`templates.<key>.<language>`)."""
+    texts = sapa.settings.templates.get(key)
+    if texts is None:
+        pytest.fail(f"config.yml has no `{key}` template", pytrace=False)
+    return render(texts[language], {"company": sapa.settings.company.name, **variables})
+
+
+def session_language(sapa, token: str) -> str:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        return session.get_one(WebchatSession, token).language
+
+
+def test_a_page_switched_to_english_after_the_session_was_made_gets_english(client, sapa):
+    # The page creates its session on load, in Indonesian; the customer then switches to English and writes a
+    # word that says nothing about its language ("hi"): the page's language, sent with the message, decides.
+    customer = WebchatUser(client, sapa, language="id")
+    replies = customer.say("hi", language="en")
+    assert replies[0] == template(sapa, "greeting_new", "en")
+    assert replies[-1] == NOTICE_EN
+    assert [b["title"] for b in customer.buttons()] == ["I agree", "I do not agree"]
+    assert session_language(sapa, customer.session_id) == "en"  # the session follows the page
+
+
+def test_switching_back_to_indonesian_mid_chat_is_honoured(client, sapa):
+    customer = WebchatUser(client, sapa, language="en")
+    # A page that sends no language (an older page): the session's language.
+    assert customer.say("hi")[0] == template(sapa, "greeting_new", "en")
+    customer.say("Rina", language="en")
+    # The customer has not chosen a profile language: the page's switch decides the next replies.
+    assert customer.say("hi", language="id") == [template(sapa, "greeting", "id", name="Rina")]
+    assert session_language(sapa, customer.session_id) == "id"
+    # A language Sapa does not speak is ignored, as at session creation: the session keeps Indonesian.
+    assert customer.say("hi", language="fr") == [template(sapa, "greeting", "id", name="Rina")]
+    assert session_language(sapa, customer.session_id) == "id"
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"language": 42}, "language must be a language code"),
+        ({"language": "English"}, "language must be a language code"),
+        ({"language": ""}, "language must be a language code"),
+        ({"payload": "consent:data:no", "button_of": "12"}, "button_of must be the positive integer id"),
+        ({"payload": "consent:data:no", "button_of": 0}, "button_of must be the positive integer id"),
+        ({"payload": "consent:data:no", "button_of": -3}, "button_of must be the positive integer id"),
+        ({"payload": "consent:data:no", "button_of": 1.5}, "button_of must be the positive integer id"),
+        ({"payload": "consent:data:no", "button_of": True}, "button_of must be the positive integer id"),
+        ({"payload": "consent:data:no", "button_of": 2**63}, "button_of must be the positive integer id"),
+        ({"button_of": 12}, "button_of is only for button presses"),
+    ],
+)
+def test_a_malformed_language_or_button_of_is_refused_and_stores_nothing(client, customer, sapa, extra, error):
+    response = client.post("/api/webchat/messages", json={
+        "session_id": customer.session_id, "client_message_id": "x", "text": "Tidak setuju", **extra})
+    assert response.status_code == 422
+    assert response.json()["error"].startswith(error)
+    assert stored(sapa) == (0, 0)
+
+
+def test_the_channel_hands_the_pressed_buttons_message_and_the_page_language_to_the_core():
+    body = {"session_id": "S" * 32, "client_message_id": "c1", "text": "I do not agree", "payload": "consent:data:no",
+            "button_of": 17, "language": "en"}
+    (message,) = WebchatChannel().parse(WebhookRequest("POST", "/api/webchat/messages", {}, json.dumps(body).encode()))
+    assert isinstance(message, InboundMessage)
+    assert (message.button_of, message.button_payload, message.language_hint) == ("#17", "consent:data:no", "en")
+    (plain,) = WebchatChannel().parse(WebhookRequest(
+        "POST", "/api/webchat/messages", {}, json.dumps({**body, "button_of": None, "payload": None}).encode()))
+    assert isinstance(plain, InboundMessage) and plain.button_of is None and plain.button_payload is None
+
+
+def test_history_says_which_button_a_press_was(customer):
+    customer.say("halo")
+    customer.press("Setuju")
+    press = [m for m in customer.history() if m["direction"] == "in"][-1]
+    assert (press["text"], press["payload"]) == ("Setuju", "consent:data:yes")
+    assert all(m["payload"] is None for m in customer.history() if m["direction"] == "out")
+
+
+def test_a_stale_button_of_an_answered_question_changes_nothing(customer, sapa):
+    customer.say("halo")
+    notice = customer.last["replies"][-1]
+    assert notice["text"] == NOTICE
+    customer.press("Setuju", notice)
+    assert consent(sapa) is True
+    # The same message's other button, pressed later (the page keeps old buttons clickable).
+    assert customer.press("Tidak setuju", notice) == [template(sapa, "button_stale", "id")]
+    assert consent(sapa) is True
+
+
+def consent(sapa) -> bool | None:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        (customer_id,) = session.execute(select(Customer.id)).scalars()
+        return consents.current(session, customer_id, "data_processing")

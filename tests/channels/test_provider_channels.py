@@ -9,12 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from bot.app import Sapa, build, create_app
-from bot.config import settings_from_mapping
 from bot.fake_providers import FakeProviders
 from store.models import ChannelIdentity, Customer, Message, OutboxItem, Ticket
 from tests.support.providers import (
@@ -23,8 +21,8 @@ from tests.support.providers import (
     SECRETS,
     TWILIO_TOKEN,
     ProviderCustomer,
-    channel_config,
     drain,
+    provider_settings,
 )
 from tests.support.webchat import NOTICE, NOTICE_NUMBERED
 
@@ -39,14 +37,6 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
     monkeypatch.delenv("TWILIO_EDGE", raising=False)
     with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
         yield fakes
-
-
-def provider_settings(db_url: str, fakes: FakeProviders, *, whatsapp_templates: bool = True):
-    raw = yaml.safe_load((ROOT / "config.yml").read_text())
-    raw["server"]["public_base_url"] = PUBLIC
-    raw["channels"].update(channel_config(fakes, whatsapp_templates=whatsapp_templates))
-    raw["database"]["url"] = db_url
-    return settings_from_mapping(raw, SECRETS, "test config")
 
 
 @pytest.fixture

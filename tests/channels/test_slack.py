@@ -19,6 +19,7 @@ from channels.slack import (
     AgentAction,
     AgentCommand,
     AgentReply,
+    SharedFile,
     SlackDesk,
     UrlVerification,
     card_text,
@@ -377,3 +378,105 @@ def test_a_thread_reply_also_sent_to_the_channel_is_still_a_reply():
     """Ticking "also send to channel" must not silently drop the agent's answer to the customer."""
     (event,) = desk().parse(signed(fixture("event_thread_broadcast.json")))
     assert isinstance(event, AgentReply)
+
+
+# -- files agents share (issue 14, point 5) --------------------------------------------------------
+
+
+def test_a_file_shared_in_a_cards_thread_comes_with_the_reply() -> None:
+    [reply] = desk().parse(event("event_file_share"))
+    assert isinstance(reply, AgentReply)
+    assert (reply.thread_ts, reply.slack_user, reply.event_id) == (CARD_TS, "U0AGENT1", "Ev0SAPA0FILE1")
+    assert reply.text == "Ini bukti pengembalian dana & nomor resinya, Bu"
+    assert reply.files == (SharedFile(
+        id="F0SAPAREFUND", name="bukti-refund.pdf", mimetype="application/pdf", size=48213,
+        url="https://files.slack.com/files-pri/T0SAPA-F0SAPAREFUND/download/bukti-refund.pdf", mode="hosted"),)
+
+
+def test_newer_clients_share_files_on_a_plain_reply_without_text() -> None:
+    [reply] = desk().parse(event("event_file_share_no_subtype"))
+    assert isinstance(reply, AgentReply) and reply.text == ""
+    [shared] = reply.files
+    assert (shared.name, shared.mimetype, shared.size) == ("IMG_2041.jpg", "image/jpeg", 183442)
+    assert shared.url and shared.url.endswith("/download/img_2041.jpg")
+
+
+def test_a_file_from_another_organisation_comes_without_a_url_but_with_its_id() -> None:
+    [reply] = desk().parse(event("event_file_share_slack_connect"))
+    assert isinstance(reply, AgentReply)
+    [shared] = reply.files
+    assert (shared.id, shared.url, shared.mode, shared.name) == ("F0SAPACONNECT", None, "file_access", "file")
+
+
+def test_a_file_shared_outside_any_thread_is_not_for_a_customer() -> None:
+    body = json.loads(fixture("event_file_share.json"))
+    del body["event"]["thread_ts"]
+    assert desk().parse(signed(json.dumps(body).encode())) == []
+
+
+def test_the_take_over_button_of_an_ephemeral_note_is_an_action() -> None:
+    payload = dict(json.loads(fixture("block_actions_takeover.json")))
+    [action] = desk().parse(interaction(payload))
+    assert action == AgentAction(dedupe_key=f"{payload['trigger_id']}:1700000410.654321", action="takeover",
+                                 value="42", slack_user="U0SUPER1", channel="C0DESK", message_ts="1700000400.000700")
+
+
+def test_an_ephemeral_note_goes_only_to_its_agent_with_a_take_over_button(sender: SlackDesk,
+                                                                        fake: FakeProviders) -> None:
+    sender.send(outbound("Rina already holds conversation #42", ephemeral_user="U0SUPER1", takeover_of=42))
+    [post] = fake.requests("slack", "chat.postEphemeral")
+    assert (post.params["channel"], post.params["user"]) == ("C0DESK", "U0SUPER1")
+    assert post.params["text"] == "Rina already holds conversation #42"
+    assert buttons(post.params["blocks"]) == ["sapa_takeover"]
+    assert post.params["blocks"][1]["elements"][0]["value"] == "42"
+    assert fake.requests("slack", "chat.postMessage") == []  # nobody else sees it
+
+
+def test_a_shared_file_is_downloaded_with_the_bot_token(sender: SlackDesk, fake: FakeProviders) -> None:
+    shown = fake.add_slack_file(b"%PDF-1.7 refund", name="bukti-refund.pdf")
+    assert sender.fetch_media("slack:" + shown["url_private_download"]) == (b"%PDF-1.7 refund", "application/pdf")
+    [download] = fake.requests("slack", "files.download")
+    assert download.headers["authorization"] == f"Bearer {TOKEN}"
+    # A file shared from another organisation: files.info gives its URL first.
+    assert sender.fetch_media(f"slack:file/{shown['id']}")[0] == b"%PDF-1.7 refund"
+    assert sender.fetch_data_url("slack:" + shown["url_private"]) == "data:application/pdf;base64,JVBERi0xLjcgcmVmdW5k"
+
+
+def test_slacks_sign_in_page_is_not_taken_for_the_file(fake: FakeProviders) -> None:
+    shown = fake.add_slack_file(b"GIF89a", name="x.gif", mimetype="image/gif")
+    tokenless = SlackDesk("not-a-bot-token", SECRET, api_base_url=fake.slack_base_url)
+    with pytest.raises(Undeliverable, match="sign-in page.*files:read"):
+        tokenless.fetch_media("slack:" + shown["url_private_download"])
+
+
+def test_a_deleted_file_or_a_slack_outage_is_said_so(sender: SlackDesk, fake: FakeProviders) -> None:
+    with pytest.raises(Undeliverable, match="file_not_found"):
+        sender.fetch_media("slack:file/F0GONE")
+    shown = fake.add_slack_file(b"data")
+    fake.fail_next("slack", 503, method="files.download")
+    with pytest.raises(RetryLater, match="503"):
+        sender.fetch_media("slack:" + shown["url_private_download"])
+    with pytest.raises(Undeliverable, match="refused"):
+        sender.fetch_media("slack:" + shown["url_private_download"].replace(shown["id"], "F0OTHER"))
+
+
+def test_the_bot_token_never_goes_to_a_host_that_is_not_slacks(sender: SlackDesk, fake: FakeProviders) -> None:
+    with pytest.raises(Undeliverable, match="not a Slack file URL"):
+        sender.fetch_media("slack:https://files.slack.com.evil.example/files-pri/T-F/download/x.pdf")
+    with pytest.raises(Undeliverable, match="not a Slack file"):
+        sender.fetch_media("telegram:file/AgAC")
+    assert fake.requests("slack") == []
+
+
+def test_the_card_shows_what_came_with_a_message_as_the_desk_wrote_it() -> None:
+    link = "<https://sapa.example/media/7/0?exp=1&amp;sig=x|photo · image/jpeg>"
+    said = {"sender": "customer", "text": "<!here> lihat", "extras": [f"📎 {link}"]}
+    blocks = render_card(card(last_messages=[said]))
+    shown = "\n".join(texts(blocks))
+    assert f"> *Customer:* &lt;!here&gt; lihat 📎 {link}" in shown
+
+
+def test_what_is_not_for_the_desk_is_logged_as_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="channels.slack"):
+        assert desk().parse(event("event_thread_reply_bot")) == []
+    assert any("event message from a bot ignored" in record.getMessage() for record in caplog.records)

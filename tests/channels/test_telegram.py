@@ -7,12 +7,19 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from bot.cli import main
 from bot.fake_providers import FakeProviders, Recorded
-from bot.messages import Button, InboundMessage, Media, OutboundMessage
+from bot.http.webhooks import mount
+from bot.messages import Button, InboundMessage, Location, Media, OutboundMessage, ReachabilityUpdate, SharedContact
 from channels.base import BadPayload, Forbidden, RateKey, RetryLater, Undeliverable, WebhookRequest
 from channels.telegram import TelegramChannel, split_text
 
@@ -103,37 +110,157 @@ def test_an_edit_points_at_the_original_and_has_its_own_id() -> None:
     assert message.provider_message_id == f"{CUSTOMER}:11:edit:1717236125"
 
 
-def test_a_button_press_carries_its_payload_and_must_be_acknowledged() -> None:
+def test_a_button_press_carries_its_payload_and_message_and_must_be_acknowledged() -> None:
     message = only("callback_query")
     assert message.sender == str(CUSTOMER)
-    assert message.text == message.button_payload == "csat:5"
+    assert message.button_payload == "csat:5"
+    assert message.text == "Puas sekali"  # the pressed button's title, from the message's keyboard
+    assert message.button_of == f"{CUSTOMER}:20"  # the form send() returned for the message with the keyboard
     assert message.provider_message_id == "cb:4382bfdwdsb323b2d9"
     assert message.ack_token == "4382bfdwdsb323b2d9"
     assert message.display_name == "Siti Rahma"
 
 
+def test_a_button_under_an_inaccessible_message_still_names_that_message() -> None:
+    message = only("callback_query_inaccessible")  # Bot API 7.0: date 0, only chat and id
+    assert (message.sender, message.button_of) == (str(CUSTOMER), f"{CUSTOMER}:5")
+    assert message.text == message.button_payload == "consent:no"  # no keyboard to read a title from
+
+
+def test_a_button_under_an_inline_mode_message_answers_the_user() -> None:
+    message = only("callback_query_inline")
+    assert (message.sender, message.button_of, message.button_payload) == (str(CUSTOMER), None, "csat:4")
+
+
 def test_sharing_ones_own_contact_shares_the_phone() -> None:
     message = only("own_contact")
     assert message.shared_phone == "+6281234567890"
-    assert message.text == "[contact]"
+    assert message.contact == SharedContact(name="Siti Rahma", phone="6281234567890", own=True)
+    assert message.text == "" and message.has_attachment
 
 
 def test_forwarding_someone_elses_contact_shares_no_phone() -> None:
     message = only("other_contact")
     assert message.shared_phone is None
-    assert message.text == "[contact]"
+    assert message.contact == SharedContact(name="Budi", phone="+6289876543210", own=False)
+    assert message.text == ""
 
 
 def test_a_photo_keeps_the_largest_size_and_the_caption() -> None:
     message = only("photo_with_caption")
     assert message.text == "Paketnya rusak"
-    assert message.media == (Media(url="telegram:file/AgACAgQAAxkBAAIBlarge", content_type="image/jpeg"),)
+    assert message.media == (Media(url="telegram:file/AgACAgQAAxkBAAIBlarge", content_type="image/jpeg", kind="image"),)
 
 
-def test_a_document_without_caption_gets_a_placeholder_text() -> None:
-    message = only("document")
-    assert message.text == "[document]"
-    assert message.media == (Media(url="telegram:file/BQACAgQAAxkBAAIBinvoice", content_type="application/pdf"),)
+def test_a_photo_without_file_unique_id_is_read(caplog: pytest.LogCaptureFixture) -> None:
+    # Bot API < 4.5 shape: PTB alone refuses it, and a 400 makes Telegram redeliver it forever.
+    message = only("photo_without_file_unique_id")
+    assert message.media == (Media("telegram:file/AgACAgQAAxkBAAIColdlarge", "image/jpeg", "image"),)
+    assert message.text == ""
+    assert "could not build" not in caplog.text  # filled in, not dropped
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "media"),
+    [
+        ("document", "", Media("telegram:file/BQACAgQAAxkBAAIBinvoice", "application/pdf", "document", "invoice.pdf")),
+        ("voice", "", Media("telegram:file/AwACAgQAAxkBAAIBvoice", "audio/ogg", "voice")),
+        ("audio", "", Media("telegram:file/CQACAgQAAxkBAAIBaudio", "audio/mpeg", "audio", "rekaman_telepon.mp3")),
+        ("video", "Ini videonya waktu dibuka",
+         Media("telegram:file/BAACAgQAAxkBAAIBvideo", "video/mp4", "video", "unboxing.mp4")),
+        ("video_note", "", Media("telegram:file/DQACAgQAAxkBAAIBvideonote", "video/mp4", "video")),
+        # Telegram sends an animation also as a document: it is read as what it is.
+        ("animation", "", Media("telegram:file/CgACAgQAAxkBAAIBgif", "video/mp4", "video", "rusak.gif.mp4")),
+        ("sticker", "", Media("telegram:file/CAACAgIAAxkBAAIBthumbsup", "image/webp", "sticker")),
+        # Bot API 4.x: no file_unique_id, is_video or type.
+        ("sticker_old_api", "", Media("telegram:file/CAADAgADoldsticker", "application/x-tgsticker", "sticker")),
+    ],
+)
+def test_each_kind_of_file_becomes_media_with_the_caption_as_text(name: str, text: str, media: Media) -> None:
+    message = only(name)
+    assert (message.text, message.media) == (text, (media,))
+    assert message.location is None and message.contact is None and message.forwarded_from is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "content_type"),
+    [({"is_animated": True}, "application/x-tgsticker"), ({"is_video": True}, "video/webm"), ({}, "image/webp")],
+)
+def test_a_stickers_content_type_follows_its_format(flags: dict[str, bool], content_type: str) -> None:
+    body = json.loads(fixture("sticker.json"))
+    body["message"]["sticker"].update({"is_animated": False, "is_video": False, **flags})
+    [media] = one_message(json.dumps(body).encode()).media
+    assert (media.kind, media.content_type) == ("sticker", content_type)
+
+
+def test_a_location_and_a_venue_become_locations() -> None:
+    message = only("location")
+    assert message.location == Location(latitude=-6.200123, longitude=106.816666)
+    assert message.text == "" and message.media == ()
+    venue = only("venue")
+    assert venue.location == Location(-6.224938, 106.809472, name="Senayan City",
+                                      address="Jl. Asia Afrika No.19, Jakarta")
+
+
+@pytest.mark.parametrize(
+    ("name", "origin", "text"),
+    [
+        ("forward_origin_user", "Budi Santoso", "Mas, STOP aja langganannya kalau nggak mau"),
+        ("forward_origin_hidden_user", "Ibu Ani", "Tolong hapus data saya"),
+        ("forward_origin_channel", "Info Promo Toko", "Promo ini masih berlaku?"),
+        # Bot API before 7.0: PTB no longer reads these fields, so they come from the JSON.
+        ("forward_old_api_user", "Budi Santoso", "Berhenti"),
+        ("forward_old_api_sender_name", "Ibu Ani", "hapus data saya"),
+        ("forward_old_api_chat", "Info Promo Toko", "Diskon 50% hari ini saja"),
+    ],
+)
+def test_a_forwarded_message_names_its_origin(name: str, origin: str, text: str) -> None:
+    message = only(name)
+    assert (message.forwarded_from, message.text) == (origin, text)
+
+
+def test_a_forward_that_names_no_origin_is_still_forwarded() -> None:
+    body = json.loads(fixture("forward_old_api_user.json"))
+    del body["message"]["forward_from"]  # forward_date alone
+    assert one_message(json.dumps(body).encode()).forwarded_from == ""
+    body = json.loads(fixture("forward_origin_user.json"))
+    body["message"]["forward_origin"] = {"type": "a_future_type", "date": 1717150000}
+    assert one_message(json.dumps(body).encode()).forwarded_from == ""
+    assert only("private_text").forwarded_from is None
+
+
+def test_a_forwarded_start_is_not_a_command() -> None:
+    body = json.loads(fixture("forward_origin_user.json"))
+    body["message"]["text"] = "/start promo_ramadan"
+    message = one_message(json.dumps(body).encode())
+    assert (message.text, message.button_payload, message.deep_link) == ("/start promo_ramadan", None, None)
+
+
+def test_fields_of_newer_bot_apis_are_ignored() -> None:
+    assert only("private_text_unknown_fields").text == "Halo, masih buka?"
+
+
+def test_fields_the_bot_api_examples_leave_out_are_filled_in() -> None:
+    # The Bot API's own webhook examples have users without is_bot and callbacks without chat_instance.
+    body = json.loads(fixture("callback_query_inline.json"))
+    del body["callback_query"]["from"]["is_bot"], body["callback_query"]["chat_instance"]
+    message = one_message(json.dumps(body).encode())
+    assert (message.sender, message.display_name, message.button_payload) == (str(CUSTOMER), "Siti Rahma", "csat:4")
+    body = json.loads(fixture("private_text.json"))
+    del body["message"]["from"]["is_bot"]
+    assert one_message(json.dumps(body).encode()).display_name == "Siti Rahma"
+
+
+def test_a_sub_object_ptb_cannot_build_is_left_out_not_refused(caplog: pytest.LogCaptureFixture) -> None:
+    body = json.loads(fixture("photo_with_caption.json"))
+    body["message"]["from"] = {"id": CUSTOMER, "is_bot": False}  # PTB requires first_name
+    body["message"]["photo"][1].pop("width")  # likewise
+    with caplog.at_level("WARNING", logger="channels.telegram"):
+        message = one_message(json.dumps(body).encode())
+    assert message.text == "Paketnya rusak"
+    assert message.media[0].url == "telegram:file/AgACAgQAAxkBAAIBmedium"  # the largest of those with sizes
+    assert message.display_name is None  # the sender could not be read
+    assert "read without from, photo" in caplog.text
 
 
 def test_group_messages_are_ignored_unless_groups_are_allowed() -> None:
@@ -143,8 +270,75 @@ def test_group_messages_are_ignored_unless_groups_are_allowed() -> None:
     assert message.provider_message_id == "-1001234567890:17"
 
 
-def test_updates_without_customer_content_are_ignored() -> None:
-    assert parse("my_chat_member") == []
+def test_a_user_blocking_and_unblocking_the_bot_changes_reachability() -> None:
+    assert parse("my_chat_member") == [ReachabilityUpdate(
+        channel="telegram", address=str(CUSTOMER), reachable=False, reason="blocked the bot",
+        provider_event_id="mcm:900000010",
+    )]
+    assert parse("my_chat_member_unblocked") == [ReachabilityUpdate(
+        channel="telegram", address=str(CUSTOMER), reachable=True, reason="unblocked the bot",
+        provider_event_id="mcm:900000030",
+    )]
+
+
+def test_other_member_changes_are_ignored() -> None:
+    body = json.loads(fixture("my_chat_member_unblocked.json"))
+    body["my_chat_member"]["old_chat_member"] = {"user": body["my_chat_member"]["new_chat_member"]["user"],
+                                                 "status": "member"}
+    assert receiver().parse(request(json.dumps(body).encode())) == []
+    body["my_chat_member"]["chat"] = {"id": -1001234567890, "title": "Komunitas Pelanggan", "type": "supergroup"}
+    body["my_chat_member"]["new_chat_member"]["status"] = "kicked"
+    assert receiver(allow_groups=True).parse(request(json.dumps(body).encode())) == []
+
+
+IGNORED = [
+    "channel_post", "edited_channel_post", "message_reaction", "poll", "chat_join_request",  # kinds we never read
+    "pinned_message",  # a service message: nothing the customer said
+    "edited_live_location",  # a live location moving: an edit without words
+    "callback_query_game",  # a button without data
+]
+
+
+@pytest.mark.parametrize("name", IGNORED)
+def test_updates_without_customer_content_are_ignored_with_a_log_line(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    kind = next(key for key in json.loads(fixture(f"{name}.json")) if key != "update_id")
+    with caplog.at_level("INFO", logger="channels.telegram"):
+        assert parse(name) == []
+    assert f"telegram update {kind} ignored" in caplog.text
+
+
+@pytest.mark.parametrize(("name", "kind"), [("dice", "dice"), ("poll_message", "poll")])
+def test_what_a_customer_sends_that_sapa_cannot_read_is_passed_on_to_be_answered(name: str, kind: str) -> None:
+    [message] = parse(name)
+    assert isinstance(message, InboundMessage)
+    assert (message.unsupported, message.text, message.has_attachment) == (kind, "", True)
+
+
+def test_an_update_of_a_kind_no_bot_api_has_yet_is_ignored() -> None:
+    assert receiver().parse(request(b'{"update_id": 5, "guest_message": {"id": 1}}')) == []
+    assert receiver().parse(request(b'{"update_id": 5}')) == []
+
+
+def test_the_webhook_answers_200_to_ignored_updates_and_routes_reachability() -> None:
+    calls: list[tuple[str, Any]] = []
+    pipeline = SimpleNamespace(
+        handle=lambda item: calls.append(("handle", item)),
+        record_delivery=lambda item: calls.append(("delivery", item)),
+        record_reachability=lambda item: calls.append(("reachability", item)),
+    )
+    app = FastAPI()
+    mount(app, SimpleNamespace(channels={"telegram": receiver()}, pipeline=pipeline))
+    headers = {"content-type": "application/json", "x-telegram-bot-api-secret-token": SECRET}
+    with TestClient(app) as client:
+        def post(name: str) -> int:
+            return client.post("/webhooks/telegram", content=fixture(name), headers=headers).status_code
+
+        for name in [*IGNORED, "photo_without_file_unique_id", "sticker_old_api", "my_chat_member"]:
+            assert post(f"{name}.json") == 200
+        assert post("malformed.txt") == 400
+    assert [kind for kind, _ in calls] == ["handle", "handle", "reachability"]
 
 
 def test_malformed_json_is_a_bad_payload() -> None:
@@ -158,8 +352,11 @@ def test_malformed_json_is_a_bad_payload() -> None:
     [
         fixture("not_an_update.json"),
         b"[1, 2]",
-        b'{"update_id": 5, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"},'
-        b' "from": {"id": 1, "first_name": "No is_bot"}}}',
+        b'{"update_id": "5", "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"}}}',
+        b'{"update_id": 5, "message": {"message_id": 1, "date": 1, "text": "no chat"}}',
+        b'{"update_id": 5, "message": {"message_id": 1, "date": "yesterday", "chat": {"id": 1, "type": "private"}}}',
+        b'{"update_id": 5, "message": {"message_id": 1, "date": 1, "chat": {"id": 1}}}',
+        b'{"update_id": 5, "message": "halo"}',
     ],
 )
 def test_json_that_is_not_an_update_is_a_bad_payload(body: bytes) -> None:
@@ -342,4 +539,19 @@ def test_set_webhook_registers_the_url_and_secret(api: FakeProviders, channel: T
     [call] = api.requests("telegram", "setWebhook")
     assert call.params["url"] == "https://sapa.example/webhooks/telegram"
     assert call.params["secret_token"] == SECRET
-    assert call.params["allowed_updates"] == ["message", "edited_message", "callback_query"]
+    # my_chat_member: Telegram sends it only when asked, and it says the user blocked or unblocked the bot.
+    assert call.params["allowed_updates"] == ["message", "edited_message", "callback_query", "my_chat_member"]
+
+
+def test_the_set_webhook_command_subscribes_to_member_updates(api: FakeProviders, tmp_path: Path) -> None:
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yml").read_text())
+    raw["channels"]["telegram"] = {"enabled": True, "api_base_url": api.telegram_base_url}
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "telegram", "set-webhook", "--url", "https://sapa.example/webhooks/telegram"],
+        env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET},
+    )
+    assert result.exit_code == 0, result.output
+    [call] = api.requests("telegram", "setWebhook")
+    assert "my_chat_member" in call.params["allowed_updates"]

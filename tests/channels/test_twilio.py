@@ -12,10 +12,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
 from bot.fake_providers import FakeProviders
-from bot.messages import Button, DeliveryUpdate, InboundMessage, Media, OutboundMessage
+from bot.messages import Button, DeliveryUpdate, InboundMessage, Location, Media, OutboundMessage
 from channels.base import BadPayload, Forbidden, FormParams, RetryLater, Undeliverable, WebhookRequest
 from channels.twilio import TwilioChannel, sms_segments, split_text
 
@@ -86,18 +87,127 @@ def test_inbound_whatsapp_carries_the_profile_name_and_drops_the_prefix() -> Non
     assert message.text == "Selamat pagi, saya mau tanya poin loyalty saya"
 
 
-def test_whatsapp_media_without_caption() -> None:
-    [message] = channel().parse(request(*fixture("inbound_whatsapp_media")))
+def only(name: str, adapter: TwilioChannel | None = None) -> InboundMessage:
+    [message] = (adapter or channel()).parse(request(*fixture(name)))
     assert isinstance(message, InboundMessage)
-    assert message.text == "[media]"
-    assert [m.content_type for m in message.media] == ["image/jpeg", "image/png"]
+    return message
+
+
+def test_whatsapp_media_without_caption() -> None:
+    message = only("inbound_whatsapp_media")
+    assert message.text == ""  # no placeholder: the core acknowledges attachments itself
+    assert [(m.content_type, m.kind) for m in message.media] == [("image/jpeg", "image"), ("image/png", "image")]
     assert all(isinstance(m, Media) and "/Media/ME" in m.url for m in message.media)
 
 
-def test_whatsapp_quick_reply_returns_its_payload() -> None:
-    [message] = channel().parse(request(*fixture("inbound_whatsapp_button")))
+def test_an_mms_without_a_body_is_its_media() -> None:
+    message = only("inbound_mms_no_body", channel("sms"))
+    assert (message.channel, message.text, message.phone) == ("sms", "", "+6281234567890")
+    [media] = message.media
+    assert (media.content_type, media.kind) == ("image/jpeg", "image")
+    assert media.url.endswith("/Messages/MM7e6d5c4b3a29180f7e6d5c4b3a291807/Media/ME1a2b3c4d5e6f708192a3b4c5d6e7f801")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "content_type", "kind"),
+    [
+        ("inbound_whatsapp_voice", "", "audio/ogg", "voice"),
+        ("inbound_whatsapp_video", "", "video/mp4", "video"),
+        ("inbound_whatsapp_document", "Ini invoice-nya", "application/pdf", "document"),
+        # A contact card is a file Twilio hosts: reading it needs a download, so it stays a document.
+        ("inbound_whatsapp_vcard", "", "text/vcard", "document"),
+        ("inbound_whatsapp_sticker", "", "image/webp", "sticker"),
+    ],
+)
+def test_each_kind_of_whatsapp_media(name: str, text: str, content_type: str, kind: str) -> None:
+    message = only(name)
+    assert message.text == text
+    assert [(m.content_type, m.kind) for m in message.media] == [(content_type, kind)]
+    assert message.contact is None and message.location is None
+
+
+@pytest.mark.parametrize(
+    ("content_type", "channel_name", "kind"),
+    [("audio/ogg", "sms", "audio"), ("audio/mpeg", "whatsapp", "audio"), ("text/x-vcard", "sms", "document"),
+     ("application/octet-stream", "sms", "document"), ("", "sms", "document")],
+)
+def test_media_kind_follows_the_content_type(content_type: str, channel_name: str, kind: str) -> None:
+    path, pairs = fixture("inbound_mms_no_body")
+    if channel_name == "whatsapp":
+        path, pairs = fixture("inbound_whatsapp_voice")
+    pairs = [(k, content_type if k == "MediaContentType0" else v) for k, v in pairs]
+    [message] = channel(channel_name).parse(request(path, pairs))
     assert isinstance(message, InboundMessage)
+    assert [m.kind for m in message.media] == [kind]
+
+
+def test_more_media_than_twilio_allows_are_not_read(caplog: pytest.LogCaptureFixture) -> None:
+    path, pairs = fixture("inbound_mms_no_body")
+    pairs = [(k, "25" if k == "NumMedia" else v) for k, v in pairs]
+    pairs += [(f"MediaUrl{i}", f"https://api.twilio.com/media/{i}") for i in range(1, 25)]
+    with caplog.at_level("INFO", logger="channels.twilio"):
+        [message] = channel("sms").parse(request(path, pairs))
+    assert isinstance(message, InboundMessage) and len(message.media) == 10
+    assert "NumMedia 25" in caplog.text
+
+
+def test_a_whatsapp_location_becomes_a_location() -> None:
+    message = only("inbound_whatsapp_location")
+    assert message.location == Location(-6.224938, 106.809472, name="Senayan City",
+                                         address="Jl. Asia Afrika No.19, Jakarta")
+    assert (message.text, message.media) == ("", ())
+    assert message.has_attachment
+
+
+@pytest.mark.parametrize("latitude", ["north", "nan", "inf"])
+def test_a_location_that_is_not_numbers_is_left_out(latitude: str) -> None:
+    path, pairs = fixture("inbound_whatsapp_location")
+    pairs = [(k, latitude if k == "Latitude" else v) for k, v in pairs]
+    # Nothing else is left in it, so it is logged and answered 200 like any empty message.
+    assert channel().parse(request(path, pairs)) == []
+
+
+@pytest.mark.parametrize("name", ["inbound_whatsapp_forwarded", "inbound_whatsapp_frequently_forwarded"])
+def test_a_forwarded_whatsapp_message_is_marked_forwarded(name: str) -> None:
+    message = only(name)
+    assert message.forwarded_from == ""  # WhatsApp does not say from whom
+    assert only("inbound_whatsapp").forwarded_from is None
+
+
+def test_whatsapp_quick_reply_returns_its_payload_and_the_message_that_carried_it() -> None:
+    message = only("inbound_whatsapp_button")
     assert (message.button_payload, message.text) == ("csat:5", "Puas")
+    assert message.button_of == "SMe1d2c3b4a5968778695a4b3c2d1e0f9a"  # our outbound sid
+
+
+def test_a_reply_quoting_our_message_is_not_a_button_press() -> None:
+    path, pairs = fixture("inbound_whatsapp_button")
+    pairs = [(k, v) for k, v in pairs if k not in ("ButtonPayload", "ButtonText")]
+    [message] = channel().parse(request(path, pairs))
+    assert isinstance(message, InboundMessage)
+    assert (message.button_payload, message.button_of, message.text) == (None, None, "Puas")
+
+
+def test_a_whatsapp_sender_without_the_prefix_is_accepted_on_the_whatsapp_webhook() -> None:
+    message = only("inbound_whatsapp_unprefixed_sender")
+    assert (message.channel, message.sender, message.phone) == ("whatsapp", "+6281234567890", "+6281234567890")
+    # Nothing in it says which channel: the webhook it came to decides.
+    path, pairs = fixture("inbound_whatsapp_unprefixed_sender")
+    bare = [(k, v) for k, v in pairs if k not in ("To", "WaId", "ProfileName")]
+    assert len(channel().parse(request(path, bare))) == 1
+    # The To (our WhatsApp number) still says WhatsApp on the SMS webhook.
+    with pytest.raises(BadPayload, match="whatsapp message arrived on the sms webhook"):
+        channel("sms").parse(request(*fixture("inbound_whatsapp_unprefixed_sender")))
+
+
+def test_a_message_without_body_media_or_location_is_ignored_with_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path, pairs = fixture("inbound_whatsapp")
+    pairs = [(k, "" if k == "Body" else "unsupported" if k == "MessageType" else v) for k, v in pairs]
+    with caplog.at_level("INFO", logger="channels.twilio"):
+        assert channel().parse(request(path, pairs)) == []
+    assert "ignored" in caplog.text and "'unsupported'" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -125,22 +235,89 @@ def test_status_callbacks_become_delivery_updates(
     name: str, sid: str, status: str, error: str | None, channel_name: str
 ) -> None:
     # Both adapters share one status URL, so either may parse it: the addresses name the channel.
+    dead = error is not None and error.startswith("30003")
     for adapter in (channel("sms"), channel("whatsapp")):
         assert adapter.parse(request(*fixture(name))) == [
-            DeliveryUpdate(channel=channel_name, provider_message_id=sid, status=status, error=error)  # type: ignore[arg-type]
+            DeliveryUpdate(
+                channel=channel_name, provider_message_id=sid, status=status, error=error,  # type: ignore[arg-type]
+                address_dead=dead,
+            )
         ]
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "address_dead", "unsubscribed"),
+    [
+        ("status_sms_failed_21610", "21610: recipient unsubscribed (replied STOP)", True, True),
+        ("status_sms_undelivered_30003", "30003: unreachable destination handset", True, False),
+        ("status_sms_undelivered_30005", "30005: unknown destination handset", True, False),
+        ("status_sms_undelivered_30006", "30006: landline or unreachable carrier", True, False),
+        # The number is fine: the window, a carrier's filter or an unknown error stopped this one message.
+        ("status_whatsapp_failed_63016", "63016: outside the WhatsApp 24-hour window: use an approved template",
+         False, False),
+        ("status_sms_undelivered_30007", "30007: filtered by the carrier", False, False),
+        ("status_whatsapp_undelivered_30008", "30008: Unknown error", False, False),
+    ],
+)
+def test_a_failed_status_carries_the_verdict_on_the_address(
+    name: str, error: str, address_dead: bool, unsubscribed: bool
+) -> None:
+    [update] = channel("sms").parse(request(*fixture(name)))
+    assert isinstance(update, DeliveryUpdate)
+    assert (update.status, update.error) == ("failed", error)
+    assert (update.address_dead, update.unsubscribed) == (address_dead, unsubscribed)
+
+
+def test_an_error_code_on_a_status_that_is_not_a_failure_condemns_nothing() -> None:
+    path, pairs = fixture("status_sms_undelivered_30003")
+    pairs = [(k, "sent" if k in ("MessageStatus", "SmsStatus") else v) for k, v in pairs]
+    [update] = channel("sms").parse(request(path, pairs))
+    assert isinstance(update, DeliveryUpdate)
+    assert (update.status, update.address_dead) == ("sent", False)
+
+
+@pytest.mark.parametrize(
+    ("code", "address_dead", "unsubscribed"),
+    [
+        (21610, True, True),
+        (21211, True, False),
+        (21614, True, False),
+        (30003, True, False),
+        (30005, True, False),
+        (30006, True, False),
+        (63016, False, False),
+        (30007, False, False),
+        (21408, False, False),
+        (21617, False, False),  # a code the table does not know proves nothing about the number
+    ],
+)
+def test_send_time_refusals_use_the_same_verdicts(code: int, address_dead: bool, unsubscribed: bool) -> None:
+    refusal = TwilioRestException(400, "/Messages.json", "Unable to create record: refused", code=code, method="POST")
+    mapped = TwilioChannel._mapped(refusal)
+    assert isinstance(mapped, Undeliverable)
+    assert (mapped.address_dead, mapped.unsubscribed) == (address_dead, unsubscribed)
+    assert mapped.reason == (f"Twilio 400 ({code}): refused" if code == 21617 else f"{code}: refused")
 
 
 def test_a_whatsapp_message_on_the_sms_webhook_is_refused_and_vice_versa() -> None:
     with pytest.raises(BadPayload, match="whatsapp message arrived on the sms webhook"):
         channel("sms").parse(request(*fixture("inbound_whatsapp")))
+    # An unprefixed To is one of our SMS numbers: that payload clearly is SMS.
     with pytest.raises(BadPayload, match="sms message arrived on the whatsapp webhook"):
         channel("whatsapp").parse(request(*fixture("inbound_sms")))
 
 
+def test_the_legacy_sid_names_stand_in_for_message_sid() -> None:
+    path, pairs = fixture("inbound_sms")
+    legacy = [(k, v) for k, v in pairs if k not in ("MessageSid", "SmsMessageSid", "NumMedia")]
+    [message] = channel("sms").parse(request(path, legacy))
+    assert isinstance(message, InboundMessage)
+    assert message.provider_message_id == "SM1f0e3a2b4c5d6e7f8091a2b3c4d5e6f7"
+
+
 def test_missing_message_sid_is_a_bad_payload() -> None:
     path, pairs = fixture("inbound_sms")
-    pairs = [(k, v) for k, v in pairs if k != "MessageSid"]
+    pairs = [(k, v) for k, v in pairs if k not in ("MessageSid", "SmsMessageSid", "SmsSid")]
     with pytest.raises(BadPayload):
         channel("sms").parse(request(path, pairs))
 
@@ -319,6 +496,16 @@ def test_an_invalid_number_is_undeliverable(fake: FakeProviders) -> None:
     with pytest.raises(Undeliverable) as caught:
         channel("sms", api_base_url=fake.twilio_base_url).send(out("sms"))
     assert caught.value.reason == "21211: The 'To' number +62812 is not a valid phone number."
+    assert (caught.value.address_dead, caught.value.unsubscribed) == (True, False)
+
+
+def test_a_send_outside_the_whatsapp_window_leaves_the_address_alone(fake: FakeProviders) -> None:
+    fake.fail_next("twilio", 400, code=63016, description="Failed to send freeform message because you are outside "
+                   "the allowed window. If you are using WhatsApp, please use a Message Template.")
+    with pytest.raises(Undeliverable) as caught:
+        channel(api_base_url=fake.twilio_base_url).send(out(window_open=True))
+    assert caught.value.reason.startswith("63016: Failed to send freeform message")
+    assert (caught.value.address_dead, caught.value.unsubscribed) == (False, False)
 
 
 def test_a_later_part_failing_keeps_the_first_sid(fake: FakeProviders) -> None:

@@ -42,16 +42,76 @@ def test_crm_1_5_consent_answers_are_recorded_separately_with_time_and_channel(c
     assert first is not None and first.recorded_at == clock.now() and "consent:data:yes" in (first.evidence or "")
 
 
-def test_crm_1_5_marketing_withdrawn_in_words_and_confirmed_once(customer, sapa):
+def test_crm_1_5_marketing_withdrawn_in_words_is_asked_first_and_confirmed_once(customer, sapa):
     customer.say("halo")
     customer.say("Rina")
-    customer.say("Setuju", payload="consent:marketing:yes")
+    customer.say("Setuju", payload="consent:data:yes")
+    assert customer.say("Setuju", payload="consent:marketing:yes") == [
+        "Terima kasih! Anda akan menerima info promo dari PT Contoh Sejahtera. Balas STOP kapan saja untuk berhenti."]
+    # Words are the classifier's guess: nothing changes until the customer says yes.
     assert customer.say("tolong jangan kirim promo2 lagi ke saya ya") == [
+        "Apakah Anda ingin berhenti menerima pesan promosi dari PT Contoh Sejahtera?"]
+    assert consents(sapa)[-1] == ("marketing", True, "webchat")
+    assert customer.say("Ya", payload="consent:confirm:out:yes") == [
         "Anda tidak akan lagi menerima pesan promosi dari PT Contoh Sejahtera. Balas START kapan saja untuk "
         "berlangganan kembali."]
     assert customer.say("udah gak usah kirim promo lagi") == [
         "Anda sudah tidak menerima pesan promosi dari PT Contoh Sejahtera."]
-    assert consents(sapa) == [("marketing", True, "webchat"), ("marketing", False, "webchat")]
+    assert consents(sapa) == [("data_processing", True, "webchat"), ("marketing", True, "webchat"),
+                              ("marketing", False, "webchat")]
+    with sapa.database.unit_of_work(read_only=True) as session:
+        last = session.execute(select(Consent).order_by(Consent.id.desc())).scalars().first()
+    assert last is not None and "jangan kirim promo2" in (last.evidence or "")  # the words and the yes, kept
+
+
+def test_crm_1_5_a_guess_answered_no_or_ignored_changes_nothing(customer, sapa):
+    customer.say("halo")
+    customer.say("Rina")
+    customer.say("Setuju", payload="consent:data:yes")
+    customer.say("Setuju", payload="consent:marketing:yes")
+    before = consents(sapa)
+    assert customer.say("jangan kirim promo lagi ya") == [
+        "Apakah Anda ingin berhenti menerima pesan promosi dari PT Contoh Sejahtera?"]
+    assert customer.say("tidak") == ["Baik, pengaturan pesan promosi Anda tidak kami ubah."]
+    question = customer.send("jangan kirim promo lagi ya")["replies"][0]  # asked again
+    customer.say("jam buka toko kapan?")  # a question instead of an answer: the consent question lapses
+    assert customer.press("Ya", question) == [
+        "Pilihan itu sudah tidak berlaku karena pertanyaannya sudah dijawab sebelumnya, jadi tidak ada yang kami "
+        "ubah. Silakan tulis pesan bila ada yang ingin diubah."]
+    assert consents(sapa) == before
+
+
+@pytest.mark.parametrize("text", ["Msg", "msg", "unsub", "Stp", "berhentii"])
+def test_crm_1_5_a_single_word_that_is_not_a_keyword_never_touches_consent(customer, sapa, text):
+    customer.say("halo")
+    customer.say("Rina")
+    customer.say("Setuju", payload="consent:data:yes")
+    customer.say("Setuju", payload="consent:marketing:yes")
+    before = consents(sapa)
+    replies = customer.say(text)
+    assert not any("promosi" in reply for reply in replies), replies
+    assert consents(sapa) == before
+
+
+def test_crm_1_5_an_old_consent_button_cannot_reverse_a_later_answer(customer, sapa):
+    replies = customer.send("halo")["replies"]
+    notice = replies[-1]
+    assert customer.press("Setuju", notice)[0] == "Terima kasih, persetujuan Anda sudah kami catat."
+    # The web chat keeps the notice's buttons clickable: the old "Tidak setuju" must change nothing.
+    assert customer.press("Tidak setuju", notice) == [
+        "Pilihan itu sudah tidak berlaku karena pertanyaannya sudah dijawab sebelumnya, jadi tidak ada yang kami "
+        "ubah. Silakan tulis pesan bila ada yang ingin diubah."]
+    assert consents(sapa) == [("data_processing", True, "webchat")]
+
+
+def test_crm_1_5_first_opt_in_ever_does_not_say_again_but_a_return_does(customer, sapa):
+    customer.say("halo")
+    customer.say("Setuju", payload="consent:data:yes")
+    assert "kembali" not in customer.say("Setuju", payload="consent:marketing:yes")[0]
+    customer.say("STOP")
+    assert customer.say("START") == [
+        "Terima kasih! Anda akan kembali menerima info promo dari PT Contoh Sejahtera. Balas STOP kapan saja untuk "
+        "berhenti."]
 
 
 def test_crm_1_5_new_customer_gets_the_privacy_notice_and_two_separate_consent_questions(customer, sapa):

@@ -7,6 +7,7 @@ slang and English customers really send.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from bot.config import ConfigError, Settings, settings_from_mapping
 from bot.templating import render
 from handlers.inquiries import FaqIndex
+from nlu.normalise import words
 from store.models import Conversation, Message
 from tests.support.webchat import NOTICE, NOTICE_EN
 
@@ -92,23 +94,114 @@ def test_crm_2_3_answers_come_from_the_knowledge_base_matched_by_meaning(custome
     assert wrong == []
 
 
-def test_crm_2_3_paraphrases_written_apart_from_the_examples_find_their_answer(base_settings):
-    """The measured accuracy of the matcher on 48 fresh paraphrases and 10 questions the FAQ does not cover.
-
-    At faq.min_similarity 0.3: 39 answered right, 2 answered with another entry, 7 offered a human;
-    1 uncovered question answered. A change to the matcher or the FAQ must not do worse.
-    """
+def test_crm_2_3_the_tuning_set_is_answered_and_uncovered_questions_are_not(base_settings):
+    """HELD_OUT and NOT_COVERED below were the tuning set of the matcher (handlers/inquiries.py): its form
+    words, synonyms and the entries' `terms` were chosen looking at them. Measured: 47 of 48 answered
+    right, none wrong, 1 offered a person; 0 of 10 uncovered questions answered. The measurement on
+    questions written apart is test_crm_2_3_faq_answers_only_what_an_entry_answers."""
     index = FaqIndex(base_settings.faq)
-    threshold = base_settings.faq.min_similarity
     right = wrong = 0
     for text, entry_id in HELD_OUT:
-        match = index.nearest(text)
+        match = index.match(text)
         assert match is not None
-        if match.similarity >= threshold:
+        if match.answers:
             right += match.entry.id == entry_id
             wrong += match.entry.id != entry_id
-    answered_uncovered = [text for text in NOT_COVERED if (m := index.nearest(text)) and m.similarity >= threshold]
-    assert right >= 39 and wrong <= 2 and len(answered_uncovered) <= 1, (right, wrong, answered_uncovered)
+    answered_uncovered = [text for text in NOT_COVERED if (m := index.match(text)) and m.answers]
+    assert right >= 46 and wrong == 0 and answered_uncovered == [], (right, wrong, answered_uncovered)
+
+
+CASES = Path(__file__).with_name("faq_cases.jsonl")
+
+
+def _cases() -> list[dict]:
+    return [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_crm_2_3_faq_answers_only_what_an_entry_answers(base_settings, capsys):
+    """Precision and recall of the FAQ on tests/handlers/faq_cases.jsonl: paraphrases of every entry
+    (id chat style, formal id, en) and questions the FAQ does not answer (COD abroad, shipping abroad,
+    trade-in, repairs, jobs, stock, prices, accounts…), written apart from config.yml.
+
+    Each batch was written before the matcher it was first run on was seen to answer it; batches 1 and 2
+    were then used to improve it (generic words, synonyms), so the overall figures are optimistic and
+    the first-run figures are the honest ones (docs/architecture.md, Routing):
+      batch 1 (old nearest-entry matcher): 72% right, 9% wrong, 65% of uncovered questions handed on;
+      batch 1 (first version of this one): 76% right, 1% wrong, 98% handed on;
+      batch 2 (after batch 1): 75% right, 2% wrong, 96% handed on;
+      batch 3 (after batch 2): 79% right, 0% wrong, 90% handed on.
+    All 302 today: 192/205 right (94%), 1 wrong, 95/97 handed on (98%). The old matcher on them: 78%
+    right, 6% wrong, 69% handed on.
+    """
+    index = FaqIndex(base_settings.faq)
+    cases = _cases()
+    paraphrases = [c for c in cases if c["faq"]]
+    unanswerable = [c for c in cases if not c["faq"]]
+    assert len(unanswerable) >= 40
+    entries = {entry.id for entry in base_settings.faq.entries}
+    assert {c["faq"] for c in paraphrases} == entries  # every entry is measured ...
+    assert min(sum(c["faq"] == e for c in paraphrases) for e in entries) >= 5  # ... on 5 paraphrases at least
+
+    def answer(text: str) -> str | None:
+        match = index.match(text)
+        return match.entry.id if match is not None and match.answers else None
+
+    right = [c["text"] for c in paraphrases if answer(c["text"]) == c["faq"]]
+    wrong = [(c["text"], answer(c["text"])) for c in paraphrases if answer(c["text"]) not in (None, c["faq"])]
+    honest = [c["text"] for c in unanswerable if answer(c["text"]) is None]
+    leaked = [(c["text"], answer(c["text"])) for c in unanswerable if answer(c["text"]) is not None]
+    with capsys.disabled():
+        print(f"\nFAQ: paraphrases answered right {len(right)}/{len(paraphrases)} "
+              f"({len(right) / len(paraphrases):.1%}), wrong {len(wrong)}; unanswerable handed to a person "
+              f"{len(honest)}/{len(unanswerable)} ({len(honest) / len(unanswerable):.1%})")
+    assert len(right) / len(paraphrases) >= 0.90, wrong
+    assert len(wrong) <= 2, wrong  # a wrong answer is worse than a handoff: at most 1 in 100
+    assert len(honest) / len(unanswerable) >= 0.95, leaked
+
+
+def test_the_measured_questions_are_not_copied_into_the_faq(base_settings):
+    """The cases measure the matcher on words it was not given: none of them is an example or question."""
+    configured = {" ".join(words(text)) for entry in base_settings.faq.entries
+                  for text in (*entry.examples, *entry.question.values())}
+    copied = [c["text"] for c in _cases() if " ".join(words(c["text"])) in configured]
+    copied += [text for text, _ in HELD_OUT if " ".join(words(text)) in configured]
+    assert copied == []
+
+
+@pytest.mark.parametrize(("text", "entry_id"), [
+    ("bisa COD?", "cod"), ("cara retur?", "returns_refund"), ("ongkr ke surabya brp", "shipping"),
+])
+def test_questions_an_entry_answers_are_answered(base_settings, text, entry_id):
+    match = FaqIndex(base_settings.faq).match(text)
+    assert match is not None and match.answers and match.entry.id == entry_id
+
+
+@pytest.mark.parametrize(("text", "nearest", "uncovered"), [
+    ("kirim ke luar negeri?", "shipping", ("negeri",)),  # the shipping entry is domestic
+    ("ada asuransi pengiriman gak", "shipping", ("asuransi",)),  # shipping insurance is not in the entry
+    ("bisa servis laptop di toko ga", "branches", ("servis",)),  # the stores, yes; repairs, not said
+    ("toko buka lowongan kerja ga", "opening_hours", ("lowongan", "kerja")),
+])
+def test_the_nearest_entry_is_not_sent_when_it_leaves_part_of_the_question_unanswered(
+        base_settings, text, nearest, uncovered):
+    match = FaqIndex(base_settings.faq).match(text)
+    assert match is not None and not match.answers
+    assert (match.entry.id, match.uncovered) == (nearest, uncovered)
+
+
+def test_crm_2_3_a_question_the_faq_does_not_answer_gets_a_person_not_the_nearest_entry(customer, sapa):
+    customer.say("halo")
+    customer.say("Rina")
+    assert customer.say("kak bisa kirim ke luar negeri?") == [
+        "Mohon maaf, Rina, jawaban untuk pertanyaan ini belum ada pada kami. Mau kami hubungkan dengan petugas kami?"
+    ]
+    assert customer.buttons() == [{"title": "Bicara dengan petugas", "payload": "intent:talk_to_agent"}]
+    asked = last_inbound(sapa)
+    assert asked.meta["faq"] == {"answered": False, "nearest": {
+        "id": "shipping", "similarity": asked.meta["faq"]["nearest"]["similarity"], "uncovered": ["negeri"]}}
+    # The same words about the entry's own topic are answered.
+    assert customer.say("kirim ke luar jawa brp lama kak?") == [
+        f"Baik, Rina. {configured_answer(sapa.settings, 'shipping', 'id')}"]
 
 
 def test_crm_2_4_known_customer_is_addressed_by_name(customer, sapa):
@@ -189,7 +282,7 @@ def test_the_no_answer_reply_is_a_required_template():
         settings_from_mapping(data, {}, "config.yml")
 
 
-# Written after the FAQ examples and never used to choose them (the threshold was chosen on another set).
+# Written after the FAQ examples; the tuning set of today's matcher (see the test that uses them).
 HELD_OUT = [
     ("min toko tutup jam berapa", "opening_hours"), ("sabtu minggu buka ga kak", "opening_hours"),
     ("when does the store close", "opening_hours"), ("Apakah toko buka saat hari raya?", "opening_hours"),
@@ -225,3 +318,46 @@ NOT_COVERED = [
     "berapa ukuran kulkas 2 pintu", "is the samsung s24 available", "ada lowongan kerja gak min",
     "kapan stok ps5 datang lagi",
 ]
+
+
+# "No thanks" and "yes please" to the offer of a person (handlers/greeting.py), said in words instead of the button.
+
+OFFER = "Mohon maaf, Rina, jawaban untuk pertanyaan ini belum ada pada kami. Mau kami hubungkan dengan petugas kami?"
+
+
+def conversation_status(sapa) -> str:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        return session.execute(select(Conversation)).scalar_one().status
+
+
+@pytest.mark.parametrize("answer", ["gak usah, makasih", "nggak deh makasih", "no thank you"])
+def test_no_thanks_to_the_offer_of_a_person_is_understood(customer, sapa, answer):
+    customer.say("halo")
+    customer.say("Rina")
+    assert customer.say("bisa kirim ke singapura ga kak") == [OFFER]
+    replies = customer.say(answer)
+    assert replies in (["Baik, tidak apa-apa, Rina. Kalau nanti ada yang bisa kami bantu, tulis saja di sini."],
+                       ["All right, no problem, Rina. If there is anything else we can help with, just write here."])
+    assert last_inbound(sapa).intent == "deny"
+    assert conversation_status(sapa) == "bot"
+
+
+def test_yes_to_the_offer_of_a_person_hands_the_conversation_over(customer, sapa):
+    customer.say("halo")
+    customer.say("Rina")
+    assert customer.say("bisa kirim ke singapura ga kak") == [OFFER]
+    assert customer.say("iya boleh") == [
+        "Baik, Rina. Percakapan ini kami teruskan ke petugas kami. Mohon tunggu sebentar, petugas akan membalas "
+        "di sini."
+    ]
+    assert conversation_status(sapa) == "waiting"
+
+
+def test_no_thanks_to_nothing_offered_is_not_mistaken_for_an_answer(customer, sapa):
+    customer.say("halo")
+    customer.say("Rina")
+    customer.say("jam buka toko jam berapa")  # answered: nothing offered
+    assert customer.say("gak usah, makasih") == [
+        "Mohon maaf, kami belum memahami pesan Anda. Silakan tulis ulang dengan kata lain, atau kami hubungkan "
+        "dengan petugas kami."
+    ]

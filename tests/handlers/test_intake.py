@@ -207,3 +207,74 @@ def test_crm_3_1_email_is_not_asked_while_a_complaint_is_open(customer, slack, s
     clock.advance(LATER)
     assert customer.say("halo") == [GREETING]  # TKT-000001 is still open
     assert budi(sapa).email_asked_at is None  # still to be asked, once nothing is open
+
+
+# --- the name, asked once (issue 14: /start does not repeat it) ------------------------------------------------------
+# Telegram's /start arrives as the button payload intent:greet (channels/telegram.py), through the signed webhook.
+
+TELEGRAM_ID = "700014"
+WELCOME = "Halo! Selamat datang di PT Contoh Sejahtera. Saya Sapa, asisten virtual yang siap membantu Anda."
+ASK_NAME = "Boleh kami tahu nama Anda?"
+
+
+def telegram_person(client, fakes) -> ProviderCustomer:
+    return ProviderCustomer(client, fakes, "telegram", TELEGRAM_ID)
+
+
+def new_texts(person: ProviderCustomer, sapa, clock, before: int) -> list[str]:
+    drain(sapa, clock)
+    return person.texts()[before:]
+
+
+def test_start_again_while_the_name_question_is_open_does_not_repeat_it(client, fakes, sapa, clock):
+    person = telegram_person(client, fakes)
+    assert person.write("/start") == 200
+    first = new_texts(person, sapa, clock, 0)
+    assert first[:2] == [WELCOME, ASK_NAME]  # then the privacy notice
+    assert person.write("/start") == 200
+    assert new_texts(person, sapa, clock, len(first)) == [WELCOME]
+    # The question is still open: the name that follows is taken.
+    assert person.write("Budi") == 200
+    assert new_texts(person, sapa, clock, len(first) + 1)[0].startswith("Terima kasih, Budi.")
+    assert budi(sapa).name == "Budi"
+
+
+def test_start_from_a_customer_who_gave_the_name_greets_them_by_it(client, fakes, sapa, clock):
+    person = telegram_person(client, fakes)
+    person.write("/start")
+    person.write("Budi")
+    before = len(new_texts(person, sapa, clock, 0))
+    person.write("/start")
+    assert new_texts(person, sapa, clock, before) == [GREETING]
+
+
+def test_a_customer_who_left_the_name_question_unanswered_is_not_asked_again_later(client, fakes, sapa, clock):
+    person = telegram_person(client, fakes)
+    person.write("/start")
+    person.write("jam buka toko jam berapa")  # a question instead of a name: answered, the name question dropped
+    before = len(new_texts(person, sapa, clock, 0))
+    clock.advance(LATER)  # a later conversation
+    person.write("/start")
+    assert new_texts(person, sapa, clock, before) == [WELCOME]
+    person.write("halo")
+    assert new_texts(person, sapa, clock, before + 1) == [WELCOME]
+    assert budi(sapa).name is None
+
+
+def test_a_greeting_while_the_name_question_is_open_is_not_a_name(customer, sapa):
+    customer.say("halo")
+    assert customer.say("halo kak") == [WELCOME]
+    assert budi(sapa).name is None
+    assert customer.say("Budi")[0].startswith("Terima kasih, Budi.")
+
+
+@pytest.mark.parametrize(("answer", "reply"), [
+    ("gak usah", "Baik, tidak apa-apa. Ada yang bisa kami bantu?"),
+    ("nggak deh makasih", "Baik, tidak apa-apa. Ada yang bisa kami bantu?"),
+    ("no thanks", "All right, no problem. How can we help?"),  # in the language it was said in
+])
+def test_declining_the_name_question_is_not_a_name(customer, sapa, answer, reply):
+    customer.say("halo")
+    assert customer.say(answer) == [reply]
+    assert budi(sapa).name is None
+    assert customer.say("halo") == [WELCOME]  # and it is not asked again

@@ -46,6 +46,46 @@ def test_order_ids_are_read_as_written_without_the_hash(text, expected):
     assert found(text, "order_id") == expected
 
 
+# Indonesian couriers' tracking numbers and marketplace order numbers, in the shapes customers paste them.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("paket sy blm nyampe udh seminggu, resi JNE JP1234567890", "JP1234567890"),  # J&T: JP/JD/JX + 10 digits
+        ("resi jnt JD0123456789 blm gerak", "JD0123456789"),
+        ("sicepat 002345678901 kok blm sampe", "002345678901"),  # a courier's name introduces the number
+        ("JNE 8803042010000123 udah 5 hari", "8803042010000123"),
+        ("resi: CGK1A01234567890", "CGK1A01234567890"),  # JNE with its origin code
+        ("awb SPXID012345678901", "SPXID012345678901"),  # Shopee Express
+        ("SPXID012345678901 posisinya dimana", "SPXID012345678901"),
+        ("ninja NLIDAP12345678 gak update", "NLIDAP12345678"),
+        ("lion parcel 11LP1234567890123", "11LP1234567890123"),
+        ("pesanan 220101ABCDEF12 belum dikirim", "220101ABCDEF12"),  # a marketplace order number
+        ("INV/20260101/MPL/1234567890 kapan sampai", "INV/20260101/MPL/1234567890"),
+        ("resi jne 0115 1234 5678 9012", "0115 1234 5678 9012"),  # read out in groups
+    ],
+)
+def test_tracking_numbers_of_indonesian_couriers(text, expected):
+    assert [value for value, _ in found(text, "order_id")] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("Rp1500000000", "amount", 1500000000),  # letters and digits, but money
+        ("IDR150000000", "amount", 150000000),
+        ("resi 0812 3456 7890", "phone", "+6281234567890"),  # a phone in groups is still a phone
+    ],
+)
+def test_amounts_and_phones_are_not_tracking_numbers(text, kind, value):
+    assert found(text, "order_id") == []
+    assert [v for v, _ in found(text, kind)] == [value]
+
+
+@pytest.mark.parametrize("text", ["jne ke bandung berapa lama", "pesanan ABCDEFGH12", "resi abcdefgh", "pos 1234"])
+def test_a_courier_or_resi_without_a_number_is_no_order_id(text):
+    assert found(text, "order_id") == []
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -7,7 +7,9 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from bot.app import Sapa, build
+from bot.config import Settings, settings_from_mapping
 from bot.fake_providers import FakeProviders, Recorded
 from store.models import OutboxItem
 
@@ -41,6 +45,25 @@ def channel_config(fakes: FakeProviders, *, whatsapp_templates: bool = True) -> 
         "whatsapp": {"enabled": True, "from_number": "+14155238886", "messages_per_second": 80,
                      "api_base_url": fakes.twilio_base_url, "templates": templates},
     }
+
+
+def provider_settings(db_url: str, fakes: FakeProviders, *, whatsapp_templates: bool = True) -> Settings:
+    """config.yml with Telegram, SMS and WhatsApp on the fake providers (no Slack desk)."""
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yml").read_text())
+    raw["server"]["public_base_url"] = PUBLIC
+    raw["channels"].update(channel_config(fakes, whatsapp_templates=whatsapp_templates))
+    raw["database"]["url"] = db_url
+    return settings_from_mapping(raw, SECRETS, "test config")
+
+
+def provider_sapa(db_url: str, fakes: FakeProviders, clock: Any, interpreter: Any, database: Any) -> Iterator[Sapa]:
+    """The body of a module's `sapa` fixture for channel tests: `yield from provider_sapa(...)`."""
+    sapa = build(provider_settings(db_url, fakes), clock=clock, interpreter=interpreter, database=database,
+                 model_cache=None)
+    yield sapa
+    sapa.stop_background()
 
 
 class ProviderCustomer:

@@ -31,7 +31,10 @@ class WebchatUser:
         self.session_id: str = response.json()["session_id"]
         self.last: dict[str, Any] = {}
 
-    def send(self, text: str, *, client_message_id: str | None = None, payload: str | None = None) -> dict[str, Any]:
+    def send(self, text: str, *, client_message_id: str | None = None, payload: str | None = None,
+             button_of: int | None = None, language: str | None = None) -> dict[str, Any]:
+        """POST a message as the page does: `language` is the page's language, `button_of` the id of the
+        message whose button was pressed (both optional, as for older pages)."""
         body: dict[str, Any] = {
             "session_id": self.session_id,
             "client_message_id": client_message_id or uuid.uuid4().hex,
@@ -39,6 +42,10 @@ class WebchatUser:
         }
         if payload is not None:
             body["payload"] = payload
+        if button_of is not None:
+            body["button_of"] = button_of
+        if language is not None:
+            body["language"] = language
         response = self.client.post("/api/webchat/messages", json=body)
         assert response.status_code == 200, response.text
         self.last = response.json()
@@ -47,6 +54,16 @@ class WebchatUser:
     def say(self, text: str, **kwargs: Any) -> list[str]:
         """Send a message and return the texts Sapa replied with."""
         return [reply["text"] for reply in self.send(text, **kwargs)["replies"]]
+
+    def press(self, title: str, message: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
+        """Press the button titled `title` of `message` (default: the last reply that has it), as the page
+        does (payload + button_of), and return the texts Sapa replied with."""
+        if message is None:
+            message = next(reply for reply in reversed(self.last.get("replies", []))
+                           if any(b["title"] == title for b in reply["buttons"]))
+        (button,) = [b for b in message["buttons"] if b["title"] == title]
+        replies = self.send(title, payload=button["payload"], button_of=message["id"], **kwargs)["replies"]
+        return [reply["text"] for reply in replies]
 
     def buttons(self) -> list[dict[str, str]]:
         return [b for reply in self.last.get("replies", []) for b in reply["buttons"]]

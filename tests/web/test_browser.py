@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
+from bot.templating import render
 from tests.support.server import SapaServer, running_sapa
 
 pytestmark = pytest.mark.browser
@@ -36,6 +38,15 @@ CHROMIUM_ARGS = [
 START_TIMEOUT_S = 60.0
 REPLY_TIMEOUT_MS = 15_000
 GREETING = "Selamat datang"  # from config.yml templates.greeting_new.id
+
+
+def template(key: str, language: str, **variables: str) -> str:
+    """A reply text exactly as the shipped config.yml words it (the server runs on a copy of it)."""
+    config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    texts = config["templates"].get(key)
+    if texts is None:
+        pytest.fail(f"config.yml has no `{key}` template", pytrace=False)
+    return render(texts[language], {"company": config["company"]["name"], **variables})
 
 
 def _browser_missing(reason: str) -> None:
@@ -120,6 +131,135 @@ def test_webchat_greets_and_keeps_history_across_reload(browser: Any, server: Sa
     except BaseException:
         print(f"requests made by the page: {requests}")
         print(f"JavaScript errors: {page_errors}")
+        print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
+        raise
+    finally:
+        context.close()
+
+
+def _message_posts(context: Any) -> list[dict[str, Any]]:
+    """The JSON bodies the page POSTs to /api/webchat/messages, in order."""
+    bodies: list[dict[str, Any]] = []
+    context.on("request", lambda request: bodies.append(request.post_data_json)
+               if request.method == "POST" and request.url.endswith("/api/webchat/messages") else None)
+    return bodies
+
+
+def _open_chat(browser: Any, server: SapaServer, locale: str) -> tuple[Any, Any, list[dict[str, Any]], list[str]]:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(locale=locale)
+    posts = _message_posts(context)
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    page.goto(f"{server.base_url}/", wait_until="domcontentloaded")
+    # The input is enabled once the first sync is done: the session exists by then, created in Indonesian.
+    expect(page.locator("#chat-input")).to_be_enabled(timeout=REPLY_TIMEOUT_MS)
+    return context, page, posts, page_errors
+
+
+def _write(page: Any, text: str) -> None:
+    page.locator("#chat-input").fill(text)
+    page.locator("#chat-send").click()
+
+
+def _bot_says(page: Any, text: str) -> Any:
+    """The bot bubble whose whole text is `text` (an exact match, not a substring)."""
+    return page.locator(".msg.msg-out").filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*$"))
+
+
+def test_a_page_switched_to_english_before_the_first_message_gets_english(browser: Any, server: SapaServer) -> None:
+    from playwright.sync_api import expect
+
+    context, page, posts, page_errors = _open_chat(browser, server, "id-ID")
+    try:
+        page.locator("#lang-en").click()
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        expect(page.locator("#chat-input")).to_have_attribute("placeholder", "Write a message…")
+
+        _write(page, "hello")
+        expect(_bot_says(page, template("greeting_new", "en"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+        notice = _bot_says(page, template("privacy_notice", "en"))
+        expect(notice).to_be_visible()
+        buttons = notice.locator("xpath=..").locator(".quick-reply")
+        expect(buttons).to_have_text([template("button_agree", "en"), template("button_disagree", "en")])
+        expect(page.locator(".msg.msg-out", has_text="Selamat")).to_have_count(0)
+
+        # A word that says nothing about its language: only the page's language can make this English.
+        _write(page, "Rina")
+        expect(_bot_says(page, template("name_saved", "en", name="Rina"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+
+        # Back to Indonesian mid-chat: the customer chose no profile language, so the page decides again.
+        page.locator("#lang-id").click()
+        _write(page, "hi")
+        expect(_bot_says(page, template("greeting", "id", name="Rina"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+
+        assert [body["language"] for body in posts] == ["en", "en", "id"], posts
+        expect(page.locator("#chat-error")).to_be_hidden()
+        assert not page_errors, f"JavaScript errors on the page: {page_errors}"
+    except BaseException:
+        print(f"message bodies posted: {posts}\nJavaScript errors: {page_errors}")
+        print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
+        raise
+    finally:
+        context.close()
+
+
+def _data_consent(server: SapaServer, session_token: str) -> bool | None:
+    """The customer's current data-processing consent, read from the server's database."""
+    from store import consents, create_database
+    from store.customers import find_identity
+
+    database = create_database(server.env["DATABASE_URL"])
+    try:
+        with database.unit_of_work(read_only=True) as session:
+            identity = find_identity(session, "webchat", session_token)
+            assert identity is not None, "the customer's web chat identity is not stored"
+            return consents.current(session, identity.customer_id, "data_processing")
+    finally:
+        database.dispose()
+
+
+def test_a_stale_web_chat_button_changes_nothing(browser: Any, server: SapaServer) -> None:
+    from playwright.sync_api import expect
+
+    context, page, posts, page_errors = _open_chat(browser, server, "id-ID")
+    try:
+        _write(page, "halo")
+        notice = _bot_says(page, template("privacy_notice", "id"))
+        expect(notice).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+        notice_row = page.locator(".row-out").filter(has=notice)
+        notice_id = int(notice.get_attribute("data-id") or 0)
+        token = page.evaluate("() => localStorage.getItem('sapa.session_id')")
+
+        notice_row.get_by_role("button", name=template("button_agree", "id"), exact=True).click()
+        expect(_bot_says(page, template("consent_data_given", "id"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+        assert _data_consent(server, token) is True
+        # The page shows the question as answered, with the chosen button marked; the others stay clickable.
+        expect(notice_row.locator(".quick-replies")).to_have_class(re.compile(r"\banswered\b"))
+        expect(notice_row.locator(".quick-reply.chosen")).to_have_text(template("button_agree", "id"))
+
+        # The old "Tidak setuju" of the same, already answered question.
+        stale = notice_row.get_by_role("button", name=template("button_disagree", "id"), exact=True)
+        expect(stale).to_be_enabled()
+        stale.click()
+        expect(_bot_says(page, template("button_stale", "id"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+        expect(_bot_says(page, template("consent_data_refused", "id"))).to_have_count(0)
+        assert _data_consent(server, token) is True, "a stale button changed the customer's consent"
+        # The page said which message the pressed buttons belonged to.
+        presses = [body for body in posts if body.get("payload")]
+        assert [(b["payload"], b.get("button_of")) for b in presses] == [
+            ("consent:data:yes", notice_id), ("consent:data:no", notice_id)], presses
+
+        # After a reload the history shows the same: answered, "Setuju" chosen, the stale answer there.
+        page.reload(wait_until="domcontentloaded")
+        expect(_bot_says(page, template("button_stale", "id"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+        expect(notice_row.locator(".quick-reply.chosen")).to_have_text(template("button_agree", "id"))
+        expect(page.locator("#chat-error")).to_be_hidden()
+        assert not page_errors, f"JavaScript errors on the page: {page_errors}"
+    except BaseException:
+        print(f"message bodies posted: {posts}\nJavaScript errors: {page_errors}")
         print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
         raise
     finally:

@@ -129,13 +129,32 @@ function el(tag, className, text) {
   return node;
 }
 
+// Our own messages may carry links (an agent's file, a signed /media/ link): those become anchors, built
+// node by node (never innerHTML), and only http(s) or same-site paths; the customer's words stay plain text.
+const LINK = /(https?:\/\/[^\s<>"]+|\/media\/[^\s<>"]+)/g;
+function linkify(node, text) {
+  let last = 0;
+  for (const match of text.matchAll(LINK)) {
+    if (match.index > last) node.append(text.slice(last, match.index));
+    const a = document.createElement('a');
+    a.href = match[0];
+    a.textContent = match[0];
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    node.append(a);
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) node.append(text.slice(last));
+}
+
 // One .row per message: optional agent label, the .msg bubble (text only), optional quick replies.
 function addRow(msg) {
   const out = msg.direction === 'out';
   const row = el('div', `row ${out ? 'row-out' : 'row-in'}`);
   if (msg.sender === 'agent' && msg.agent_name) row.append(el('div', 'msg-sender', msg.agent_name));
 
-  const bubble = el('div', `msg ${out ? 'msg-out' : 'msg-in'}`, msg.text || '');
+  const bubble = el('div', `msg ${out ? 'msg-out' : 'msg-in'}`, out ? null : (msg.text || ''));
+  if (out) linkify(bubble, msg.text || '');
   if (msg.sender) bubble.dataset.sender = msg.sender;
   if (msg.created_at) bubble.title = new Date(msg.created_at).toLocaleString();
   row.append(bubble);
@@ -155,7 +174,26 @@ function addRow(msg) {
   log.append(row);
   log.scrollTop = log.scrollHeight;
   if (msg.id != null) markRendered(bubble, msg.id);
+  // A press stored earlier (history after a reload): show the question it answered as answered.
+  if (!out && msg.payload && msg.id != null) markAnswered(questionOf(msg.id, msg.payload), msg.payload);
   return row;
+}
+
+// The quick-reply group a press answered: the latest earlier message offering that payload.
+function questionOf(pressId, payload) {
+  const groups = [...log.querySelectorAll('.row-out .quick-replies')].reverse();
+  return groups.find((g) => Number(g.closest('.row').querySelector('.msg').dataset.id) < pressId
+    && [...g.children].some((b) => b.dataset.payload === payload)) || null;
+}
+
+// The first press answers a question: that button is marked chosen and the others muted. Old buttons
+// stay clickable (another tab, a reload); Sapa answers a press of an answered question "no longer open".
+function markAnswered(group, payload) {
+  if (!group || group.classList.contains('answered')) return;
+  group.classList.add('answered');
+  for (const b of group.children) {
+    if (b.dataset.payload === payload) b.classList.add('chosen');
+  }
 }
 
 function renderMessages(list) {
@@ -185,11 +223,12 @@ async function sync() {
 
 /* ---------- Sending ---------- */
 
-async function send(rawText, payload) {
+// payload and buttonOf (the id of the message bubble the button belongs to) only for a button press.
+async function send(rawText, payload, buttonOf) {
   const text = (rawText || '').trim();
   if (!text || sending) return;
   const isButton = payload != null;
-  const key = isButton ? `button:${payload}:${text}` : `text:${text}`;
+  const key = isButton ? `button:${buttonOf}:${payload}:${text}` : `text:${text}`;
   if (!pending || pending.key !== key) pending = { key, cmid: uuid() };
   const cmid = pending.cmid;
 
@@ -200,15 +239,17 @@ async function send(rawText, payload) {
   const row = addRow({ direction: 'in', sender: 'customer', text }); // optimistic bubble, no id yet
 
   try {
-    const res = await withSession((sid) => api('POST', '/api/webchat/messages', isButton
-      ? { session_id: sid, client_message_id: cmid, payload, text }
-      : { session_id: sid, client_message_id: cmid, text }));
+    // The page's language travels with every message: a switch before (or during) the chat is honoured.
+    const body = (sid) => Object.assign({ session_id: sid, client_message_id: cmid, text, language: lang },
+      isButton ? { payload } : {}, isButton && buttonOf ? { button_of: buttonOf } : {});
+    const res = await withSession((sid) => api('POST', '/api/webchat/messages', body(sid)));
     if (!res.ok) throw res;
     pending = null;
     const id = res.data.message_id;
     // A retried message may already be on screen (a poll saw the first attempt): keep just one bubble.
     if (rendered.has(id)) row.remove();
     else markRendered(row.querySelector('.msg'), id);
+    if (isButton) markAnswered(questionOf(id, payload), payload);
     renderMessages(res.data.replies || []);
   } catch (e) {
     // Not sent: remove the bubble and hand the text back so the user can retry it.
@@ -228,7 +269,9 @@ form.addEventListener('submit', (e) => { e.preventDefault(); send(input.value); 
 
 log.addEventListener('click', (e) => {
   const btn = e.target.closest('.quick-reply');
-  if (btn && !btn.disabled) send(btn.textContent, btn.dataset.payload);
+  if (!btn || btn.disabled) return;
+  const owner = Number(btn.closest('.row').querySelector('.msg').dataset.id) || null;
+  send(btn.textContent, btn.dataset.payload, owner);
 });
 
 document.querySelectorAll('.lang-btn').forEach((b) => b.addEventListener('click', () => {
