@@ -264,3 +264,48 @@ def test_a_stale_web_chat_button_changes_nothing(browser: Any, server: SapaServe
         raise
     finally:
         context.close()
+
+
+def test_links_in_our_messages_open_and_the_customers_words_stay_text(browser: Any, server: SapaServer) -> None:
+    """An agent's file reaches a web chat customer as a link (handlers/desk.py): it must be clickable; a URL
+    the customer typed is their own words and is never turned into a link."""
+    from datetime import UTC, datetime
+
+    from playwright.sync_api import expect
+
+    from store import create_database
+    from store.customers import find_identity
+    from store.messages import add_outbound
+    from store.models import Conversation
+
+    context, page, posts, page_errors = _open_chat(browser, server, "id-ID")
+    try:
+        _write(page, "halo, ini linknya https://contoh.example/pesanan/17")
+        expect(_bot_says(page, template("privacy_notice", "id"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+        token = page.evaluate("() => localStorage.getItem('sapa.session_id')")
+        link = f"{server.base_url}/media/1/0?exp=4102444800&sig=abc"
+        database = create_database(server.env["DATABASE_URL"])
+        try:
+            with database.unit_of_work() as session:
+                identity = find_identity(session, "webchat", token)
+                assert identity is not None
+                conversation = session.query(Conversation).filter_by(identity_id=identity.id).one()
+                add_outbound(session, conversation, recipient=token, sender="agent", now=datetime.now(UTC),
+                             text=f"Ini katalognya:\n📎 katalog.pdf: {link}")
+        finally:
+            database.dispose()
+        anchor = page.locator(".msg.msg-out a")
+        expect(anchor).to_have_attribute("href", link, timeout=REPLY_TIMEOUT_MS)  # the page polls for it
+        expect(anchor).to_have_attribute("rel", "noopener noreferrer")
+        expect(page.locator(".msg.msg-in a")).to_have_count(0)
+        expect(page.locator(".msg.msg-in", has_text="https://contoh.example/pesanan/17")).to_be_visible()
+        assert not page_errors, f"JavaScript errors on the page: {page_errors}"
+        for name, (width, height) in {"desktop": (1280, 800), "phone": (390, 844)}.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=str(server.workdir / f"links-{name}.png"))
+    except BaseException:
+        print(f"message bodies posted: {posts}\nJavaScript errors: {page_errors}")
+        print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
+        raise
+    finally:
+        context.close()
