@@ -42,34 +42,38 @@ def get_or_create_identity(
     A customer with the same phone (E.164) is reused, so SMS and WhatsApp are one person.
     Safe against two first messages at once: the loser of the unique-index race re-reads.
     """
-    identity = find_identity(session, channel, address)
-    if identity is not None:
-        return lock_identity(session, identity.id), False
-    try:
-        with session.begin_nested():
-            customer = find_customer_by_phone(session, phone) if phone else None
-            if customer is None:
-                customer = Customer(
-                    phone=phone, source=channel, language=None, created_at=now, updated_at=now, name=None
-                )
-                session.add(customer)
-                session.flush()
-            identity = ChannelIdentity(
-                customer_id=customer.id,
-                channel=channel,
-                address=address,
-                display_name=display_name,
-                language_hint=language_hint,
-                created_at=now,
-            )
-            session.add(identity)
-            session.flush()
-    except IntegrityError:
+    # Two first messages at once lose a unique-index race: on this address (same channel) or on the phone
+    # (the same new number writing on SMS and WhatsApp at once). The loser re-reads; a second pass then finds
+    # the customer the winner created and adds its own identity to it.
+    for attempt in range(3):
         identity = find_identity(session, channel, address)
-        if identity is None:
-            raise
-        return lock_identity(session, identity.id), False
-    return lock_identity(session, identity.id), True
+        if identity is not None:
+            return lock_identity(session, identity.id), False
+        try:
+            with session.begin_nested():
+                customer = find_customer_by_phone(session, phone) if phone else None
+                if customer is None:
+                    customer = Customer(
+                        phone=phone, source=channel, language=None, created_at=now, updated_at=now, name=None
+                    )
+                    session.add(customer)
+                    session.flush()
+                identity = ChannelIdentity(
+                    customer_id=customer.id,
+                    channel=channel,
+                    address=address,
+                    display_name=display_name,
+                    language_hint=language_hint,
+                    created_at=now,
+                )
+                session.add(identity)
+                session.flush()
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            continue
+        return lock_identity(session, identity.id), True
+    raise AssertionError("unreachable: the loop returns or raises")
 
 
 def get_customer(session: Session, customer_id: int) -> Customer | None:

@@ -129,6 +129,33 @@ def test_two_messages_from_the_same_new_customer_at_once(sapa):
     assert count(sapa, Message, Message.direction == "in") == 2
 
 
+def test_the_same_new_phone_on_sms_and_whatsapp_at_once_is_one_customer(sapa):
+    """Issue 15, item 6: both first messages create the customer for the same phone; the loser of the race on
+    customers.phone must not fail (it was a 500 on PostgreSQL), it joins the winner's customer."""
+    for round_ in range(12):
+        phone = f"+62812000{round_:05d}"
+        barrier = threading.Barrier(2)
+        results, errors = [], []
+
+        def deliver(channel: str, phone: str = phone, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                results.append(sapa.pipeline.handle(InboundMessage(
+                    channel, phone, f"{channel}-{phone}", "halo", datetime.now(UTC), phone=phone)))
+            except Exception as exc:  # what the webhook would have answered 500 for
+                errors.append(exc)
+
+        threads = [threading.Thread(target=deliver, args=(channel,)) for channel in ("sms", "whatsapp")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [] and len(results) == 2
+        assert results[0].customer_id == results[1].customer_id
+    assert count(sapa, Customer) == 12
+    assert count(sapa, ChannelIdentity) == 24
+
+
 def test_the_same_delivery_twice_at_once_is_stored_once(sapa):
     barrier = threading.Barrier(2)
     results = []
