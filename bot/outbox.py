@@ -33,6 +33,7 @@ from channels.base import RateKey, RetryLater, Sender, Undeliverable
 from store import Database
 from store.messages import (
     claim_outbox,
+    failed_desk_card,
     last_inbound_at,
     outbox_defer,
     outbox_failed,
@@ -52,6 +53,7 @@ RECORD_WITHIN_S = 1.0
 PACE_S = 0.05  # rate-limit waits up to this long are slept through rather than deferred
 BROADCAST_BURST_S = 0.1  # the broadcast bucket holds this many seconds' worth of sends
 START_GROUP = 50  # at-most-once rows of a reconcilable channel whose starts are committed together
+CARD_WAIT_S = 2.0  # how often a thread post looks again for its card (not an attempt)
 SLACK_FILE = "slack:"  # an agent's file reference (channels/slack.py FILE_PREFIX): no provider can fetch it
 
 
@@ -159,12 +161,15 @@ class OutboxDispatcher:
             for item in items:
                 options = desk_options(session, item)
                 if options is None:  # a thread post whose card is not in Slack yet
-                    if item.attempts >= self.config.max_attempts:
-                        outbox_failed(session, item.id, error="the conversation's Slack card was never posted")
+                    # Waiting for the card is not an attempt (a busy minute of 429s on the card must not spend
+                    # the relay's budget); it gives up only when the card itself gave up, and says so.
+                    gave_up = failed_desk_card(session, item.conversation_id)
+                    if gave_up is None:
+                        outbox_defer(session, item.id, next_attempt_at=now + timedelta(seconds=CARD_WAIT_S))
                     else:
-                        delay = backoff_seconds(item.attempts, self.config)
-                        outbox_retry(session, item.id, error="waiting for the desk card to be posted",
-                                     next_attempt_at=now + timedelta(seconds=delay))
+                        reason = f"not relayed: the conversation's Slack card could not be posted ({gave_up})"
+                        outbox_failed(session, item.id, error=reason)
+                        log.error("outbox %s: %s", item.id, reason)
                     continue
                 if item.id in held:  # an older message to this customer goes first
                     outbox_defer(session, item.id, next_attempt_at=held[item.id], keep_started=True)

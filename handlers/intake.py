@@ -33,6 +33,15 @@ _INTRODUCTION = re.compile(
     r"[\s:,]+(.+)$",
     re.IGNORECASE,
 )
+# Said only by someone giving a name ("nama saya", "my name is", "panggil aku"); a bare "saya ..." / "I am ..."
+# also starts requests ("saya mau bicara dengan petugas"), so it does not outweigh what the words ask for.
+_NAMING = re.compile(r"^(?:(?:halo|hai|hi|hello)[,!.\s]+)?(?:nama\s+|my\s+name|panggil|call\s+me)", re.IGNORECASE)
+# After "saya"/"aku"/"I am", these words begin a sentence about wanting or doing, never a name.
+_NOT_A_NAME_START = frozenset({
+    "mau", "mo", "mw", "ingin", "pengen", "pingin", "minta", "perlu", "butuh", "lagi", "sedang", "sudah", "udah",
+    "belum", "blm", "tidak", "gak", "ga", "nggak", "enggak", "bisa", "punya", "mohon", "tolong", "komplain",
+    "want", "need", "would", "have", "had", "not", "just", "trying", "looking", "waiting", "still",
+})
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '.-][^\W\d_]+){0,4}\.?$")
 # Intents that mean the customer wants something else now: answer that instead of insisting.
 _WANTS_SOMETHING = {
@@ -48,6 +57,8 @@ def extract_name(text: str) -> str | None:
     if match:
         candidate = match.group(1).strip().strip("!.,")
     if not _NAME.match(candidate) or len(candidate) > 60 or len(candidate.split()) > 4:
+        return None
+    if candidate.split()[0].lower() in _NOT_A_NAME_START:
         return None
     if candidate.islower() or candidate.isupper():
         candidate = " ".join(part.capitalize() for part in candidate.split())
@@ -89,9 +100,7 @@ def answer_name(turn: Turn) -> list[Reply] | None:
         turn.clear_question()  # "gak usah", "no thanks": a refusal, not a name ("Gak Usah")
         return [turn.reply("name_declined")]
     name = extract_name(turn.message.text)
-    looks_like_request = interpretation.intent in _WANTS_SOMETHING and not _INTRODUCTION.match(
-        turn.message.text.strip()
-    )
+    looks_like_request = interpretation.intent in _WANTS_SOMETHING and not _NAMING.match(turn.message.text.strip())
     if name is None or looks_like_request:
         turn.clear_question()
         return None  # not a name: route the message normally, and do not ask again now

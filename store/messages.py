@@ -197,6 +197,17 @@ def outbox_sent(session: Session, sent: list[tuple[int, str]], *, now: datetime)
                 conversation.desk_channel = row.recipient
 
 
+def failed_desk_card(session: Session, conversation_id: int | None) -> str | None:
+    """Why the conversation's Slack card could not be posted, if its outbox row gave up; None while it still can."""
+    if conversation_id is None:
+        return None
+    rows = session.execute(select(OutboxItem).where(
+        OutboxItem.conversation_id == conversation_id, OutboxItem.channel == "slack", OutboxItem.status == "failed",
+    )).scalars()
+    return next((row.last_error or "failed" for row in rows if (row.payload or {}).get("desk_card_for") is not None),
+                None)
+
+
 def add_desk_post(
     session: Session, *, recipient: str, text: str, now: datetime, conversation_id: int | None,
     options: dict[str, Any] | None = None, card_for: int | None = None,

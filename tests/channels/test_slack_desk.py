@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import Sapa
-from store.models import Agent, AuditEntry, Conversation, Customer, Message, Task, Ticket, TicketEvent
-from tests.support.providers import ProviderCustomer
+from store.models import Agent, AuditEntry, Conversation, Customer, Message, OutboxItem, Task, Ticket, TicketEvent
+from tests.support.providers import ProviderCustomer, drain
 from tests.support.slack import complained, conversation_of, desk_sapa, desk_settings, handed_off, signed
 from tests.support.webchat import WebchatUser
 
@@ -173,6 +173,42 @@ def test_slack_rate_limits_are_honoured_by_the_outbox(customer, slack, sapa, clo
     handed_off(customer, slack)
     assert len([p for p in slack.posts("C0QUEUE") if p.get("blocks") and not p.get("thread_ts")]) == 1
     assert clock.now() - started >= timedelta(seconds=2)
+
+
+def test_a_busy_minute_on_the_card_does_not_drop_the_customers_messages(customer, slack, sapa, clock, fakes):
+    """Issue 15, item 8: waiting for the handoff card is not an attempt. Slack refuses the card five times with
+    Retry-After 60 (five minutes, longer than the relay's whole retry budget); the message the customer wrote
+    meanwhile still reaches the card's thread, once."""
+    fakes.fail_next("slack", 429, retry_after=60, times=5, method="chat.postMessage")
+    customer.say("halo")
+    customer.say("Budi")
+    customer.say("saya mau bicara dengan petugas")
+    customer.say("pesanan saya ERP-77 belum datang")
+    sapa.runner.run_due()
+    drain(sapa, clock, rounds=400)  # the relay looks for its card every couple of seconds meanwhile
+    card_ts = conversation_of(sapa).desk_ts
+    assert card_ts is not None
+    relayed = [text for text in slack.thread(card_ts) if "ERP-77" in text]
+    assert len(relayed) == 1, slack.thread(card_ts)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        assert session.execute(select(func.count()).select_from(OutboxItem).where(
+            OutboxItem.status == "failed")).scalar_one() == 0
+
+
+def test_a_relay_whose_card_can_never_be_posted_fails_with_the_reason(customer, slack, sapa, fakes):
+    fakes.fail_next("slack", 404, times=50, method="chat.postMessage", description="channel_not_found")
+    customer.say("halo")
+    customer.say("saya mau bicara dengan petugas")
+    customer.say("halo? ada orang?")
+    slack.settle()
+    with sapa.database.unit_of_work(read_only=True) as session:
+        failed = session.execute(select(OutboxItem).where(OutboxItem.channel == "slack", OutboxItem.status == "failed")
+                                 .order_by(OutboxItem.id)).scalars().all()
+    # The card, then what waited for its thread (the relay, and the note of what the bot answered meanwhile).
+    assert failed[0].payload.get("desk_card_for") is not None and len(failed) >= 2
+    assert all(row.last_error.startswith("not relayed: the conversation's Slack card could not be posted "
+                                         "(slack channel_not_found)") for row in failed[1:])
+    assert any("halo? ada orang?" in row.payload["text"] for row in failed[1:])
 
 
 def test_vip_handoff_goes_to_the_vip_channel_with_the_account_manager(client, customer, slack, sapa):

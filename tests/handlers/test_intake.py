@@ -45,6 +45,9 @@ def test_names_are_recognised(text, name):
         "kenapa paket saya lama sekali dikirimnya padahal sudah seminggu",
         "0812 3456 7890",
         "saya mau komplain barang rusak dan minta ganti rugi",
+        "saya mau bicara dengan petugas",  # a bare "saya ..." starts requests too
+        "aku lagi nunggu paket",
+        "I am waiting",
         "???",
     ],
 )
@@ -82,6 +85,13 @@ def test_crm_1_1_thanks_is_not_taken_for_a_name(customer, sapa):
     customer.say("halo")
     replies = customer.say("terima kasih")
     assert not any(reply.startswith("Terima kasih, Terima Kasih") for reply in replies), replies
+    assert budi(sapa).name is None
+
+
+def test_crm_1_1_a_request_answering_the_name_question_is_the_request(customer, sapa):
+    customer.say("halo")
+    [handoff, *_] = customer.say("saya mau bicara dengan petugas")
+    assert "kami teruskan ke petugas" in handoff
     assert budi(sapa).name is None
 
 
