@@ -132,9 +132,19 @@ def split_text(text: str, limit: int = MAX_BODY) -> list[str]:
     return parts
 
 
+# A message sid is two letters and 32 hex digits (SM: SMS/WhatsApp, MM: MMS). Checking the form is what makes
+# a replay impossible: Twilio's signature covers the keys and values run together without separators, so
+# "MessageSid=SMx…&NumMedia=0" and "MessageSid=SMx…NumMedia0" sign alike; the second is no sid.
+SID = re.compile(r"^(?:SM|MM|IM)[0-9a-f]{32}$")
+
+
 def _sid(request: WebhookRequest) -> str:
+    """The message sid, or "" when none is given; BadPayload when it is not in Twilio's form."""
     # MessageSid since 2010; older integrations and some proxies still pass only the legacy names (same value).
-    return request.form_value("MessageSid") or request.form_value("SmsMessageSid") or request.form_value("SmsSid")
+    sid = request.form_value("MessageSid") or request.form_value("SmsMessageSid") or request.form_value("SmsSid")
+    if sid and not SID.match(sid):
+        raise BadPayload("MessageSid is not a Twilio message sid (two letters and 32 hex digits)", 400)
+    return sid
 
 
 def _is_whatsapp(request: WebhookRequest) -> bool | None:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.messages import InboundMessage
+from bot.pipeline import InboundResult
 from store.models import ChannelIdentity, Conversation, Customer, Message, OutboxItem
 from tests.support.webchat import NOTICE, NOTICE_BUTTONS
 
@@ -135,9 +136,11 @@ def test_the_same_new_phone_on_sms_and_whatsapp_at_once_is_one_customer(sapa):
     for round_ in range(12):
         phone = f"+62812000{round_:05d}"
         barrier = threading.Barrier(2)
-        results, errors = [], []
+        results: list[InboundResult] = []
+        errors: list[Exception] = []
 
-        def deliver(channel: str, phone: str = phone, barrier: threading.Barrier = barrier) -> None:
+        def deliver(channel: str, phone: str = phone, barrier: threading.Barrier = barrier,
+                    results: list[InboundResult] = results, errors: list[Exception] = errors) -> None:
             barrier.wait()
             try:
                 results.append(sapa.pipeline.handle(InboundMessage(

@@ -94,8 +94,9 @@ def test_crm_3_1_complaint_opens_a_ticket_and_the_customer_gets_its_number(perso
 
 
 def test_a_duplicate_delivery_is_processed_once(person, sapa, clock):
-    assert person.write("halo", message_id="77") == 200
-    assert person.write("halo", message_id="77") == 200  # the provider retried
+    same = "77" if person.channel == "telegram" else "SM" + "7" * 32
+    assert person.write("halo", message_id=same) == 200
+    assert person.write("halo", message_id=same) == 200  # the provider retried
     drain(sapa, clock)
     assert count(sapa, Message, Message.direction == "in") == 1
     assert len(person.texts()) == 3

@@ -322,6 +322,22 @@ def test_missing_message_sid_is_a_bad_payload() -> None:
         channel("sms").parse(request(path, pairs))
 
 
+def test_a_replay_that_folds_a_parameter_into_the_sid_is_refused() -> None:
+    """Issue 15, item 3: the signature runs keys and values together, so moving "NumMedia=0" into the sid's value
+    keeps it valid. A sid that is not two letters and 32 hex digits is refused, so such a replay stores nothing."""
+    path, pairs = fixture("inbound_sms")
+    sid = dict(pairs)["MessageSid"]
+    folded = [(k, sid + "NumMedia0") if k == "MessageSid" else (k, v) for k, v in pairs if k != "NumMedia"]
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + path, dict(pairs))
+    assert RequestValidator(TOKEN).validate(PUBLIC + path, dict(folded), signature)  # the SDK cannot tell
+    with pytest.raises(BadPayload, match="not a Twilio message sid"):
+        channel("sms").parse(request(path, folded, signature=signature))
+    for bad in ("77", "SM" + "g" * 32, "SM" + "0" * 31, "XX" + "0" * 32 + "0"):
+        mangled = [(k, bad) if k == "MessageSid" else (k, v) for k, v in pairs]
+        with pytest.raises(BadPayload):
+            channel("sms").parse(request(path, mangled))
+
+
 # --- signatures ------------------------------------------------------------------------------------
 
 
