@@ -133,6 +133,10 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "provider_message_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # store.messages.replies_to() on every inbound message (issue 15, item 9: it was a full scan).
+        Index("ix_messages_reply_to_id", "reply_to_id"),
+        # Delivery status callbacks name only the provider's id (store.messages.apply_delivery).
+        Index("ix_messages_provider_message_id", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
