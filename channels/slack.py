@@ -569,7 +569,7 @@ def _takeover_blocks(text: str, conversation: str) -> list[dict[str, Any]]:
 
 def card_text(card: Mapping[str, Any]) -> str:
     """The plain fallback for notifications and screen readers, shown where blocks cannot be."""
-    text = f"{_headline(card)}: {escape(str(card.get('customer_name') or 'a customer'))}"
+    text = f"{escape(_headline(card))}: {escape(str(card.get('customer_name') or 'a customer'))}"
     if card.get("channel"):
         text += f" via {escape(str(card['channel']))}"
     if card.get("reason"):

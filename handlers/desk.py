@@ -111,7 +111,8 @@ def post_handoff(session: Session, settings: Settings, conversation: Conversatio
     customer = session.get_one(Customer, conversation.customer_id)
     target = (settings.slack.vip_channel if customer.is_vip else None) or settings.slack.queue_channel
     data = card(session, settings, conversation, title="Customer needs an agent", reason=reason, now=now)
-    text = f"{'⭐ VIP ' if customer.is_vip else ''}{data['customer_name']} needs an agent ({conversation.channel})"
+    name = escape_slack(data["customer_name"])
+    text = f"{'⭐ VIP ' if customer.is_vip else ''}{name} needs an agent ({conversation.channel})"
     if conversation.desk_ts is None:
         add_desk_post(session, recipient=target, text=text, now=now, conversation_id=conversation.id,
                       options={"card": data}, card_for=conversation.id)
@@ -125,8 +126,9 @@ def refresh_card(session: Session, settings: Settings, conversation: Conversatio
     if not enabled(settings) or conversation.desk_channel is None:
         return
     data = card(session, settings, conversation, title="Customer needs an agent", now=now)
-    add_desk_post(session, recipient=conversation.desk_channel, text=f"{data['customer_name']}: {conversation.status}",
-                  now=now, conversation_id=conversation.id, options={"update_card_of": conversation.id, "card": data})
+    add_desk_post(session, recipient=conversation.desk_channel,
+                  text=f"{escape_slack(data['customer_name'])}: {conversation.status}", now=now,
+                  conversation_id=conversation.id, options={"update_card_of": conversation.id, "card": data})
 
 
 def relay_to_desk(session: Session, settings: Settings, conversation: Conversation, message: Message,
@@ -256,10 +258,12 @@ def escalate(session: Session, settings: Settings, conversation: Conversation, t
     data["mention"] = mentions or data["mention"]
     refs = ", ".join(ticket_reference(t.id) for t in tickets)
     add_desk_post(session, recipient=settings.slack.escalation_channel or settings.slack.queue_channel,
-                  text=f"🚨 Escalation level {level} to {role}: {data['customer_name']}, {refs} ({reason}; by {by})",
+                  text=f"🚨 Escalation level {level} to {role}: {escape_slack(data['customer_name'])}, {refs} "
+                       f"({escape_slack(reason)}; by {escape_slack(by)})",
                   now=now, conversation_id=conversation.id, options={"card": data})
     _tell_customer(session, settings, conversation, "escalated", now=now)
-    _note_thread(session, conversation, f"🚨 Escalated to {role} by {by}: {reason}", now=now)
+    _note_thread(session, conversation, f"🚨 Escalated to {role} by {escape_slack(by)}: {escape_slack(reason)}",
+                 now=now)
 
 
 def agent_reply(session: Session, settings: Settings, *, slack_user: str, thread_ts: str, text: str,
@@ -291,7 +295,7 @@ def agent_reply(session: Session, settings: Settings, *, slack_user: str, thread
     sendable, refused = _shareable(settings, conversation, files, now=now)
     for name, why in refused:
         _note_thread(session, conversation, f"⚠️ <@{slack_user}> {escape_slack(name)} was not sent to the customer: "
-                     f"{why}", now=now)
+                     f"{escape_slack(why)}", now=now)
     if not text.strip() and not sendable:
         return DeskResult(False, "no file could be sent")
     if conversation.status != "with_agent" or conversation.owner_agent_id is None:
@@ -414,8 +418,8 @@ def agent_action(session: Session, settings: Settings, *, action: str, conversat
                        now=now)
             return DeskResult(True, "already yours")
         can = agent.role in TAKEOVER_ROLES
-        advice = (f"To take it over, press Take over or use `/sapa takeover {conversation.id}`; {holder.name} "
-                  "will be told." if can else
+        advice = (f"To take it over, press Take over or use `/sapa takeover {conversation.id}`; "
+                  f"{escape_slack(holder.name)} will be told." if can else
                   f"Leave a note in the thread, or ask a supervisor to take it over (`/sapa takeover "
                   f"{conversation.id}`).")
         tell_agent(session, conversation, slack_user, f"{escape_slack(holder.name)} already holds conversation "
@@ -429,7 +433,7 @@ def agent_action(session: Session, settings: Settings, *, action: str, conversat
                                     created_at=now))
         _tell_customer(session, settings, conversation, "agent_joined", now=now, agent=agent, agent_name=agent.name)
         _first_response(session, conversation, agent, now)
-        _note_thread(session, conversation, f"✋ Claimed by {agent.name}", now=now)
+        _note_thread(session, conversation, f"✋ Claimed by {escape_slack(agent.name)}", now=now)
     elif action == "resolve":
         for ticket in tickets:
             ticket.status, ticket.resolved_at, ticket.updated_at = "resolved", now, now
@@ -440,7 +444,7 @@ def agent_action(session: Session, settings: Settings, *, action: str, conversat
         _tell_customer(session, settings, conversation, "resolved", now=now, agent=agent,
                        tickets=", ".join(ticket_reference(t.id) for t in tickets))
         conversation.status, conversation.closed_at = "closed", now
-        _note_thread(session, conversation, f"✅ Resolved by {agent.name}", now=now)
+        _note_thread(session, conversation, f"✅ Resolved by {escape_slack(agent.name)}", now=now)
     elif action == "escalate":
         level = max((t.escalation_level for t in tickets), default=0) + 1
         escalate(session, settings, conversation, tickets, role=ESCALATION_ROLES[min(level, 2)],
@@ -448,7 +452,7 @@ def agent_action(session: Session, settings: Settings, *, action: str, conversat
     elif action == "back_to_bot":
         conversation.status, conversation.owner_agent_id = "bot", None
         _tell_customer(session, settings, conversation, "back_to_bot", now=now)
-        _note_thread(session, conversation, f"🤖 Handed back to the bot by {agent.name}", now=now)
+        _note_thread(session, conversation, f"🤖 Handed back to the bot by {escape_slack(agent.name)}", now=now)
     else:
         return DeskResult(False, f"unknown action {action}")
     record(session, actor=f"agent:{agent.id}", action=f"conversation.{action}", subject_type="conversation",
@@ -490,7 +494,8 @@ def take_over(session: Session, settings: Settings, conversation: Conversation, 
            subject_id=conversation.id, now=now,
            detail={"from_agent_id": holder.id, "from": holder.name, "to_agent_id": agent.id, "to": agent.name})
     refresh_card(session, settings, conversation, now=now)
-    return DeskResult(True, f"You now hold conversation #{conversation.id}; {holder.name} was told in its thread.")
+    return DeskResult(True, f"You now hold conversation #{conversation.id}; {escape_slack(holder.name)} was told "
+                      "in its thread.")
 
 
 def tell_agent(session: Session, conversation: Conversation, slack_user: str, text: str, *, now: datetime,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
 from handlers import broadcasts, loyalty
-from handlers.desk import OPEN_TICKET, agent_for, take_over, ticket_reference
+from handlers.desk import OPEN_TICKET, agent_for, escape_slack, take_over, ticket_reference
 from handlers.requests import request_command
 from store.audit import record
 from store.consents import current
@@ -107,7 +107,7 @@ def _merge(session: Session, agent: Agent, source_key: str, target_key: str, rea
         return "Those are the same customer."
     merged = merge_customers(session, source.id, target.id, now=now, actor=f"agent:{agent.id}",
                              reason=f"{reason} (by {agent.name})")
-    return (f"Merged #{source.id} into #{merged.id} {merged.name or '-'}: their channels, conversations, "
+    return (f"Merged #{source.id} into #{merged.id} {escape_slack(merged.name or '-')}: their channels, conversations, "
             f"tickets and surveys are now on #{merged.id}.")
 
 
@@ -132,12 +132,12 @@ def _duplicates(session: Session, agent: Agent) -> str:
 
 
 def _brief(customer: CustomerBrief) -> str:
-    return f"#{customer.id} {customer.name or '(name not known)'} ({customer.source})"
+    return f"#{customer.id} {escape_slack(customer.name or '(name not known)')} ({escape_slack(customer.source)})"
 
 
 def duplicate_reason(pair: DuplicatePair) -> str:
     """'same phone +6281234567890': the rule and what the two records share."""
-    return ", ".join(f"{m.label} {m.key}" for m in pair.matches)
+    return escape_slack(", ".join(f"{m.label} {m.key}" for m in pair.matches))
 
 
 def _dismiss(session: Session, agent: Agent, first_key: str, second_key: str, now: datetime) -> str:
@@ -180,26 +180,27 @@ def _customer(session: Session, settings: Settings, key: str) -> str:
         channels = ", ".join(i.channel for i in session.execute(
             select(ChannelIdentity).where(ChannelIdentity.customer_id == customer.id)).scalars())
         vip = f"⭐ VIP ({customer.vip_tier or 'vip'})" if customer.is_vip else "regular"
-        lines.append(f"*#{customer.id} {customer.name or '(name not known)'}* — {vip}")
-        lines.append(f"phone {customer.phone or '-'} · email {customer.email or '-'} · language "
-                     f"{customer.language or '-'} · channels {channels or '-'}")
+        lines.append(f"*#{customer.id} {escape_slack(customer.name or '(name not known)')}* — {vip}")
+        lines.append(f"phone {escape_slack(customer.phone or '-')} · email {escape_slack(customer.email or '-')} · "
+                     f"language {escape_slack(customer.language or '-')} · channels {channels or '-'}")
         lines.append(f"consent: {consent_line(session, customer.id)} · purchases: "
                      f"{purchases_line(session, customer.id, settings)}")
         for pair in duplicates_of(session, customer.id):
             other = pair.other(customer.id)
-            lines.append(f"⚠️ possible duplicate of #{other.id}{' ' + other.name if other.name else ''} "
-                         f"({pair.reason}) · "
+            lines.append(f"⚠️ possible duplicate of #{other.id}{' ' + escape_slack(other.name) if other.name else ''} "
+                         f"({escape_slack(pair.reason)}) · "
                          f"`{pair.merge_command}` or `{pair.dismiss_command}`")
         recent = session.execute(select(Message).where(Message.customer_id == customer.id,
                                                        Message.direction.in_(("in", "out")))
                                  .order_by(Message.id.desc()).limit(3)).scalars()
         for message in recent:
             lines.append(f"  {_local(settings, message.created_at)} {message.channel} {message.sender}: "
-                         f"{message.text[:120]}")
+                         f"{escape_slack(message.text[:120])}")
         tickets = session.execute(select(Ticket).where(Ticket.customer_id == customer.id,
                                                        Ticket.status.in_(OPEN_TICKET))).scalars()
         for ticket in tickets:
-            lines.append(f"  🎫 {ticket_reference(ticket.id)} {ticket.kind} {ticket.status}: {ticket.subject[:80]}")
+            lines.append(f"  🎫 {ticket_reference(ticket.id)} {ticket.kind} {ticket.status}: "
+                         f"{escape_slack(ticket.subject[:80])}")
     if len(found) > 3:
         lines.append(f"…and {len(found) - 3} more; be more specific.")
     return "\n".join(lines)
@@ -220,7 +221,8 @@ def _vip(session: Session, agent: Agent, add: bool, key: str, reason: str, now: 
     record(session, actor=f"agent:{agent.id}", action="vip.add" if add else "vip.remove", subject_type="customer",
            subject_id=customer.id, now=now, detail={"reason": reason})
     state = "is now a VIP (strategic)" if add else "is no longer a VIP"
-    return f"#{customer.id} {customer.name or customer.phone or ''} {state}. Reason recorded: {reason}"
+    return (f"#{customer.id} {escape_slack(customer.name or customer.phone or '')} {state}. "
+            f"Reason recorded: {reason}")
 
 
 def _ticket(session: Session, settings: Settings, key: str) -> str:
@@ -231,12 +233,12 @@ def _ticket(session: Session, settings: Settings, key: str) -> str:
     customer = session.get_one(Customer, ticket.customer_id)
     lines = [f"*{ticket_reference(ticket.id)}* {ticket.kind} · {ticket.status} · priority {ticket.priority} · "
              f"escalation level {ticket.escalation_level}",
-             f"customer #{customer.id} {customer.name or '-'}{' ⭐ VIP' if customer.is_vip else ''}",
+             f"customer #{customer.id} {escape_slack(customer.name or '-')}{' ⭐ VIP' if customer.is_vip else ''}",
              f"opened {_local(settings, ticket.created_at)} · resolve by {_local(settings, ticket.resolution_due_at)}",
-             f"> {ticket.subject}"]
+             f"> {escape_slack(ticket.subject)}"]
     for event in session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
                                  .order_by(TicketEvent.id)).scalars():
-        lines.append(f"  {_local(settings, event.created_at)} {event.kind} {event.detail or ''}")
+        lines.append(f"  {_local(settings, event.created_at)} {event.kind} {escape_slack(str(event.detail or ''))}")
     return "\n".join(lines)
 
 
@@ -261,7 +263,7 @@ def _queue(session: Session, settings: Settings, now: datetime) -> str:
     for conversation, customer in waiting[:20]:
         since = conversation.handed_off_at or conversation.opened_at
         minutes = int((now - since).total_seconds() // 60)
-        lines.append(f"{'⭐ ' if customer.is_vip else ''}{customer.name or '(name not known)'} · "
+        lines.append(f"{'⭐ ' if customer.is_vip else ''}{escape_slack(customer.name or '(name not known)')} · "
                      f"{conversation.channel} · waiting {minutes} min · conversation {conversation.id}")
     return "\n".join(lines)
 

@@ -106,7 +106,8 @@ def operations_channel(settings: Settings) -> str:
 def _owner_label(owner: Agent | None) -> str:
     if owner is None:
         return "unassigned"
-    return f"<@{owner.slack_user_id}> ({owner.name})" if owner.slack_user_id else owner.name
+    name = escape_slack(owner.name)
+    return f"<@{owner.slack_user_id}> ({name})" if owner.slack_user_id else name
 
 
 def request_card(settings: Settings, ticket: Ticket, customer: Customer, name: str | None,
@@ -119,7 +120,7 @@ def request_card(settings: Settings, ticket: Ticket, customer: Customer, name: s
     lines = [
         f"📋 *Request {reference}* from *{escape_slack(name or '(name not known)')}* ({vip}, customer #{customer.id})",
         *(f"> {escape_slack(line)}" for line in ticket.description.splitlines() if line.strip()),
-        f"*Category:* {ticket.category or '—'}",
+        f"*Category:* {escape_slack(ticket.category or '—')}",
         f"*Details:* {details}",
         f"*Owner:* {_owner_label(owner)}",
         f"*Due:* {sla.promised(settings, ticket.resolution_due_at, 'en')} "
@@ -268,7 +269,7 @@ def request_command(session: Session, settings: Settings, agent: Agent, key: str
         due = ticket.resolution_due_at
         tell_customer(session, settings, ticket, "request_taken", now=now, purpose="status_update", agent=agent,
                       agent_name=agent.name, due=sla.promised(settings, due, language) if due and due > now else "")
-        said = f"✋ {reference} taken by {agent.name}"
+        said = f"✋ {reference} taken by {escape_slack(agent.name)}"
     else:
         ticket.status, ticket.resolved_at = "resolved", now
         ticket.resolution = note or f"Done in Slack by {agent.name}"
@@ -278,7 +279,7 @@ def request_command(session: Session, settings: Settings, agent: Agent, key: str
         stop_follow_ups(session, ticket, now=now)
         # The note is for the record; the customer gets the reviewed wording, not an agent's shorthand.
         tell_customer(session, settings, ticket, "request_done", now=now, purpose="status_update", agent=agent)
-        said = f"✅ {reference} done by {agent.name}" + (f": {escape_slack(note)}" if note else "")
+        said = f"✅ {reference} done by {escape_slack(agent.name)}" + (f": {escape_slack(note)}" if note else "")
     record(session, actor=f"agent:{agent.id}", action=f"ticket.{step}", subject_type="ticket",
            subject_id=ticket.id, now=now, detail={"note": note} if note else None)
     if settings.slack.enabled:

@@ -123,11 +123,11 @@ def _mentions(session: Session, customer: Customer) -> str:
 def _report(session: Session, settings: Settings, customer: Customer, change: VipChange, now: datetime) -> None:
     if not settings.slack.enabled:
         return
-    who = f"{customer.name or customer.phone or customer.email or 'Customer'} (#{customer.id})"
+    who = f"{escape_slack(customer.name or customer.phone or customer.email or 'Customer')} (#{customer.id})"
     if change.gained:
-        text = f"⭐ {who} is now a VIP ({change.tier}): {change.reason}."
+        text = f"⭐ {who} is now a VIP ({escape_slack(str(change.tier))}): {escape_slack(change.reason)}."
     else:
-        text = f"{who} is no longer a VIP (was {change.tier}): {change.reason}."
+        text = f"{who} is no longer a VIP (was {escape_slack(str(change.tier))}): {escape_slack(change.reason)}."
     mentions = _mentions(session, customer)
     add_desk_post(session, recipient=settings.slack.vip_channel or settings.slack.queue_channel,
                   text=f"{text} {mentions}".strip(), now=now, conversation_id=None)
@@ -337,7 +337,7 @@ def alert_account_manager(turn: Turn) -> None:
         Message.conversation_id == conversation.id, Message.direction == "in")).scalar_one()
     if inbound > 1:
         return  # told at the conversation's first message already
-    name = customer.name or turn.identity.display_name or "A VIP"
+    name = escape_slack(customer.name or turn.identity.display_name or "A VIP")
     tickets = open_ticket_refs(turn)
     text = (f"⭐ VIP {name} ({customer.vip_tier or 'vip'}) is writing on {conversation.channel}: "
             f"“{escape_slack(turn.message.text[:200])}”{f' · open tickets {tickets}' if tickets else ''}")
