@@ -130,6 +130,7 @@ class Pipeline:
                 session.flush()
                 return InboundResult(row.id, False, conversation.id, customer.id)
             chosen = numbered_choice(session, conversation.id, message.text)
+            refused: button_check.ButtonCheck | None = None
             if chosen is not None:
                 # The number answers the last message that offered options: current by construction.
                 message = replace(message, button_payload=chosen)
@@ -138,11 +139,13 @@ class Pipeline:
                 checked = button_check.check(session, customer_id=customer.id, channel=message.channel,
                                              payload=message.button_payload, button_of=message.button_of)
                 if checked.verdict != "current":
-                    interpretation = refused_button(message, checked)
-            row = inbound_row(message, conversation.id, customer.id, interpretation, now)
+                    # Not a press at all: whatever the data says ("intent:delete_data"), nothing is understood.
+                    refused = checked
+                    interpretation = Interpretation("out_of_scope", 0.0, message.language_hint, backend="button")
+            row = inbound_row(message, conversation.id, customer.id, interpretation, now, refused=refused)
             session.add(row)
             session.flush()
-            self._reply(session, message, customer, identity, conversation, row, interpretation, created)
+            self._reply(session, message, customer, identity, conversation, row, interpretation, created, refused)
             reply_ids = tuple(r.id for r in replies_to(session, row.id))
             result = InboundResult(row.id, False, conversation.id, customer.id, reply_ids)
         if reply_ids and self.on_outbox is not None:
@@ -190,7 +193,8 @@ class Pipeline:
             return True
 
     def _reply(self, session: Session, message: InboundMessage, customer: Customer, identity: ChannelIdentity,
-               conversation: Conversation, row: Message, interpretation: Interpretation, created: bool) -> None:
+               conversation: Conversation, row: Message, interpretation: Interpretation, created: bool,
+               refused: button_check.ButtonCheck | None = None) -> None:
         # Replies go where the message came from, even if the handler changed the identity (an erasure
         # replaces the address; its confirmation must still reach the person who asked).
         address = identity.address
@@ -199,10 +203,10 @@ class Pipeline:
             message_id=row.id, interpretation=interpretation, session=session,
             settings=self.settings, clock=self.clock, is_new_customer=created,
         )
-        if interpretation.backend.startswith(REFUSED_BUTTON):
+        if refused is not None:
             # A button we never offered, or of an answered question: stored, answered, nothing changed.
-            log.info("%s on %s ignored: not acted on", interpretation.backend, message.channel)
-            replies = [button_check.refusal(turn)]
+            log.info("%s button data on %s ignored: not acted on", refused.verdict, message.channel)
+            replies = [button_check.refusal(turn, refused)]
         elif conversation.status in HUMAN_STATUSES:
             # The agent sees every message; the bot still answers what is the customer's right or its job
             # while they wait (STOP, erasure, FAQ...), and notes that answer in the thread.
@@ -220,23 +224,18 @@ class Pipeline:
             )
 
 
-REFUSED_BUTTON = "refused button"
 # Interpretations made without the classifier (see Pipeline.understand).
-NOT_CLASSIFIED = ("button", "none", REFUSED_BUTTON)
-
-
-def refused_button(message: InboundMessage, checked: button_check.ButtonCheck) -> Interpretation:
-    """What we make of a refused press: nothing (no intent), with the verdict and the data kept for the log."""
-    return Interpretation("out_of_scope", 0.0, message.language_hint, backend=f"{REFUSED_BUTTON}: {checked.verdict}")
+NOT_CLASSIFIED = ("button", "none")
 
 
 def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
-                interpretation: Interpretation | None, now: datetime) -> Message:
+                interpretation: Interpretation | None, now: datetime, *,
+                refused: button_check.ButtonCheck | None = None) -> Message:
     meta: dict[str, Any] = {}
     payload = message.button_payload
-    if interpretation is not None and interpretation.backend.startswith(REFUSED_BUTTON):
+    if refused is not None:
         # Kept for the log and the agent, but not as a press: it answers no question (handlers/buttons.py).
-        meta["button"] = interpretation.backend.removeprefix(f"{REFUSED_BUTTON}: ")
+        meta["button"] = refused.verdict
         meta["button_data"] = (payload or "")[:200]
         payload = None
     # No classifier ran (button data, a forward, a bare attachment): no intent is recorded, not even out_of_scope.

@@ -83,6 +83,6 @@ def check(session: Session, *, customer_id: int, channel: str, payload: str, but
     return ButtonCheck("current", offered.id)
 
 
-def refusal(turn: Turn) -> Reply:
-    """The neutral answer to a refused press; which one the pipeline recorded in the interpretation."""
-    return turn.reply("button_stale" if turn.interpretation.backend.endswith("stale") else "button_unknown")
+def refusal(turn: Turn, refused: ButtonCheck) -> Reply:
+    """The neutral answer to a refused press."""
+    return turn.reply("button_stale" if refused.verdict == "stale" else "button_unknown")

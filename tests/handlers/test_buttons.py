@@ -69,7 +69,7 @@ def test_another_bots_callback_data_is_answered_neutrally_and_never_interpreted(
     row = last_inbound(sapa)
     assert (row.intent, row.confidence, row.button_payload) == (None, None, None)  # no NLU, not a press
     assert row.meta["button"] == "foreign" and row.meta["button_data"] == data
-    assert "foreign on telegram ignored" in caplog.text
+    assert "foreign button data on telegram ignored" in caplog.text
     assert count(sapa, Consent) == consents and count(sapa, Ticket) == 0
     # Telegram's spinner still stops: the callback query is answered.
     assert fakes.requests("telegram", "answerCallbackQuery")
