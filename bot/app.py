@@ -112,6 +112,7 @@ def build_desk(section: SlackConfig) -> SlackDesk:
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
     from bot.http import broadcasts_api, health, media, slack_events, transactions_api, webchat_api, webhooks
+    from bot.http.body_limit import BodyLimit
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -124,6 +125,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
                 sapa.stop_background()
 
     app = FastAPI(title="Sapa", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodyLimit)  # oversize bodies are refused before they are read, on every route
     app.state.sapa = sapa
     app.include_router(health.router)
     if "webchat" in sapa.channels:

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jinja2 import TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.contacts import normalise_phone
-from bot.templating import render
+from bot.templating import render, variables_in
 from scheduler.clock import PeriodicTask
 from store import broadcasts as store
 from store import segments
@@ -47,7 +46,6 @@ ROLES = ("marketing", "supervisor", "management")
 MAX_TEXT = 1000
 IN_FLIGHT_POLL = timedelta(seconds=2)  # while the outbox still sends, look for "done" this often
 STALE_FEED = timedelta(seconds=60)  # a feed step takes a second or two: one running this long died
-_parser = SandboxedEnvironment()
 
 
 # --- texts ----------------------------------------------------------------------------------------------------
@@ -104,7 +102,7 @@ def check_messages(settings: Settings, messages: Any, samples: list[dict[str, An
         if len(text) > MAX_TEXT:
             raise BroadcastError(f"messages.{language}: {len(text)} characters; at most {MAX_TEXT}")
         try:
-            used = meta.find_undeclared_variables(_parser.parse(text))
+            used = variables_in(text)
         except TemplateError as exc:
             raise BroadcastError(f"messages.{language} does not parse: {exc}") from None
         unknown = sorted(used - set(VARIABLES))

@@ -74,3 +74,13 @@ def test_crm_4_3_api_create_schedule_and_state_errors(client, fakes, sapa, clock
     assert test.status_code == 202
     drain(sapa, clock)
     assert ProviderCustomer(client, fakes, "telegram", "8802").texts()[0].startswith("Halo , ada promo!")
+
+
+@pytest.mark.parametrize("text", ["{{ 'x' * 10**8 }}", "{{ name * 100000 }}", "{{ 2 ** 1000000 }}",
+                                  "{% for i in range(100000) %}promo {% endfor %}"])
+def test_a_template_that_would_render_unbounded_text_is_refused(client, text):
+    """Issue 15, item 2: a short broadcast text may not build a huge one (it rendered 100 MB and was accepted)."""
+    refused = client.post("/api/broadcasts", json={**BODY, "messages": {"id": text, "en": "Hi"}}, headers=AUTH)
+    assert refused.status_code == 422
+    assert "does not render" in refused.json()["error"] or "not allowed" in refused.json()["error"]
+    assert client.get("/api/broadcasts", headers=AUTH).json() == []
