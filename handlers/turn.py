@@ -99,7 +99,9 @@ class Route:
         if self.when is not None:
             return self.when(turn)
         if self.keywords:
-            return turn.message.text.strip().strip(".!").upper() in self.keywords
+            # A forwarded "STOP" is someone else's word: keywords are the customer's own, in any state.
+            return (turn.message.forwarded_from is None
+                    and turn.message.text.strip().strip(".!").upper() in self.keywords)
         if self.pending is not None:
             return turn.conversation.pending_question == self.pending
         if self.payload_prefix is not None:

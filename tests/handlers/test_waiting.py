@@ -117,3 +117,18 @@ def test_a_handoff_on_saturday_evening_waits_for_monday(client, sapa, clock):
     english.say("Sarah", language="en")
     [handoff, *_] = english.say("I want to talk to a person", language="en")
     assert "from 12 Jan 08:00 WIB" in handoff, handoff
+
+
+def test_a_forwarded_stop_while_an_agent_holds_the_conversation_changes_nothing(customer, sapa):
+    from datetime import UTC, datetime
+
+    from bot.messages import InboundMessage
+
+    onboarded_and_waiting(customer, sapa)
+    with sapa.database.unit_of_work() as session:
+        session.execute(select(Conversation)).scalars().one().status = "with_agent"
+    forwarded = InboundMessage("webchat", customer.session_id, f"{customer.session_id}:fwd-1", "STOP",
+                               datetime.now(UTC), forwarded_from="Promo Group")
+    result = sapa.pipeline.handle(forwarded)
+    assert result.reply_ids == ()  # relayed to the agent, not answered, not acted on
+    assert marketing(sapa) is True
