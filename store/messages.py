@@ -198,14 +198,21 @@ def outbox_sent(session: Session, sent: list[tuple[int, str]], *, now: datetime)
 
 
 def failed_desk_card(session: Session, conversation_id: int | None) -> str | None:
-    """Why the conversation's Slack card could not be posted, if its outbox row gave up; None while it still can."""
+    """Why the conversation's Slack card will never be posted; None while it still can be.
+
+    It never will be when its outbox row gave up, or when no card was ever queued (a handoff made while the
+    desk was off): a thread post then has no thread to wait for."""
     if conversation_id is None:
-        return None
+        return "no conversation named"
     rows = session.execute(select(OutboxItem).where(
-        OutboxItem.conversation_id == conversation_id, OutboxItem.channel == "slack", OutboxItem.status == "failed",
+        OutboxItem.conversation_id == conversation_id, OutboxItem.channel == "slack",
     )).scalars()
-    return next((row.last_error or "failed" for row in rows if (row.payload or {}).get("desk_card_for") is not None),
-                None)
+    cards = [row for row in rows if (row.payload or {}).get("desk_card_for") is not None]
+    if not cards:
+        return "no card was ever queued for this conversation"
+    if all(row.status == "failed" for row in cards):
+        return cards[-1].last_error or "failed"
+    return None
 
 
 def add_desk_post(

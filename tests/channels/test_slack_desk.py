@@ -211,6 +211,22 @@ def test_a_relay_whose_card_can_never_be_posted_fails_with_the_reason(customer, 
     assert any("halo? ada orang?" in row.payload["text"] for row in failed[1:])
 
 
+def test_a_thread_post_for_a_conversation_that_never_had_a_card_does_not_wait_forever(customer, slack, sapa, clock):
+    from store.messages import add_desk_post
+
+    customer.say("halo")
+    conversation = conversation_of(sapa)
+    with sapa.database.unit_of_work() as session:  # e.g. handed off while the desk was off: no card queued
+        add_desk_post(session, recipient="C0QUEUE", text="late note", now=clock.now(),
+                      conversation_id=conversation.id, options={"thread_of": conversation.id})
+    slack.settle()
+    with sapa.database.unit_of_work(read_only=True) as session:
+        row = session.execute(select(OutboxItem).where(OutboxItem.channel == "slack")).scalar_one()
+    assert row.status == "failed" and row.last_error == (
+        "not relayed: the conversation's Slack card could not be posted (no card was ever queued for this "
+        "conversation)")
+
+
 def test_vip_handoff_goes_to_the_vip_channel_with_the_account_manager(client, customer, slack, sapa):
     customer.say("halo")
     customer.say("Budi")
