@@ -26,13 +26,8 @@ def already_waiting(turn: Turn) -> list[Reply]:
 
 def faq_if_answered(turn: Turn) -> list[Reply] | None:
     """An FAQ answer, but not the FAQ's "shall we get a person?": the customer is already waiting for one."""
-    status_before = turn.conversation.status
     replies = inquiries.answer_question(turn)
-    if not replies or turn.conversation.status != status_before:
-        return None
-    if any(button.payload == "intent:talk_to_agent" for reply in replies for button in reply.buttons):
-        return None
-    return replies
+    return replies if "faq_id" in turn.extra else None  # set only when an entry answered
 
 
 WITH_AGENT_ROUTES: list[Route] = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,7 +146,10 @@ def _message_posts(context: Any) -> list[dict[str, Any]]:
     return bodies
 
 
-def _open_chat(browser: Any, server: SapaServer, locale: str) -> tuple[Any, Any, list[dict[str, Any]], list[str]]:
+@contextmanager
+def _chat(browser: Any, server: SapaServer, locale: str) -> Iterator[tuple[Any, list[dict[str, Any]], list[str]]]:
+    """A fresh browser context on the chat page, ready to write: (page, the bodies it POSTs, its JavaScript
+    errors). On a failure the posted bodies, the errors and the server's log are printed."""
     from playwright.sync_api import expect
 
     context = browser.new_context(locale=locale)
@@ -153,10 +157,17 @@ def _open_chat(browser: Any, server: SapaServer, locale: str) -> tuple[Any, Any,
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    page.goto(f"{server.base_url}/", wait_until="domcontentloaded")
-    # The input is enabled once the first sync is done: the session exists by then, created in Indonesian.
-    expect(page.locator("#chat-input")).to_be_enabled(timeout=REPLY_TIMEOUT_MS)
-    return context, page, posts, page_errors
+    try:
+        page.goto(f"{server.base_url}/", wait_until="domcontentloaded")
+        # The input is enabled once the first sync is done: the session exists by then, created in Indonesian.
+        expect(page.locator("#chat-input")).to_be_enabled(timeout=REPLY_TIMEOUT_MS)
+        yield page, posts, page_errors
+    except BaseException:
+        print(f"message bodies posted: {posts}\nJavaScript errors: {page_errors}")
+        print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
+        raise
+    finally:
+        context.close()
 
 
 def _write(page: Any, text: str) -> None:
@@ -172,8 +183,7 @@ def _bot_says(page: Any, text: str) -> Any:
 def test_a_page_switched_to_english_before_the_first_message_gets_english(browser: Any, server: SapaServer) -> None:
     from playwright.sync_api import expect
 
-    context, page, posts, page_errors = _open_chat(browser, server, "id-ID")
-    try:
+    with _chat(browser, server, "id-ID") as (page, posts, page_errors):
         page.locator("#lang-en").click()
         expect(page.locator("html")).to_have_attribute("lang", "en")
         expect(page.locator("#chat-input")).to_have_attribute("placeholder", "Write a message…")
@@ -198,12 +208,6 @@ def test_a_page_switched_to_english_before_the_first_message_gets_english(browse
         assert [body["language"] for body in posts] == ["en", "en", "id"], posts
         expect(page.locator("#chat-error")).to_be_hidden()
         assert not page_errors, f"JavaScript errors on the page: {page_errors}"
-    except BaseException:
-        print(f"message bodies posted: {posts}\nJavaScript errors: {page_errors}")
-        print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
-        raise
-    finally:
-        context.close()
 
 
 def _data_consent(server: SapaServer, session_token: str) -> bool | None:
@@ -224,8 +228,7 @@ def _data_consent(server: SapaServer, session_token: str) -> bool | None:
 def test_a_stale_web_chat_button_changes_nothing(browser: Any, server: SapaServer) -> None:
     from playwright.sync_api import expect
 
-    context, page, posts, page_errors = _open_chat(browser, server, "id-ID")
-    try:
+    with _chat(browser, server, "id-ID") as (page, posts, page_errors):
         _write(page, "halo")
         notice = _bot_says(page, template("privacy_notice", "id"))
         expect(notice).to_be_visible(timeout=REPLY_TIMEOUT_MS)
@@ -258,12 +261,6 @@ def test_a_stale_web_chat_button_changes_nothing(browser: Any, server: SapaServe
         expect(notice_row.locator(".quick-reply.chosen")).to_have_text(template("button_agree", "id"))
         expect(page.locator("#chat-error")).to_be_hidden()
         assert not page_errors, f"JavaScript errors on the page: {page_errors}"
-    except BaseException:
-        print(f"message bodies posted: {posts}\nJavaScript errors: {page_errors}")
-        print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
-        raise
-    finally:
-        context.close()
 
 
 def test_links_in_our_messages_open_and_the_customers_words_stay_text(browser: Any, server: SapaServer) -> None:
@@ -278,8 +275,7 @@ def test_links_in_our_messages_open_and_the_customers_words_stay_text(browser: A
     from store.messages import add_outbound
     from store.models import Conversation
 
-    context, page, posts, page_errors = _open_chat(browser, server, "id-ID")
-    try:
+    with _chat(browser, server, "id-ID") as (page, posts, page_errors):
         _write(page, "halo, ini linknya https://contoh.example/pesanan/17")
         expect(_bot_says(page, template("privacy_notice", "id"))).to_be_visible(timeout=REPLY_TIMEOUT_MS)
         token = page.evaluate("() => localStorage.getItem('sapa.session_id')")
@@ -303,9 +299,3 @@ def test_links_in_our_messages_open_and_the_customers_words_stay_text(browser: A
         for name, (width, height) in {"desktop": (1280, 800), "phone": (390, 844)}.items():
             page.set_viewport_size({"width": width, "height": height})
             page.screenshot(path=str(server.workdir / f"links-{name}.png"))
-    except BaseException:
-        print(f"message bodies posted: {posts}\nJavaScript errors: {page_errors}")
-        print(f"----- sapa serve log ({server.log_path}) -----\n{server.log()}")
-        raise
-    finally:
-        context.close()
