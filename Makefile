@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install clean
+.PHONY: run test soak lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Sapa needs Python 3.11 or newer"'
@@ -34,6 +34,15 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/pytest
+
+# Long runs, full volume: 10,000 fuzzed and 5,000 forged requests, crashes and restarts under 1,000 messages,
+# the 100,000-customer broadcast. `make test` runs small seeded samples of the same tests.
+SOAK_TESTS = tests/adversarial tests/crash tests/handlers/test_broadcast_end_to_end.py
+soak: $(VENV)/.installed-test
+	SAPA_FUZZ_EXAMPLES=$${SAPA_FUZZ_EXAMPLES:-5000} SAPA_FORGERY_REQUESTS=$${SAPA_FORGERY_REQUESTS:-2500} \
+	SAPA_CRASH_MESSAGES=$${SAPA_CRASH_MESSAGES:-1000} SAPA_E2E_BROADCAST_CUSTOMERS=$${SAPA_E2E_BROADCAST_CUSTOMERS:-100000} \
+	SAPA_FAULT_MESSAGES=$${SAPA_FAULT_MESSAGES:-1000} \
+	$(BIN)/pytest -p no:cacheprovider -s $(SOAK_TESTS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

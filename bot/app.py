@@ -111,7 +111,16 @@ def build_desk(section: SlackConfig) -> SlackDesk:
 
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
-    from bot.http import broadcasts_api, health, media, slack_events, transactions_api, webchat_api, webhooks
+    from bot.http import (
+        broadcasts_api,
+        health,
+        media,
+        slack_events,
+        transactions_api,
+        unavailable,
+        webchat_api,
+        webhooks,
+    )
     from bot.http.body_limit import BodyLimit
 
     @asynccontextmanager
@@ -126,6 +135,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
 
     app = FastAPI(title="Sapa", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimit)  # oversize bodies are refused before they are read, on every route
+    unavailable.install(app)  # a database that cannot be reached: 503 with Retry-After, not a 500
     app.state.sapa = sapa
     app.include_router(health.router)
     if "webchat" in sapa.channels:

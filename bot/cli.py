@@ -15,17 +15,19 @@ import click
 from sqlalchemy.orm import Session
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.logs import configure_logging
+from bot.logs import add_secrets, configure_logging, secret_values
 
 log = logging.getLogger("sapa")
 
 
 def _settings(config: str | None) -> Settings:
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    add_secrets(secret_values(settings))  # the log handler redacts every configured secret value literally
+    return settings
 
 
 @contextmanager

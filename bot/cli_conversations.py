@@ -327,6 +327,8 @@ def transcript_line(settings: Settings, message: Message, *, customer_name: str,
     extras = attachments(message)
     if message.direction == "out" and message.delivery_status == "failed":
         extras.append(f"[not delivered: {message.delivery_error or 'failed'}]")
+    elif message.direction == "out" and message.delivery_status == "unconfirmed":  # docs/delivery.md
+        extras.append("[unconfirmed: sent, but the provider never confirmed it; not sent again]")
     head = f"{_local(settings, message.created_at)}  {message.channel:<8} {kind:<5} {who}: "
     text = (message.text or "").strip()
     body = ([text] if text else []) + extras

@@ -201,11 +201,32 @@ class ServerConfig(_Section):
     api_token: SecretStr | None = Field(
         None, description="the SAPA_API_TOKEN environment variable (the bearer token of POST /api/transactions)"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (e.g. 127.0.0.1, 10.0.0.0/8) of reverse proxies whose X-Forwarded-For "
+        "is believed; from any other peer the socket address is the client's",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network such as 10.0.0.0/8") from None
+        return [entry.strip() for entry in value]
 
 
 class WebchatConfig(_Section):
     enabled: bool = Field(True, description="true or false")
     max_text_length: int = Field(2000, ge=1, le=20000, description="the longest message accepted, 1..20000")
+    sessions_per_minute_per_address: int = Field(
+        30, ge=1, le=100_000, description="chat sessions one client address may open per minute (a token bucket "
+        "of that size, refilled over the minute); more get 429 with Retry-After"
+    )
 
 
 class TelegramConfig(_Section):

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
+from bot.limits import is_ascii_number
 from handlers.desk_commands import consent_line, purchases_line
 from store.customers import find_customers, get_customer
 from store.duplicates import duplicates_of
@@ -15,7 +16,7 @@ from store.models import ChannelIdentity, Conversation, Customer, Message, Ticke
 
 def find_for_cli(session: Session, key: str) -> list[Customer]:
     key = key.strip()
-    if key.isdigit() and len(key) < 9:
+    if is_ascii_number(key) and len(key) < 9:
         customer = get_customer(session, int(key))
         return [customer] if customer else []
     phone = normalise_phone(key)

@@ -1,9 +1,11 @@
 """One local fake of the Telegram Bot API, Twilio Messages API and Slack Web API.
 
 The real SDKs talk to it unchanged (/work/shared/providers/fake-servers.md says how to point each one
-here). It records every request, can be scripted to fail the way the real services do, and sends
-Twilio status callbacks signed with Twilio's algorithm. Tests use `FakeProviders` directly;
-`sapa fake-providers` runs `main()` in the foreground and `sapa simulate` drives it over /_fake/*.
+here). It records every request, can be scripted to fail the way the real services do (`fail_next`), fails a
+seeded fraction of message sends (`Faults`: 500, 429, a held answer past the client's timeout, or accepted and
+then answered 500 / with the connection dropped), and sends Twilio status callbacks signed with Twilio's
+algorithm. Tests use `FakeProviders` directly; `sapa fake-providers` runs `main()` in the foreground and
+`sapa simulate` drives it over /_fake/*.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import re
 import secrets
 import sys
@@ -19,7 +22,7 @@ import threading
 import time
 from base64 import b64decode
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -66,6 +69,45 @@ class Recorded:
     headers: dict[str, str]  # lower-cased names
     params: dict[str, Any]  # form fields (first value each) or JSON body; Telegram JSON strings decoded
     at: float  # time.time()
+    fault: str = ""  # the Faults kind applied to this request, "" when none
+    delivered: bool = False  # a message send the fake took (the customer has it), whatever it answered
+
+
+FAULT_KINDS = ("500", "429", "timeout", "accept_then_500", "accept_then_drop")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Seeded random failures of message sends (Telegram sendMessage/sendPhoto/sendDocument, Twilio Messages POST,
+    Slack chat.postMessage/postEphemeral); scripted `fail_next` failures go first. Each send fails with
+    probability `fraction`, as one of `kinds` chosen by the same seeded generator:
+
+    - "500": not taken, answered 500; "429": not taken, answered 429 (Telegram retry_after 1, Slack Retry-After 1);
+    - "timeout": taken or not (a seeded coin), and the answer held `hold_s` seconds, longer than the client waits
+      (Sapa's clients: Twilio HTTP_TIMEOUT_S 15 s, Telegram CALL_TIMEOUT_S 30 s and PTB's 5 s read timeout;
+      tests shorten those and `hold_s`); taken: the real answer, late; not taken: a late 504;
+    - "accept_then_500": taken (the customer has it, Twilio lists it) and answered 500;
+    - "accept_then_drop": taken, and the connection closed without an answer.
+
+    A send the fake would refuse anyway (a missing chat_id, a bad number) is refused as usual, not faulted. Lookups
+    (Twilio's Messages list, Slack's conversations.history and .replies) never are: script one with `fail_next`.
+    """
+
+    fraction: float = 0.0
+    seed: int = 0
+    kinds: tuple[str, ...] = ("500", "429", "timeout", "accept_then_500")
+    hold_s: float = 1.0
+    providers: tuple[str, ...] = PROVIDERS
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError("fraction must be between 0 and 1")
+        if not self.kinds or set(self.kinds) - set(FAULT_KINDS):
+            raise ValueError(f"kinds must be some of {', '.join(FAULT_KINDS)}")
+        if set(self.providers) - set(PROVIDERS):
+            raise ValueError(f"providers must be some of {', '.join(PROVIDERS)}")
+        if self.hold_s < 0:
+            raise ValueError("hold_s must not be negative")
 
 
 @dataclass
@@ -86,6 +128,10 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     ok: bool = True  # False for every answer the SDK turns into an error (Slack errors can be HTTP 200)
     then: Callable[[], None] | None = None  # runs after the answer is written
+    hold_s: float = 0.0  # wait this long before answering (Faults "timeout")
+    drop: bool = False  # close the connection instead of answering (Faults "accept_then_drop")
+    fault: str = ""  # the Faults kind that made this answer
+    delivered: bool | None = None  # a send the fake took; None: as `ok` says
 
 
 class _BadRequest(Exception):
@@ -236,6 +282,11 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _Reply(400, {"ok": False, "error": "bad_request", "description": str(exc)}, ok=False)
         except Exception as exc:  # a bug in the fake must still answer, or the SDK waits for its timeout
             reply = _Reply(500, {"ok": False, "error": "fake_provider_bug", "description": repr(exc)}, ok=False)
+        if reply.hold_s:
+            time.sleep(reply.hold_s)  # the client has given up by now: what follows goes nowhere
+        if reply.drop:
+            self.close_connection = True  # taken, and no answer at all: the client sees the connection close
+            return
         data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         headers = {"Content-Type": "application/json", "Content-Length": str(len(data)), **reply.headers}
@@ -255,9 +306,10 @@ class FakeProviders:
     """A fake Telegram + Twilio + Slack API server on 127.0.0.1 that records and can fail on demand."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, twilio_auth_token: str | None = None,
-                 first_message_id: int = 1) -> None:
+                 first_message_id: int = 1, faults: Faults | None = None) -> None:
         """`first_message_id`: the first Telegram message id the fake hands out (it counts across all chats,
-        where real Telegram counts per chat); raise it when a test posts inbound messages with small ids."""
+        where real Telegram counts per chat); raise it when a test posts inbound messages with small ids.
+        `faults`: seeded random failures of message sends (see Faults; `set_faults` changes them later)."""
         self.host, self.port, self.twilio_auth_token = host, port, twilio_auth_token
         self.auto_status_callbacks = False  # True: every Twilio create is followed by "sent" then "delivered"
         self.on_record: Callable[[Recorded, int], None] | None = None  # told each request and its HTTP status
@@ -265,8 +317,12 @@ class FakeProviders:
         self._log: list[tuple[int, Recorded, int, bool]] = []  # (index, request, HTTP status, ok)
         self._indexes = itertools.count()  # never reset, so pollers of /_fake/requests survive clear()
         self._failures: list[_Failure] = []
+        self._faults: Faults | None = None
+        self._fault_rng = random.Random(0)
+        self.set_faults(faults)
         self._twilio_sent: dict[str, dict[str, str]] = {}  # sid -> what its status callbacks need
         self._message_ids, self._slack_ts = itertools.count(first_message_id), itertools.count(100, 100)
+        self._slack_posts: dict[str, list[dict[str, Any]]] = {}  # channel -> messages posted there, oldest first
         # Files the fakes can hand out: Telegram file_id -> entry, Twilio media id / Slack path -> (bytes, type).
         self._telegram_files: dict[str, dict[str, Any]] = {}
         self._twilio_media: dict[str, tuple[bytes, str]] = {}
@@ -327,9 +383,26 @@ class FakeProviders:
         return [r for _, r, _, _ in self._snapshot() if provider in (None, r.provider) and method in (None, r.method)]
 
     def sent(self, provider: str) -> list[Recorded]:
-        """The message sends of `provider` that the fake answered with success."""
-        return [r for _, r, _, ok in self._snapshot() if ok and r.provider == provider
+        """The message sends of `provider` that reached the customer: answered with success, or taken and then
+        answered with an error, late, or not at all (Faults "accept_then_500", "accept_then_drop", "timeout")."""
+        return [r for _, r, _, _ in self._snapshot() if r.delivered and r.provider == provider
                 and r.method in SEND_METHODS[provider]]
+
+    def twilio_messages(self) -> dict[str, dict[str, str]]:
+        """Every message the Twilio fake took, by sid (To, From, Body, ...), answered with success or not."""
+        with self._lock:
+            return {sid: dict(message) for sid, message in self._twilio_sent.items()}
+
+    def slack_messages(self, channel: str) -> list[dict[str, Any]]:
+        """The messages Slack kept in `channel` (taken under a fault too), oldest first, with their metadata."""
+        with self._lock:
+            return [_shown(message, metadata=True) for message in self._slack_posts.get(channel, [])]
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """Fail a seeded fraction of message sends from now on (None: no more); the generator restarts at the seed."""
+        with self._lock:
+            self._faults = faults if faults is not None and faults.fraction > 0 else None
+            self._fault_rng = random.Random(faults.seed if faults is not None else 0)
 
     def fail_next(self, provider: str, status: int, *, times: int = 1, method: str | None = None,
                   retry_after: int | None = None, code: int | None = None, description: str | None = None) -> None:
@@ -433,7 +506,9 @@ class FakeProviders:
         else:
             params = _decode_telegram(params) if provider == "telegram" else params
             reply = self._answer(provider, method, url.path, headers, params)
-        request = Recorded(provider, method, unquote(url.path), headers, params, time.time())
+        delivered = reply.ok if reply.delivered is None else reply.delivered
+        request = Recorded(provider, method, unquote(url.path), headers, params, time.time(), reply.fault,
+                           delivered and method in SEND_METHODS[provider])
         with self._lock:
             self._log.append((next(self._indexes), request, reply.status, reply.ok))
         if self.on_record is not None:
@@ -446,6 +521,12 @@ class FakeProviders:
             return _twilio_error(401, None, None, None)
         if (failure := self._take_failure(provider, method)) is not None:
             return _ERRORS[provider](failure.status, failure.retry_after, failure.code, failure.description)
+        if (drawn := self._draw_fault(provider, method)) is not None:
+            return self._faulty(*drawn, provider, method, path, headers, params)
+        return self._handle(provider, method, path, headers, params)
+
+    def _handle(self, provider: str, method: str, path: str, headers: dict[str, str], params: dict[str, Any]
+                ) -> _Reply:
         if method in ("file.download", "files.download", "Media.fetch", "Media.content"):
             return self._download(method, path, headers)
         if provider == "telegram":
@@ -453,6 +534,33 @@ class FakeProviders:
         if provider == "twilio":
             return self._twilio(method, path, params)
         return self._slack(method, headers, params)
+
+    def _draw_fault(self, provider: str, method: str) -> tuple[str, bool, float] | None:
+        """(kind, taken, hold_s) when this send fails by Faults, else None."""
+        with self._lock:
+            faults = self._faults
+            if faults is None or provider not in faults.providers or method not in SEND_METHODS[provider]:
+                return None
+            if self._fault_rng.random() >= faults.fraction:
+                return None
+            kind = self._fault_rng.choice(faults.kinds)
+            taken = kind.startswith("accept_") or (kind == "timeout" and self._fault_rng.random() < 0.5)
+            return kind, taken, faults.hold_s
+
+    def _faulty(self, kind: str, taken: bool, hold_s: float, provider: str, method: str, path: str,
+                headers: dict[str, str], params: dict[str, Any]) -> _Reply:
+        if not taken:
+            status = {"500": 500, "429": 429}.get(kind, 504)
+            reply = _ERRORS[provider](status, 1 if status == 429 else None, None, None)
+            return replace(reply, hold_s=hold_s if kind == "timeout" else 0.0, fault=kind)
+        reply = self._handle(provider, method, path, headers, params)
+        if not reply.ok:  # refused anyway (a missing chat_id, a bad number): nothing was taken to fail
+            return reply
+        if kind == "timeout":
+            return replace(reply, hold_s=hold_s, fault=kind, delivered=True)
+        if kind == "accept_then_drop":
+            return replace(reply, drop=True, fault=kind, delivered=True)
+        return replace(_ERRORS[provider](500, None, None, None), then=reply.then, fault=kind, delivered=True)
 
     def _download(self, method: str, path: str, headers: dict[str, str]) -> _Reply:
         """A file's bytes: Telegram's file server, Twilio's media (redirect, then content), Slack's private URLs."""
@@ -614,9 +722,23 @@ class FakeProviders:
             ts = self._next_ts()
             message = {"type": "message", "text": text, "bot_id": "B0SAPABOT", "user": "U0SAPABOT", "ts": ts}
             message.update({"thread_ts": params["thread_ts"]} if params.get("thread_ts") else {})
-            body = {"ok": True, "channel": channel, "ts": ts, "message": message}
+            message[_POSTED_AT] = time.time()
+            if params.get("blocks"):
+                message["blocks"] = params["blocks"]
+            if metadata := _slack_metadata(params.get("metadata")):
+                message["metadata"] = metadata
+            with self._lock:  # kept, so conversations.history and .replies list it (taken under a fault too)
+                self._slack_posts.setdefault(str(channel), []).append(message)
+            body = {"ok": True, "channel": channel, "ts": ts, "message": _shown(message, metadata=False)}
         elif method == "chat.update":
+            edited = {"user": "U0SAPABOT", "ts": self._next_ts()}
+            with self._lock:
+                for posted in self._slack_posts.get(str(channel), []):
+                    if posted["ts"] == params.get("ts"):
+                        posted.update({"text": text, "edited": edited})
             body = {"ok": True, "channel": channel, "ts": params.get("ts"), "text": text}
+        elif method in ("conversations.history", "conversations.replies"):
+            return self._slack_listing(method, str(channel or ""), params)
         elif method == "chat.postEphemeral":
             if not channel or not user:
                 return _slack_error(200, None, None, "channel_not_found" if not channel else "user_not_found")
@@ -634,6 +756,45 @@ class FakeProviders:
             body = {"ok": True, "channel": {"id": channel, "name": "sapa-queue"}}
         return _Reply(200, body)
 
+    def _slack_listing(self, method: str, channel: str, params: dict[str, Any]) -> _Reply:
+        """conversations.history (the channel's top-level messages, newest first) and conversations.replies (a
+        thread: its parent first, then the replies oldest first), as Slack pages them: `oldest`/`latest`
+        (exclusive unless `inclusive`), `limit`, `cursor` -> `has_more` and `response_metadata.next_cursor`.
+        Message metadata is shown only with `include_all_metadata`, as Slack does. The fake's ts count up from
+        1700000000.000100 (tests name them), so `oldest` and `latest` are compared with the time the fake took
+        the post, which is what a real ts says."""
+        if not channel:
+            return _slack_error(200, None, None, "channel_not_found")
+        inclusive, with_metadata = _slack_flag(params.get("inclusive")), _slack_flag(params.get("include_all_metadata"))
+        oldest, latest = float(params.get("oldest") or 0), float(params.get("latest") or "inf")
+
+        def within(message: dict[str, Any]) -> bool:
+            ts = float(message[_POSTED_AT])
+            return (oldest <= ts if inclusive else oldest < ts) and (ts <= latest if inclusive else ts < latest)
+
+        with self._lock:
+            posts = [dict(message) for message in self._slack_posts.get(channel, [])]
+        if method == "conversations.history":  # thread replies stay in their thread
+            found = [m for m in reversed(posts) if m.get("thread_ts") in (None, m["ts"]) and within(m)]
+        else:
+            thread = str(params.get("ts") or "")
+            parent = next((m for m in posts if m["ts"] == thread), None)
+            if parent is None:
+                return _slack_error(200, None, None, "thread_not_found")
+            found = [parent, *(m for m in posts if m.get("thread_ts") == thread and m["ts"] != thread and within(m))]
+        cursor = str(params.get("cursor") or "")
+        try:
+            limit = min(max(int(params.get("limit") or 100), 1), 999)
+            if cursor and not cursor.startswith("next:"):
+                raise ValueError(cursor)
+            start = int(cursor.removeprefix("next:") or 0)
+        except ValueError:
+            return _slack_error(200, None, None, "invalid_cursor")
+        page, more = found[start:start + limit], start + limit < len(found)
+        return _Reply(200, {"ok": True, "messages": [_shown(m, metadata=with_metadata) for m in page],
+                            "has_more": more, "pin_count": 0,
+                            "response_metadata": {"next_cursor": f"next:{start + limit}" if more else ""}})
+
     def _next_ts(self) -> str:
         n = next(self._slack_ts)
         return f"{1700000000 + n // 1_000_000}.{n % 1_000_000:06d}"
@@ -649,6 +810,11 @@ class FakeProviders:
                                method=spec.get("method"), retry_after=_opt_int(spec.get("retry_after")),
                                code=_opt_int(spec.get("code")), description=spec.get("description"))
                 return _Reply(200, {"ok": True})
+            if verb == "POST" and path == "/_fake/faults":  # {"fraction": 0.2, "seed": 7, "kinds": [...], ...}
+                self.set_faults(Faults(float(spec.get("fraction") or 0), int(spec.get("seed") or 0),
+                                       tuple(spec.get("kinds") or Faults.kinds), float(spec.get("hold_s", 1.0)),
+                                       tuple(spec.get("providers") or PROVIDERS)))
+                return _Reply(200, {"ok": True})
             if verb == "POST" and path == "/_fake/clear":
                 self.clear()
                 return _Reply(200, {"ok": True})
@@ -660,8 +826,32 @@ class FakeProviders:
         """Requests whose index is greater than `after` (the last index the poller saw)."""
         after, provider = int(query.get("after", -1)), query.get("provider")
         return [{"index": index, "provider": r.provider, "method": r.method, "path": r.path, "params": r.params,
-                 "at": r.at, "status": status, "ok": ok}
+                 "at": r.at, "status": status, "ok": ok, "fault": r.fault, "delivered": r.delivered}
                 for index, r, status, ok in self._snapshot() if index > after and provider in (None, r.provider)]
+
+
+_POSTED_AT = "_posted_at"  # a kept Slack message's time.time(), never shown
+
+
+def _slack_metadata(value: Any) -> dict[str, Any] | None:
+    """chat.postMessage's `metadata` (an object in a JSON body, a JSON string in a form) as Slack keeps it."""
+    if isinstance(value, str) and value:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dict) or not isinstance(value.get("event_type"), str):
+        return None
+    return {"event_type": value["event_type"], "event_payload": dict(value.get("event_payload") or {})}
+
+
+def _slack_flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _shown(message: dict[str, Any], *, metadata: bool) -> dict[str, Any]:
+    """A kept Slack message as a listing shows it; its metadata only when asked for."""
+    return {key: value for key, value in message.items() if key != _POSTED_AT and (metadata or key != "metadata")}
 
 
 def _opt_int(value: Any) -> int | None:
@@ -681,8 +871,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8099, help="port on 127.0.0.1 (default 8099)")
     parser.add_argument("--twilio-auth-token", default=os.environ.get("TWILIO_AUTH_TOKEN"),
                         help="check Twilio Basic auth and sign status callbacks (default $TWILIO_AUTH_TOKEN)")
+    parser.add_argument("--fault-fraction", type=float, default=0.0,
+                        help="fail this fraction of message sends (0..1; default 0); also POST /_fake/faults")
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed for which sends fail and how (default 0)")
+    parser.add_argument("--fault-kinds", default=",".join(Faults.kinds),
+                        help=f"comma-separated, of {', '.join(FAULT_KINDS)} (default %(default)s)")
+    parser.add_argument("--fault-hold-s", type=float, default=Faults.hold_s,
+                        help="seconds a 'timeout' holds its answer (default %(default)s; set above the client's)")
     args = parser.parse_args(argv)
-    fake = FakeProviders(port=args.port, twilio_auth_token=args.twilio_auth_token or None)
+    try:
+        faults = Faults(args.fault_fraction, args.fault_seed, tuple(k for k in args.fault_kinds.split(",") if k),
+                        args.fault_hold_s)
+    except ValueError as exc:
+        parser.error(str(exc))
+    fake = FakeProviders(port=args.port, twilio_auth_token=args.twilio_auth_token or None, faults=faults)
     fake.on_record = _print_request
     try:
         fake.start()

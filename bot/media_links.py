@@ -9,7 +9,7 @@ The same links let Twilio fetch an agent's file (a public MediaUrl) and let a we
 The key comes from SAPA_MEDIA_LINK_SECRET (through bot.config). Without it one is generated once and kept in a
 file (`media_links.secret_file`, by default next to the SQLite database), so every process of one installation
 signs and checks with the same key. Replicas on several machines must share SAPA_MEDIA_LINK_SECRET instead.
-The key is never logged. A leaf module: it imports only bot.config, itself a leaf.
+The key is never logged. A leaf module: it imports only bot.config and bot.limits, themselves leaves.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bot.config import Settings
+from bot.limits import is_ascii_number
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class MediaLinks:
     def verify(self, message_id: str, index: str, expires: str, signature: str, *, now: datetime) -> bool:
         """True for a link this installation signed that has not expired. The raw strings are checked, so
         "012" or "+12" never pass for 12; the signature is compared in constant time."""
-        if not (message_id.isdigit() and index.isdigit() and expires.isdigit()) or not signature:
+        if not all(map(is_ascii_number, (message_id, index, expires))) or not signature:
             return False
         if not hmac.compare_digest(self.signature(message_id, index, expires).encode(), signature.encode()):
             return False

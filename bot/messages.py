@@ -114,6 +114,9 @@ class OutboundMessage:
     options: dict[str, Any] = field(default_factory=dict)
     # Files to send with the text (an agent's file from the Slack thread); `url` is one the provider can fetch.
     media: tuple[Media, ...] = ()
+    # The outbox row this send comes from (None outside the outbox): a channel that can tag what it posts with it
+    # (Slack message metadata) finds an unclear send again by it (`find_sent`), so it is never posted twice.
+    outbox_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,16 @@
 Claiming and recording are separate short transactions, so a slow provider never holds a lock.
 A row whose worker died mid-send is claimed again after `claim_timeout_s`.
 
-At-most-once rows (payload "at_most_once": broadcasts) are stricter: their start is committed before the
-provider call, together with the outcomes before it. When a row with a start and no outcome is claimed again it
-is reconciled: a channel that can list what it accepted (`find_sent`: Twilio) is asked, so its rows may start in
-groups (a crash leaves a few lookups to do); a channel that cannot (Telegram) starts one row at a time, so a
-crash leaves at most one row per process whose fate is unknown, and that row gets no second copy: it is failed
-with the reason. A marketing message twice is worse than a rare one lost, and the loss is reported.
+Guarded rows — every row of a channel that says `guard_sends` (customer messages on SMS, WhatsApp, Telegram; every
+Slack desk post, found again by the outbox id in its metadata), and every at-most-once row (payload "at_most_once":
+broadcasts) — have their start committed before the provider call,
+together with the outcomes before it. A row whose outcome is unknown (claimed again with a start and no outcome
+after a crash, or a send that ended in MaybeSent: 5xx, read timeout, connection lost after sending) is never
+blindly sent again. A channel that can list what it accepted (`find_sent`: Twilio) is asked, and the row is
+recorded `sent` with the sid it finds, or sent now if nothing arrived: exactly once; its rows may start in groups
+(a crash leaves a few lookups to do). A channel that cannot be asked (Telegram) starts one row at a time, and a
+row whose fate is unknown gets no second copy: a reply is recorded `unconfirmed`, a broadcast `failed`, with the
+reason: at most once. See docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import OutboxConfig
 from bot.messages import Button, Media, OutboundMessage
 from bot.ratelimit import RateLimiter
-from channels.base import RateKey, RetryLater, Sender, Undeliverable
+from channels.base import MaybeSent, RateKey, RetryLater, Sender, Undeliverable
 from store import Database
 from store.messages import (
     claim_outbox,
@@ -37,9 +41,11 @@ from store.messages import (
     last_inbound_at,
     outbox_defer,
     outbox_failed,
+    outbox_known_sent,
     outbox_retry,
     outbox_sent,
     outbox_started,
+    outbox_unconfirmed,
     waiting_behind,
 )
 from store.models import Conversation, OutboxItem
@@ -52,7 +58,8 @@ RECORD_EVERY = 50
 RECORD_WITHIN_S = 1.0
 PACE_S = 0.05  # rate-limit waits up to this long are slept through rather than deferred
 BROADCAST_BURST_S = 0.1  # the broadcast bucket holds this many seconds' worth of sends
-START_GROUP = 50  # at-most-once rows of a reconcilable channel whose starts are committed together
+START_GROUP = 50  # guarded rows of a reconcilable channel whose starts are committed together
+KNOWN_SIDS_WINDOW = timedelta(days=1)  # sids recorded this long before a start are not taken for an unclear send
 CARD_WAIT_S = 2.0  # how often a thread post looks again for its card (not an attempt)
 SLACK_FILE = "slack:"  # an agent's file reference (channels/slack.py FILE_PREFIX): no provider can fetch it
 
@@ -60,7 +67,7 @@ SLACK_FILE = "slack:"  # an agent's file reference (channels/slack.py FILE_PREFI
 @dataclass(frozen=True)
 class Outcome:
     item_id: int
-    status: Literal["sent", "retry", "failed", "deferred"]
+    status: Literal["sent", "retry", "failed", "deferred", "unconfirmed"]
     provider_id: str = ""
     error: str = ""
     delay_s: float = 0.0
@@ -79,6 +86,7 @@ class Claimed:
     message: OutboundMessage
     at_most_once: bool = False
     started_at: datetime | None = None  # an earlier attempt's start that never got an outcome
+    guarded: bool = False  # started before the send; an unknown outcome is looked up or settled, never resent
 
 
 def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
@@ -103,6 +111,7 @@ def to_outbound(item: OutboxItem, window_open: bool | None, options: dict[str, A
         # Files sent with the text (an agent's from Slack): `slack:` references are fetched at send time.
         media=tuple(Media(str(m["url"]), m.get("content_type"), m.get("kind"), m.get("file_name"))
                     for m in payload.get("media") or []),
+        outbox_id=item.id,  # Slack tags its posts with it, so an unclear post can be found again (find_sent)
     )
 
 
@@ -175,15 +184,18 @@ class OutboxDispatcher:
                     outbox_defer(session, item.id, next_attempt_at=held[item.id], keep_started=True)
                     continue
                 at_most_once = bool(item.payload.get("at_most_once"))
+                # Customer messages (SMS, WhatsApp, Telegram) and every Slack desk post (no message row) say
+                # `guard_sends` through their channel; only desk posts are rows without a message.
+                guarded = at_most_once or self._guards(item.channel)
                 claimed.append(Claimed(item.id, item.attempts, item.message_id is not None,
                                        to_outbound(item, self._window_open(session, item, now), options),
-                                       at_most_once, item.send_started_at if at_most_once else None))
+                                       at_most_once, item.send_started_at if guarded else None, guarded))
         # Oldest first: a retried row (later next_attempt_at, lower id) goes before what was written after it.
         claimed.sort(key=lambda entry: entry.item_id)
         outcomes: list[Outcome] = []
         waiting: dict[tuple[str, str], float] = {}  # customer addresses whose earlier message did not go
         last_flush = time.monotonic()
-        started: set[int] = set()  # at-most-once rows whose start this pass has committed
+        started: set[int] = set()  # guarded rows whose start this pass has committed
         for index, entry in enumerate(claimed):
             message = entry.message
             address = (message.channel, message.recipient)
@@ -192,8 +204,8 @@ class OutboxDispatcher:
                 outcomes.append(Outcome(entry.item_id, "deferred", delay_s=waiting[address],
                                         keep_started=entry.started_at is not None))
                 continue
-            if entry.at_most_once:
-                outcome = self._send_at_most_once(entry, outcomes, started, claimed[index + 1:])
+            if entry.guarded:
+                outcome = self._send_guarded(entry, outcomes, started, claimed[index + 1:])
             else:
                 outcome = self._send_one(entry.item_id, entry.attempts, message)
             outcomes.append(outcome)
@@ -216,27 +228,29 @@ class OutboxDispatcher:
         last = last_inbound_at(session, item.channel, item.recipient)
         return last is not None and now - last < window
 
-    def _send_at_most_once(self, entry: Claimed, unrecorded: list[Outcome], started: set[int],
-                           later: list[Claimed]) -> Outcome:
+    def _guards(self, channel: str) -> bool:
+        return bool(getattr(self.channels.get(channel), "guard_sends", False))
+
+    def _send_guarded(self, entry: Claimed, unrecorded: list[Outcome], started: set[int],
+                      later: list[Claimed]) -> Outcome:
         if entry.started_at is not None:
-            found = self._reconcile(entry)
-            if found is not None:
-                return found
-        if entry.item_id in started:
-            return self._send_one(entry.item_id, entry.attempts, entry.message)
-        return self._send_one(entry.item_id, entry.attempts, entry.message,
-                              before_send=lambda: self._start(entry, unrecorded, started, later))
+            settled = self._reconcile(entry, unrecorded)
+            if settled is not None:
+                return settled
+        before_send = None if entry.item_id in started else (
+            lambda: self._start(entry, unrecorded, started, later))
+        return self._send_one(entry.item_id, entry.attempts, entry.message, before_send=before_send, guarded=entry)
 
     def _start(self, entry: Claimed, unrecorded: list[Outcome], started: set[int], later: list[Claimed]) -> None:
         """Commit the start of this send together with the outcomes so far (`unrecorded` is emptied).
 
-        A channel that can be asked what it accepted (`find_sent`: Twilio) has the starts of its next at-most-once
+        A channel that can be asked what it accepted (`find_sent`: Twilio) has the starts of its next guarded
         rows of this pass committed in the same transaction: a crash leaves up to START_GROUP rows to reconcile, one
         lookup each. A channel that cannot be asked (Telegram) starts one row at a time, so a crash leaves at most
-        one row whose fate is unknown."""
+        one row whose fate is unknown, and every earlier outcome is committed before its send."""
         group = [entry.item_id]
         if self._can_reconcile(entry.message.channel):
-            group += [e.item_id for e in later if e.at_most_once and e.started_at is None
+            group += [e.item_id for e in later if e.guarded and e.started_at is None
                       and self._can_reconcile(e.message.channel)][:START_GROUP - 1]
         with self.database.unit_of_work() as session:
             self._record_in(session, unrecorded)
@@ -247,30 +261,49 @@ class OutboxDispatcher:
     def _can_reconcile(self, channel: str) -> bool:
         return callable(getattr(self.channels.get(channel), "find_sent", None))
 
-    def _reconcile(self, entry: Claimed) -> Outcome | None:
-        """An earlier attempt of this row reached for the provider and then its process died: did it arrive?
+    def _reconcile(self, entry: Claimed, unrecorded: list[Outcome]) -> Outcome | None:
+        """An earlier attempt of this row reached for the provider and never learned the outcome (its process died,
+        or the provider gave no clear answer): did it arrive?
 
-        An Outcome when settled (found: sent; cannot tell: failed, never twice); None when it surely did not
-        arrive, so it is sent now."""
+        An Outcome when settled (found: sent; cannot tell: unconfirmed or failed, never twice); None when it surely
+        did not arrive, so it is sent now."""
         message = entry.message
         finder = getattr(self.channels.get(message.channel), "find_sent", None)
         assert entry.started_at is not None
         if finder is None:
-            reason = (f"interrupted by a crash while sending; {message.channel} cannot tell whether it arrived, "
-                      "so it is not sent again (at most once)")
-            log.error("outbox %s: %s", entry.item_id, reason)
-            return Outcome(entry.item_id, "failed", error=reason)
+            return self._unknown(entry, "interrupted by a crash while sending")
+        with self.database.unit_of_work(read_only=True) as session:
+            known = outbox_known_sent(session, message.channel, message.recipient,
+                                      since=entry.started_at - KNOWN_SIDS_WINDOW)
+        known.update(o.provider_id for o in unrecorded if o.status == "sent" and o.provider_id)
         try:
-            provider_id: str | None = finder(message, entry.started_at)
+            provider_id: str | None = finder(message, entry.started_at, exclude=known)
         except Exception as exc:  # the provider cannot answer now: ask again later, keeping the start
             reason = exc.reason if isinstance(exc, (RetryLater, Undeliverable)) else f"{type(exc).__name__}: {exc}"
-            log.warning("outbox %s: could not check whether an interrupted send arrived: %s", entry.item_id, reason)
-            return Outcome(entry.item_id, "retry", error=f"checking an interrupted send: {reason}",
+            log.warning("outbox %s: could not check whether an unclear send arrived: %s", entry.item_id, reason)
+            return Outcome(entry.item_id, "retry", error=f"checking an unclear send: {reason}",
                            delay_s=backoff_seconds(entry.attempts, self.config), keep_started=True)
         if provider_id:
-            log.info("outbox %s: an interrupted send had arrived (%s); not sent again", entry.item_id, provider_id)
+            log.info("outbox %s: an unclear send had arrived (%s); not sent again", entry.item_id, provider_id)
             return Outcome(entry.item_id, "sent", provider_id=provider_id)
+        if entry.attempts > self.config.max_attempts:  # the last attempt was unclear, and it did not arrive
+            reason = f"gave up after {entry.attempts - 1} attempts; {message.channel} has no record of it"
+            log.error("outbox %s: %s", entry.item_id, reason)
+            return Outcome(entry.item_id, "failed", error=reason)
         return None
+
+    def _unknown(self, entry: Claimed, why: str) -> Outcome:
+        """A send whose fate cannot be known (the channel cannot be asked): never sent again. A reply is recorded
+        `unconfirmed` (counted in /healthz); a broadcast `failed`, so the campaign's numbers count it as lost."""
+        channel = entry.message.channel
+        if entry.at_most_once:
+            reason = f"{why}; {channel} cannot tell whether it arrived, so it is not sent again (at most once)"
+            log.error("outbox %s: %s", entry.item_id, reason)
+            return Outcome(entry.item_id, "failed", error=reason)
+        reason = (f"unconfirmed: {why}; {channel} cannot be asked whether it arrived, so it is not sent again "
+                  "(the customer may or may not have it)")
+        log.error("outbox %s: %s", entry.item_id, reason)
+        return Outcome(entry.item_id, "unconfirmed", error=reason)
 
     def _rate_keys(self, channel: Sender, message: OutboundMessage) -> list[RateKey]:
         keys = channel.rate_keys(message)
@@ -281,8 +314,11 @@ class OutboxDispatcher:
         return [*keys, RateKey(f"broadcast:{message.channel}", rate, burst=max(1.0, rate * BROADCAST_BURST_S))]
 
     def _send_one(self, item_id: int, attempts: int, message: OutboundMessage,
-                  before_send: Callable[[], None] | None = None) -> Outcome:
+                  before_send: Callable[[], None] | None = None, guarded: Claimed | None = None) -> Outcome:
+        """One provider call. `guarded`: the row's start is committed first (`before_send`), and a call that may
+        have reached the provider without a clear answer is settled by _unclear instead of retried blindly."""
         channel = self.channels.get(message.channel)
+        calling = False  # the request may have left: from here an unexpected error is an unclear outcome
         try:
             if channel is None:
                 raise Undeliverable(f"channel {message.channel!r} is not enabled", address_dead=False)
@@ -297,12 +333,15 @@ class OutboxDispatcher:
                 before_send()
             if any(item.url.startswith(SLACK_FILE) for item in message.media):
                 message = self._with_slack_files(item_id, attempts, message)
+            calling = True
             return Outcome(item_id, "sent", provider_id=channel.send(message))
         except Undeliverable as exc:
             log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
             return Outcome(item_id, "failed", error=exc.reason, recipient=message.recipient,
                            channel=message.channel, permanent=exc.address_dead, unsubscribed=exc.unsubscribed)
         except Exception as exc:  # RetryLater, and anything unexpected: retry with backoff
+            if guarded is not None and calling and (isinstance(exc, MaybeSent) or not isinstance(exc, RetryLater)):
+                return self._unclear(guarded, exc)
             after = exc.after_s if isinstance(exc, RetryLater) else None
             reason = exc.reason if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
             if attempts >= self.config.max_attempts:
@@ -311,6 +350,20 @@ class OutboxDispatcher:
             delay = max(after or 0.0, backoff_seconds(attempts, self.config))
             log.warning("outbox %s retry in %.1fs (attempt %d): %s", item_id, delay, attempts, reason)
             return Outcome(item_id, "retry", error=reason, delay_s=delay)
+
+    def _unclear(self, entry: Claimed, exc: Exception) -> Outcome:
+        """The provider may have accepted this send (MaybeSent, or an unexpected error once the request could have
+        left). Twilio: back to pending with the start kept, so the next attempt looks it up first (recorded `sent`
+        with the sid it finds, or sent then). Telegram: it cannot be asked, so it is settled and not sent again."""
+        reason = exc.reason if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
+        if not self._can_reconcile(entry.message.channel):
+            return self._unknown(entry, f"no clear answer ({reason})")
+        after = (exc.after_s or 0.0) if isinstance(exc, RetryLater) else 0.0
+        delay = max(after, backoff_seconds(entry.attempts, self.config))
+        log.warning("outbox %s: no clear answer (%s); looked up in %.1fs before any resend", entry.item_id, reason,
+                    delay)
+        return Outcome(entry.item_id, "retry", error=f"no clear answer, to be looked up: {reason}", delay_s=delay,
+                       keep_started=True)
 
     def _with_slack_files(self, item_id: int, attempts: int, message: OutboundMessage) -> OutboundMessage:
         """An agent's file still in Slack, for a channel that uploads bytes itself (Telegram): fetched here,
@@ -351,6 +404,8 @@ class OutboxDispatcher:
             if outcome.status == "deferred":
                 outbox_defer(session, outcome.item_id, next_attempt_at=now + timedelta(seconds=outcome.delay_s),
                              keep_started=outcome.keep_started)
+            elif outcome.status == "unconfirmed":
+                outbox_unconfirmed(session, outcome.item_id, error=outcome.error)
             elif outcome.status == "failed":
                 outbox_failed(session, outcome.item_id, error=outcome.error)
                 if outcome.permanent:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from bot.config import Settings, TelegramConfig, TwilioChannelConfig
+from bot.limits import is_ascii_number
 from store import create_database
 from store.models import Conversation, Message, OutboxItem, Ticket
 
@@ -184,7 +185,7 @@ def find_target(settings: Settings, key: str, *, wait_s: float) -> Target:
         while True:
             with database.unit_of_work(read_only=True) as session:
                 digits = key.upper().removeprefix("TKT-").lstrip("#")
-                if not digits.isdigit():
+                if not is_ascii_number(digits):
                     raise ValueError(f"{key}: give a ticket (TKT-000123) or a conversation id (12)")
                 ticket = None
                 if key.upper().startswith("TKT-"):

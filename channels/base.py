@@ -86,6 +86,13 @@ class RetryLater(Exception):
         self.after_s = after_s
 
 
+class MaybeSent(RetryLater):
+    """The request reached the provider but no clear answer came back (5xx, a read timeout, the connection lost
+    after sending): the provider may have accepted the message. The outbox does not simply resend it: Twilio is
+    asked first (`find_sent`); a channel that cannot be asked (Telegram) records the row `unconfirmed`. It is a
+    RetryLater, so callers that only retry (desk posts) keep working."""
+
+
 class Undeliverable(Exception):
     """A permanent failure (blocked, invalid number, window closed): never retried.
 

@@ -7,22 +7,31 @@ travels with the request in bolt's context. No listener calls Slack (say/respond
 authorization is a local function, so parsing needs no network.
 
 Slack redelivers an event it did not see acknowledged within 3 s (same body, X-Slack-Retry-Num), and
-bolt does not deduplicate, so the core does: on `AgentReply.event_id` and `AgentAction.dedupe_key`.
+bolt does not deduplicate, so the core does: on `AgentReply.event_id` and `AgentAction.dedupe_key`. A replay of
+a signed request (the same body within the 5-minute window) carries the same ids, so it is dropped the same way;
+a slash command is recorded by its `trigger_id` (bot/http/slack_events.py).
+
+Before bolt sees a payload it is checked for what bolt and the listeners read (issue 15): text that is not text
+(NUL, unpaired surrogates), nesting deeper than Slack's, and the shapes of `event`, `actions`, `user`,
+`container`... A payload that fails is a BadPayload (400 with the reason), never an exception from bolt's insides.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import re
 import time
 from base64 import b64encode
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
+from urllib.error import URLError
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -34,11 +43,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.messages import InboundMessage, OutboundMessage
-from channels.base import BadPayload, Forbidden, RateKey, RetryLater, Undeliverable, WebhookRequest
+from channels.base import BadPayload, Forbidden, MaybeSent, RateKey, RetryLater, Undeliverable, WebhookRequest
 
 log = logging.getLogger(__name__)
 
 REPLAY_WINDOW_S = 300  # Slack's documented limit, also what SignatureVerifier enforces
+MAX_DEPTH = 40  # Slack's deepest payloads (rich text in a message in an interaction) nest about 12 levels
+MAX_ID = 255  # ids, timestamps, action names: Slack's are under 60 characters
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")  # NUL or an unpaired surrogate: no UTF-8 text Slack sends
 ACTIONS = ("claim", "resolve", "escalate", "back_to_bot", "takeover")
 _EVENTS = "sapa_events"  # the BoltContext key of the per-request list listeners append to
 RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
@@ -49,6 +61,11 @@ PERMANENT_ERRORS = frozenset({
     "missing_scope", "not_allowed_token_type", "restricted_action", "message_not_found", "cant_update_message",
     "edit_window_closed", "user_not_in_channel", "user_not_found",
 })
+# Errors after which Slack may have done part of the work (its docs: "some aspect of the operation succeeded").
+MAYBE_TAKEN = frozenset({"internal_error", "fatal_error"})
+METADATA_EVENT = "sapa_outbox"  # the event_type of the metadata on every post Sapa makes through the outbox
+CLOCK_SKEW = timedelta(minutes=2)  # between our clock and Slack's, when asking what was posted since a moment
+LOOKUP_PAGES, LOOKUP_PAGE_SIZE = 5, 200  # an unclear post is looked for among the newest 1,000 posts after it
 FILE_PREFIX = "slack:"  # an agent's file in a message row: slack:<url_private_download> or slack:file/<file id>
 FETCH_LIMIT = 50 * 1024 * 1024  # the most any channel takes (Telegram uploads); more is refused, not buffered
 FETCH_TIMEOUT_S = 30.0
@@ -108,7 +125,7 @@ class AgentAction:
 
     dedupe_key: str
     action: str
-    value: str
+    value: str  # the conversation's id (digits)
     slack_user: str
     channel: str
     message_ts: str  # the card, so that it can be updated
@@ -139,6 +156,9 @@ class _InjectedClock(Clock):
 class SlackDesk:
     name = "slack"
     session_window: timedelta | None = None
+    # Every post through the outbox carries its row id as message metadata; the outbox commits each post's start
+    # first and settles an unclear answer with find_sent, so no card or relay is posted twice (docs/delivery.md).
+    guard_sends = True
 
     def __init__(self, bot_token: str, signing_secret: str, *, api_base_url: str | None = None,
                  now: Callable[[], float] = time.time) -> None:
@@ -146,7 +166,9 @@ class SlackDesk:
         self.verifier = SignatureVerifier(signing_secret, clock=_InjectedClock(now))  # ValueError when empty
         # slack_sdk joins method names with urljoin: without the trailing slash ".../api" loses "api".
         base_url = api_base_url.rstrip("/") + "/" if api_base_url else WebClient.BASE_URL
-        self.client = WebClient(base_url=base_url)
+        # No retry handlers: slack_sdk's default resends a post whose connection dropped after Slack took it (a
+        # duplicate in the thread); the outbox retries instead, after looking the post up (find_sent).
+        self.client = WebClient(base_url=base_url, retry_handlers=[])
         self._api_netloc = urlsplit(base_url).netloc  # the fake in tests: its file URLs get the token too
         self.app = App(
             name="sapa-slack-desk",  # without a name bolt calls inspect.stack(), which is slow
@@ -184,8 +206,12 @@ class SlackDesk:
             raise Forbidden(f"X-Slack-Request-Timestamp is more than {REPLAY_WINDOW_S} s from now: replayed or late")
         try:
             valid = self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
-        except UnicodeDecodeError:
-            valid = False  # Slack signs UTF-8 text only
+        except UnicodeDecodeError:  # slack_sdk decodes first; Slack signs UTF-8 text only
+            expected = "v0=" + hmac.new(self.verifier.signing_secret.encode(), b"v0:" + timestamp.encode() + b":"
+                                        + body, hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, signature):
+                raise BadPayload("the body is not UTF-8 text", 400) from None
+            valid = False
         if not valid:
             raise Forbidden("wrong X-Slack-Signature")
 
@@ -193,11 +219,16 @@ class SlackDesk:
         """Verify (Forbidden), then route through bolt to the desk events; [] for anything else."""
         self.verify(request.headers, request.body)
         payload = _decode(request)
+        _check_text(payload)
+        _check_shape(payload)
         if payload.get("type") == "url_verification":
             challenge = payload.get("challenge")
             if not isinstance(challenge, str) or not challenge:
                 raise BadPayload("url_verification without a challenge", 400)
             return [UrlVerification(challenge)]
+        if not _for_the_desk(payload):  # bolt never sees what no listener wants (it indexes payloads blindly)
+            log.info("Slack %s ignored: nothing for the desk", _kind(payload))
+            return []
         events: list[DeskEvent] = []
         try:
             # Re-encoded as JSON: bolt's own form parsing turns a slash command whose text contains the
@@ -205,10 +236,15 @@ class SlackDesk:
             bolt_request = BoltRequest(
                 body=json.dumps(payload), headers={"content-type": "application/json"}, context={_EVENTS: events}
             )
-        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
             raise BadPayload(f"not a Slack payload bolt can read: {exc!r}", 400) from None
-        with contextlib.suppress(BoltUnhandledRequestError):  # app_mention, other buttons: not for the desk
-            self.app.dispatch(bolt_request)  # a listener's BadPayload comes back out through _reraise
+        try:
+            with contextlib.suppress(BoltUnhandledRequestError):  # app_mention, other buttons: not for the desk
+                self.app.dispatch(bolt_request)  # a listener's BadPayload comes back out through _reraise
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            # A shape _check_shape does not know yet, met inside bolt: the payload's fault, not ours.
+            log.warning("Slack %s unreadable: %r", _kind(payload), exc)
+            raise BadPayload(f"not a Slack payload Sapa can read: {type(exc).__name__}", 400) from None
         if not events:  # answered 200 all the same, or Slack would retry it
             log.info("Slack %s ignored: nothing for the desk", _kind(payload))
         return events
@@ -231,6 +267,7 @@ class SlackDesk:
         card = options.get("card") if isinstance(options.get("card"), dict) else None
         blocks = render_card(card) if card is not None else None
         text = message.text or (card_text(card) if card is not None else "")
+        posting = False
         try:
             if user := options.get("ephemeral_user"):  # only that person sees it (a refused claim...)
                 if options.get("takeover_of") is not None:
@@ -244,15 +281,63 @@ class SlackDesk:
                 # An empty list drops the old blocks: without it Slack keeps the card's buttons.
                 self.client.chat_update(channel=message.recipient, ts=update_ts, text=text, blocks=blocks or [])
                 return str(update_ts)
+            posting = True  # from here an unclear answer may hide a post Slack took
             response = self.client.chat_postMessage(
                 channel=message.recipient, text=text, blocks=blocks, thread_ts=options.get("thread_ts"),
-                unfurl_links=False,
+                unfurl_links=False, metadata=_metadata(message),
             )
         except SlackApiError as exc:
-            raise _failure(exc) from exc
-        except (OSError, HTTPException) as exc:  # URLError, timeouts, resets
-            raise RetryLater(f"slack unreachable: {exc}") from exc
+            raise _failure(exc, posting=posting) from exc
+        except URLError as exc:  # no connection, or the request not written: nothing was posted
+            raise RetryLater(f"slack unreachable: {exc.reason}") from exc
+        except (OSError, HTTPException) as exc:  # read timeout, reset or closed before the answer
+            if posting:
+                raise MaybeSent(f"no answer from slack ({type(exc).__name__}): it may have taken the post") from exc
+            raise RetryLater(f"slack unreachable: {type(exc).__name__}: {exc}") from exc
         return str(response["ts"])
+
+    def find_sent(self, message: OutboundMessage, since: datetime, exclude: Collection[str] = ()) -> str | None:
+        """The ts of the post Slack took for this outbox row since `since`, or None: found by the row id in the
+        message metadata (`send` attaches it). A thread post is looked for in its thread (conversations.replies),
+        a card in the channel (conversations.history), newest LOOKUP_PAGES pages at most.
+
+        Only chat.postMessage posts can be found: an update is idempotent and an ephemeral note is not listed, so
+        those are simply sent again (None). So is a post when Slack will not let Sapa read the channel (a missing
+        channels:history scope...): said at ERROR, and the post is at least once again."""
+        options: dict[str, Any] = message.options or {}
+        if message.outbox_id is None or options.get("update_ts") or options.get("ephemeral_user"):
+            return None
+        thread_ts = options.get("thread_ts")
+        oldest = f"{(since - CLOCK_SKEW).timestamp():.6f}"
+        cursor: str | None = None
+        try:
+            for _ in range(LOOKUP_PAGES):
+                if thread_ts:
+                    page = self.client.conversations_replies(
+                        channel=message.recipient, ts=str(thread_ts), oldest=oldest, include_all_metadata=True,
+                        limit=LOOKUP_PAGE_SIZE, cursor=cursor)
+                else:
+                    page = self.client.conversations_history(
+                        channel=message.recipient, oldest=oldest, include_all_metadata=True,
+                        limit=LOOKUP_PAGE_SIZE, cursor=cursor)
+                for posted in page.get("messages") or []:
+                    if _outbox_id(posted) == message.outbox_id and posted.get("ts"):
+                        return str(posted["ts"])
+                cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+                if not page.get("has_more") or not cursor:
+                    return None
+        except SlackApiError as exc:
+            failure = _failure(exc, posting=False)
+            if isinstance(failure, Undeliverable):
+                log.error("slack: cannot look up outbox %s in %s (%s); it is posted again (at least once)",
+                          message.outbox_id, message.recipient, failure.reason)
+                return None
+            raise failure from exc
+        except (OSError, HTTPException) as exc:
+            raise RetryLater(f"slack unreachable: {type(exc).__name__}: {exc}") from exc
+        log.warning("slack: outbox %s not among the newest %d posts in %s; it is posted again", message.outbox_id,
+                    LOOKUP_PAGES * LOOKUP_PAGE_SIZE, message.recipient)
+        return None
 
     def rate_keys(self, message: OutboundMessage) -> list[RateKey]:
         return [RateKey(f"slack:channel:{message.recipient}", 1.0)]  # chat.postMessage: ~1/s per channel
@@ -340,11 +425,15 @@ def _on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContex
                    and user)
     if not from_person or not thread_ts or thread_ts == ts:
         return
-    files = event.get("files")
+    text, files = event.get("text"), event.get("files")
+    if text is not None and not isinstance(text, str):
+        raise BadPayload("a thread reply's text is not a string", 400)
+    if files is not None and not (isinstance(files, list) and all(isinstance(f, dict) for f in files)):
+        raise BadPayload("a thread reply's files are not a list of objects", 400)
     context[_EVENTS].append(AgentReply(
-        event_id=_field(body, "event_id"), slack_user=str(user), channel=_field(event, "channel"),
-        thread_ts=str(thread_ts), ts=_field(event, "ts"), text=plain_text(str(event.get("text") or "")),
-        files=tuple(_shared_file(f) for f in files if isinstance(f, dict)) if isinstance(files, list) else (),
+        event_id=_field(body, "event_id"), slack_user=_field(event, "user"), channel=_field(event, "channel"),
+        thread_ts=_field(event, "thread_ts"), ts=_field(event, "ts"), text=plain_text(text or ""),
+        files=tuple(_shared_file(f) for f in files or ()),
     ))
 
 
@@ -366,23 +455,31 @@ def _on_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: 
     name = str(action.get("action_id", "")).removeprefix("sapa_")
     if name not in ACTIONS:
         return
-    container = body.get("container") or {}
+    value = action.get("value")
+    if not isinstance(value, str):
+        raise BadPayload(f"the value of button sapa_{name} is not a string", 400)
+    if not re.fullmatch(r"[0-9]{1,18}", value):  # not isdigit(): "²" is a digit to it, and int() refuses it
+        raise BadPayload(f"the value of button sapa_{name} is not a conversation number", 400)
+    container, channel, message = _object(body, "container"), _object(body, "channel"), _object(body, "message")
     context[_EVENTS].append(AgentAction(
-        dedupe_key=f"{body.get('trigger_id') or ''}:{_field(action, 'action_ts')}",
+        dedupe_key=f"{_optional(body, 'trigger_id')}:{_field(action, 'action_ts')}",
         action=name,
-        value=str(action.get("value", "")),
-        slack_user=_field(body.get("user") or {}, "id"),
-        channel=str((body.get("channel") or {}).get("id") or container.get("channel_id") or ""),
-        message_ts=str((body.get("message") or {}).get("ts") or container.get("message_ts") or ""),
+        value=value,
+        slack_user=_field(_object(body, "user"), "id"),
+        channel=_optional(channel, "id") or _optional(container, "channel_id"),
+        message_ts=_optional(message, "ts") or _optional(container, "message_ts"),
     ))
 
 
 def _on_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
     ack()
+    text = command.get("text", "")
+    if not isinstance(text, str):
+        raise BadPayload("the slash command's text is not a string", 400)
     context[_EVENTS].append(AgentCommand(
-        command=_field(command, "command"), text=str(command.get("text", "")),
+        command=_field(command, "command"), text=text,
         slack_user=_field(command, "user_id"), channel=_field(command, "channel_id"),
-        trigger_id=str(command.get("trigger_id", "")),
+        trigger_id=_optional(command, "trigger_id"),
     ))
 
 
@@ -404,10 +501,77 @@ def _reraise(error: Exception) -> None:
 
 
 def _field(data: Mapping[str, Any], key: str) -> str:
+    """A required id or timestamp: a non-empty string of at most MAX_ID characters."""
     value = data.get(key)
     if not isinstance(value, str) or not value:
         raise BadPayload(f"Slack payload without {key}", 400)
+    if len(value) > MAX_ID:
+        raise BadPayload(f"Slack payload's {key} is longer than {MAX_ID} characters", 400)
     return value
+
+
+def _optional(data: Mapping[str, Any], key: str) -> str:
+    """An id Slack may leave out ("" then); when present it must look like one."""
+    return "" if data.get(key) in (None, "") else _field(data, key)
+
+
+def _object(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A sub-object Slack may leave out ({} then); anything but an object there is a bad payload."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadPayload(f"Slack payload's {key} is not an object", 400)
+    return value
+
+
+def _check_text(payload: Any) -> None:
+    """Every string (keys too) is text Slack could have sent, and nothing nests deeper than MAX_DEPTH."""
+    pending: list[tuple[Any, int]] = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if found := _NOT_TEXT.search(value):
+                what = "a NUL character" if found.group() == "\x00" else "an unpaired surrogate (not UTF-8 text)"
+                raise BadPayload(f"Slack payload contains {what}", 400)
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise BadPayload(f"Slack payload nests deeper than {MAX_DEPTH} levels", 400)
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            pending.extend((item, depth + 1) for item in items)
+
+
+def _for_the_desk(payload: Mapping[str, Any]) -> bool:
+    """A slash command, a button press or a message event: the only payloads a desk listener takes."""
+    event = payload.get("event")
+    return ("command" in payload or payload.get("type") == "block_actions"
+            or (payload.get("type") == "event_callback" and isinstance(event, dict) and event.get("type") == "message"))
+
+
+def _check_shape(payload: Mapping[str, Any]) -> None:
+    """The parts bolt reads before any listener runs (it indexes them blindly) have the type Slack gives them."""
+    kind = payload.get("type")
+    if kind == "event_callback" or "event" in payload:
+        event = payload.get("event")
+        if not isinstance(event, dict):
+            raise BadPayload("Slack event_callback whose event is not an object", 400)
+        if not isinstance(event.get("type"), str):
+            raise BadPayload("Slack event without a type", 400)
+    if kind in ("block_actions", "interactive_message") or "actions" in payload:
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not actions:
+            raise BadPayload("Slack interaction whose actions are not a non-empty list", 400)
+        if not all(isinstance(action, dict) for action in actions):
+            raise BadPayload("Slack interaction with an action that is not an object", 400)
+        for action in actions:
+            if not isinstance(action.get("action_id", ""), str):
+                raise BadPayload("Slack interaction with an action_id that is not a string", 400)
+        for key in ("user", "container", "channel", "message", "team", "enterprise", "view"):
+            _object(payload, key)
+    if "command" in payload:
+        _field(payload, "command")
+        for key in ("user_id", "channel_id", "team_id", "trigger_id"):
+            _optional(payload, key)
 
 
 def _decode(request: WebhookRequest) -> dict[str, Any]:
@@ -422,12 +586,17 @@ def _decode(request: WebhookRequest) -> dict[str, Any]:
             data = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         raise BadPayload("body is neither JSON nor a form Slack would send", 400) from None
+    except RecursionError:
+        raise BadPayload(f"Slack payload nests deeper than {MAX_DEPTH} levels", 400) from None
     if not isinstance(data, dict):
         raise BadPayload("Slack payload is not a JSON object", 400)
     return data
 
 
-def _failure(exc: SlackApiError) -> RetryLater | Undeliverable:
+def _failure(exc: SlackApiError, *, posting: bool = False) -> RetryLater | Undeliverable:
+    """Slack's error answer as the outbox reads it. `posting` (chat.postMessage): a 5xx or an error that says part
+    of the work may have been done (internal_error, fatal_error) is MaybeSent, so the post is looked up, not
+    repeated; a 429 or any other answer means nothing was posted."""
     response = exc.response
     error = str(response.get("error") or "")[:200]  # a non-JSON answer's "error" quotes the whole body
     if response.status_code == 429 or error in RATE_LIMITED:
@@ -435,7 +604,33 @@ def _failure(exc: SlackApiError) -> RetryLater | Undeliverable:
         return RetryLater("slack ratelimited", after_s=float(header) if header.isdigit() else 1.0)
     if error in PERMANENT_ERRORS:
         return Undeliverable(f"slack {error}", address_dead=False)  # a desk channel, never a customer
-    return RetryLater(f"slack {error or 'error'} (HTTP {response.status_code})")
+    reason = f"slack {error or 'error'} (HTTP {response.status_code})"
+    if posting and (response.status_code >= 500 or error in MAYBE_TAKEN):
+        return MaybeSent(f"{reason}: it may have taken the post")
+    return RetryLater(reason)
+
+
+def _metadata(message: OutboundMessage) -> dict[str, Any] | None:
+    """Slack message metadata naming the outbox row, for find_sent; None outside the outbox."""
+    outbox_id = getattr(message, "outbox_id", None)
+    if outbox_id is None:
+        return None
+    return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": outbox_id}}
+
+
+def _outbox_id(posted: Mapping[str, Any]) -> int | None:
+    """The outbox row id in a listed message's metadata (as `_metadata` wrote it), else None."""
+    metadata = posted.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT:
+        return None
+    payload = metadata.get("event_payload")
+    value = payload.get("outbox_id") if isinstance(payload, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 # -- text ----------------------------------------------------------------------------------------

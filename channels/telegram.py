@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hmac
-import json
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import httpx
 from telegram import (
     Bot,
     CallbackQuery,
@@ -46,6 +46,7 @@ from telegram.error import BadRequest, ChatMigrated, InvalidToken, NetworkError,
 from telegram.error import Forbidden as TelegramForbidden
 from telegram.warnings import PTBDeprecationWarning
 
+from bot import limits
 from bot.messages import (
     InboundMessage,
     Location,
@@ -58,6 +59,7 @@ from bot.messages import (
 from channels.base import (
     BadPayload,
     Forbidden,
+    MaybeSent,
     ProviderEvent,
     RateKey,
     RetryLater,
@@ -107,6 +109,9 @@ BUILD_ERRORS = (TypeError, KeyError, ValueError, AttributeError, OverflowError)
 class TelegramChannel:
     name = "telegram"
     session_window: timedelta | None = None
+    # The outbox commits each send's start first; Telegram cannot be asked what it accepted, so an unclear
+    # outcome (MaybeSent) is recorded `unconfirmed` and never resent (docs/delivery.md).
+    guard_sends = True
 
     def __init__(
         self,
@@ -139,9 +144,9 @@ class TelegramChannel:
         if not given or not hmac.compare_digest(given.encode(), self.webhook_secret.encode()):
             raise Forbidden("missing or wrong X-Telegram-Bot-Api-Secret-Token")
         try:
-            data = json.loads(request.body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadPayload("body is not valid JSON", 400) from None
+            data = limits.loads(request.body or b"null")  # depth, 64-bit numbers, NUL and surrogates refused
+        except limits.Refused as exc:
+            raise BadPayload(exc.reason, exc.status) from None
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             raise BadPayload("body is not a Telegram Update: a JSON object with an integer update_id", 400)
         # An update carries exactly one kind next to its id; kinds we never subscribed to (or that a
@@ -387,11 +392,14 @@ class TelegramChannel:
         except BadRequest as exc:  # a subclass of NetworkError, so it must come first
             raise Undeliverable(f"rejected: {self._redact(exc.message)}") from exc
         except NetworkError as exc:  # timeouts, connection errors and 5xx
-            raise RetryLater(f"network: {self._redact(exc.message)}") from exc
+            if _never_sent(exc):
+                raise RetryLater(f"network: {self._redact(exc.message)}") from exc
+            # A 5xx, a read timeout, a connection lost after sending: Telegram may have delivered it.
+            raise MaybeSent(f"no clear answer from Telegram: {self._redact(exc.message)}") from exc
         except TelegramError as exc:  # e.g. 409 Conflict: nothing says it is permanent
             raise RetryLater(f"telegram: {self._redact(exc.message)}") from exc
         except concurrent.futures.TimeoutError as exc:
-            raise RetryLater(f"no answer from Telegram within {CALL_TIMEOUT_S:.0f} s") from exc
+            raise MaybeSent(f"no answer from Telegram within {CALL_TIMEOUT_S:g} s") from exc
 
     def _redact(self, text: str) -> str:
         # Error texts can quote request URLs, and the token is part of every Bot API URL.
@@ -610,6 +618,14 @@ def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(button.title, callback_data=button.payload)] for button in message.buttons]
     )
+
+
+def _never_sent(exc: NetworkError) -> bool:
+    """PTB's NetworkError for a request that never left: no connection (refused, DNS, connect timeout) or no free
+    pooled connection. Everything else (an HTTP 5xx, a read or write timeout, a connection lost mid-request)
+    may have reached Telegram."""
+    cause = exc.__cause__
+    return isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol))
 
 
 def _retry_after_s(exc: RetryAfter) -> float:

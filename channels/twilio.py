@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -20,12 +21,14 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from bot.messages import DeliveryStatus, DeliveryUpdate, InboundMessage, Location, Media, MediaKind, OutboundMessage
 from channels.base import (
     BadPayload,
     Forbidden,
     FormParams,
+    MaybeSent,
     ProviderEvent,
     RateKey,
     RetryLater,
@@ -189,6 +192,18 @@ def _location(request: WebhookRequest) -> Location | None:
     return Location(*point, name=request.form_value("Label") or None, address=request.form_value("Address") or None)
 
 
+def _transport_failure(exc: requests.exceptions.RequestException) -> RetryLater:
+    """A create that ended without an HTTP answer. No connection (refused, DNS, connect timeout, TLS handshake):
+    the request never left, so a plain retry. Anything later (read timeout, connection reset or closed before the
+    answer): Twilio may have accepted it (MaybeSent), so the outbox looks it up before any resend."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError,
+                        requests.exceptions.ProxyError)) or isinstance(getattr(cause, "reason", cause),
+                                                                         NewConnectionError):
+        return RetryLater(f"Twilio unreachable: {type(exc).__name__}")
+    return MaybeSent(f"no answer from Twilio ({type(exc).__name__}): it may have accepted the message")
+
+
 def _reason(exc: TwilioRestException | TwilioServiceException) -> str:
     if isinstance(exc, TwilioServiceException):
         return exc.detail or exc.title
@@ -200,6 +215,8 @@ class TwilioChannel:
 
     name: str
     session_window: timedelta | None
+    # The outbox commits each send's start first and settles an unclear outcome with find_sent (docs/delivery.md).
+    guard_sends = True
 
     def __init__(
         self,
@@ -283,7 +300,7 @@ class TwilioChannel:
         code = request.form_value("ErrorCode")
         error, verdict = None, None
         if code and code != "0":
-            verdict = ERRORS.get(int(code)) if code.isdigit() else None
+            verdict = ERRORS.get(int(code)) if code.isascii() and code.isdigit() and len(code) < 10 else None
             meaning = verdict.meaning if verdict else request.form_value("ErrorMessage")
             error = f"{code}: {meaning}" if meaning else code
         # Only a final failure speaks about the address; a code on any other status is a warning.
@@ -388,18 +405,20 @@ class TwilioChannel:
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._mapped(exc) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from exc
+            raise _transport_failure(exc) from exc
         # A 2xx means Twilio took the message; without a sid there is nothing better to record.
         return instance.sid or ""
 
     @staticmethod
-    def _mapped(exc: TwilioRestException | TwilioServiceException) -> RetryLater | Undeliverable:
+    def _mapped(exc: TwilioRestException | TwilioServiceException, *, sending: bool = True
+                ) -> RetryLater | Undeliverable:
         status, code, reason = exc.status, exc.code, _reason(exc)
         if status == 429:
             # Twilio's 20429 page: not processed, safe to retry after backing off. No Retry-After.
             return RetryLater(f"429 Too Many Requests ({code})", after_s=None)
         if status >= 500:
-            return RetryLater(f"Twilio {status} ({code}): {reason}")
+            # A create answered 5xx may still have been accepted: the outbox looks it up before any resend.
+            return (MaybeSent if sending else RetryLater)(f"Twilio {status} ({code}): {reason}")
         if status == 401:
             # Wrong or rotated credentials say nothing about the customer: retry (with backoff, up to
             # the outbox's attempts) so fixing TWILIO_AUTH_TOKEN delivers the queue instead of losing it.
@@ -455,11 +474,13 @@ class TwilioChannel:
             text = f"{text}\n\n{options}" if text else options
         return split_text(text)
 
-    def find_sent(self, message: OutboundMessage, since: datetime) -> str | None:
+    def find_sent(self, message: OutboundMessage, since: datetime, exclude: Collection[str] = ()) -> str | None:
         """The sid of a message Twilio accepted for this recipient since `since`, or None.
 
-        Asked about a send a crash interrupted (the outbox's at-most-once rows): did it reach Twilio before the
-        process died? A free-text message must match its first part; a template send any message from us.
+        Asked about a send whose outcome is unknown (a crash interrupted it, or Twilio answered 5xx, or the answer
+        was lost): did it reach Twilio? A free-text message must match its first part (its caption, for files); a
+        template send, or files without text, any message from us. `exclude`: sids already recorded for other
+        messages, so the same text sent twice is not taken for this one.
         """
         to = self._address(message.recipient)
         sender = self._address(self.from_number) if self.from_number else None
@@ -467,15 +488,18 @@ class TwilioChannel:
             templated = self._template(message) is not None
         except Undeliverable:
             templated = True  # it could not have been sent as text: any message from us counts
-        first = None if templated else self._parts(message)[0]
+        first: str | None = None if templated else self._parts(message)[0]
+        if message.media and not templated:  # send_media: the text is the first file's caption when it fits
+            caption = message.text.strip()
+            first = (caption or None) if len(caption) <= MAX_BODY else split_text(caption)[0]
         try:
             found = self.client.messages.list(to=to, date_sent_after=since - CLOCK_SKEW, limit=50)
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise self._mapped(exc) from exc
+            raise self._mapped(exc, sending=False) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from exc
-        for record in found:
-            if sender is not None and record.from_ != sender:
+        for record in reversed(found):  # oldest first: rows are reconciled in the order they were sent
+            if record.sid in exclude or (sender is not None and record.from_ != sender):
                 continue
             if first is None or record.body == first:
                 return record.sid
@@ -581,7 +605,7 @@ class TwilioChannel:
                 except (TwilioRestException, TwilioServiceException) as exc:
                     raise self._mapped(exc) from exc
                 except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                    raise RetryLater(f"Twilio unreachable: {type(exc).__name__}") from exc
+                    raise _transport_failure(exc) from exc
             except (RetryLater, Undeliverable) as exc:
                 if first is None:
                     raise

@@ -6,11 +6,11 @@ sending only hands out an id. The session token is the customer's address on thi
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from bot import limits
 from bot.messages import InboundMessage, OutboundMessage
 from channels.base import BadPayload, ProviderEvent, RateKey, WebhookRequest
 
@@ -18,7 +18,7 @@ SESSION_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 # The page's language as a short code ("id", "en"); whether Sapa speaks it is the API's call (config languages).
 LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-MAX_MESSAGE_ID = 2**63 - 1  # messages.id is a BIGINT at most
+MAX_MESSAGE_ID = limits.INT64_MAX  # messages.id is a BIGINT at most
 
 
 class WebchatChannel:
@@ -26,13 +26,13 @@ class WebchatChannel:
     session_window: timedelta | None = None
 
     def __init__(self, max_text_length: int = 2000) -> None:
-        self.max_text_length = max_text_length
+        self.max_text_length = min(max_text_length, limits.MAX_TEXT)  # never past the limit of every channel
 
     def parse(self, request: WebhookRequest) -> list[ProviderEvent]:
         try:
-            data = json.loads(request.body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadPayload("body is not valid JSON", 400) from None
+            data = limits.loads(request.body or b"null")  # depth, 64-bit numbers, NUL and surrogates refused
+        except limits.Refused as exc:
+            raise BadPayload(exc.reason, exc.status) from None
         if not isinstance(data, dict):
             raise BadPayload("body must be a JSON object with session_id, client_message_id and text", 400)
         session_id = data.get("session_id")

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.contacts import normalise_phone
+from bot.limits import is_ascii_number
 from bot.templating import render, variables_in
 from scheduler.clock import PeriodicTask
 from store import broadcasts as store
@@ -237,7 +238,7 @@ def send_test(session: Session, settings: Settings, broadcast_id: int, *, channe
         if phone is None:
             raise BroadcastError(f"to: {to!r} is not a phone number")
         address = phone
-    elif not address.lstrip("-").isdigit():
+    elif not is_ascii_number(address.removeprefix("-")):
         raise BroadcastError(f"to: {to!r} is not a Telegram chat id (digits)")
     if language is not None and language not in settings.languages:
         raise BroadcastError(f"language: use one of {', '.join(settings.languages)}")
@@ -514,7 +515,7 @@ def messages_from(options: Options, settings: Settings) -> dict[str, str]:
 
 def _id(word: str | None) -> int:
     digits = (word or "").lstrip("#")
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):  # not "²" (int() refuses it), fits a BIGINT
         raise BroadcastError(f"give the broadcast's number, e.g. 12 (not {word!r})")
     return int(digits)
 

@@ -6,6 +6,7 @@ Only queue rows and state changes here (no network): Slack posts are outbox rows
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from store.audit import record
 from store.messages import add_desk_post, add_outbound
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, OutboxItem, Ticket, TicketEvent
 
+log = logging.getLogger(__name__)
 OPEN_TICKET = ("open", "in_progress", "reopened")
 ACTION_ROLES = {"customer_service", "account_manager", "supervisor", "management"}
 # Who may take a conversation over from the agent holding it (a claim never does).
@@ -266,14 +268,37 @@ def escalate(session: Session, settings: Settings, conversation: Conversation, t
                  now=now)
 
 
+def card_of_thread(session: Session, channel: str | None, thread_ts: str) -> Conversation | None:
+    """The conversation whose card is the message `thread_ts` in Slack channel `channel`.
+
+    A Slack ts is unique only within its channel (issue 15: a reply in another channel whose thread_ts equalled a
+    card's ts reached that card's customer), so both must match. `channel` is None only for a reply queued
+    before replies carried their channel (migration 0009): then the ts alone, as it was.
+    """
+    query = select(Conversation).where(Conversation.desk_ts == thread_ts)
+    if channel is not None:
+        query = query.where(Conversation.desk_channel == channel)
+    return session.execute(query.order_by(Conversation.id.desc()).limit(1)).scalars().first()
+
+
+def press_channels(settings: Settings, conversation: Conversation) -> set[str]:
+    """Where Sapa posts buttons for this conversation: its card's channel, the escalation channel (escalation
+    cards) and the VIP channel (VIP detractor cards), each defaulting to the queue; Take over offers go to the
+    card's channel."""
+    slack = settings.slack
+    return {channel for channel in (conversation.desk_channel, slack.escalation_channel or slack.queue_channel,
+                                    slack.vip_channel or slack.queue_channel) if channel}
+
+
 def agent_reply(session: Session, settings: Settings, *, slack_user: str, thread_ts: str, text: str,
-                now: datetime, files: Sequence[Mapping[str, Any]] = ()) -> DeskResult:
+                now: datetime, files: Sequence[Mapping[str, Any]] = (), channel: str | None = None) -> DeskResult:
     """An agent wrote in a card's thread: to the customer, or an internal note if it starts with note:.
 
+    The thread is the card's when `channel` and `thread_ts` are the card's channel and ts (card_of_thread).
     `files` (channels.slack.SharedFile.as_dict) go with the text as the channel's media (Telegram, WhatsApp,
     MMS) or as links (web chat); a file that cannot go is named in the thread with the reason.
     """
-    conversation = session.execute(select(Conversation).where(Conversation.desk_ts == thread_ts)).scalar_one_or_none()
+    conversation = card_of_thread(session, channel, thread_ts)
     if conversation is None:
         return DeskResult(False, "this thread is not a Sapa conversation")
     agent = agent_for(session, slack_user)
@@ -394,10 +419,16 @@ def file_not_delivered(session: Session, message_id: int, file_name: str | None,
 
 
 def agent_action(session: Session, settings: Settings, *, action: str, conversation_id: int, slack_user: str,
-                 now: datetime) -> DeskResult:
+                 now: datetime, channel: str | None = None) -> DeskResult:
+    """A button pressed in Slack (or a claim made for a takeover). `channel` is where it was pressed: a press
+    outside the channels where Sapa posts this conversation's buttons (press_channels) changes nothing."""
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         return DeskResult(False, "no such conversation")
+    if channel is not None and channel not in press_channels(settings, conversation):
+        log.warning("Slack press %s for conversation %s in channel %s, where Sapa posts no buttons for it: ignored",
+                    action, conversation.id, channel)
+        return DeskResult(False, "not pressed on a Sapa message about this conversation")
     agent = agent_for(session, slack_user)
     if agent is None or agent.role not in ACTION_ROLES:
         _note_thread(session, conversation, f"⚠️ <@{slack_user}> is not a registered Sapa agent and cannot "

@@ -35,6 +35,20 @@ HELP = (
     "both agents are told)"
 )
 VIP_ROLES = {"account_manager", "supervisor", "management"}
+ECHO = 200  # characters of a command quoted back to the agent
+
+
+def number(key: str) -> int | None:
+    """The id an agent typed: "12", "#12", "TKT-000012". ASCII digits that fit a BIGINT only: str.isdigit() also
+    says yes to "²", which int() refuses, and a number past 64 bits is no row's id."""
+    digits = key.strip().upper().removeprefix("TKT-").lstrip("#")
+    return int(digits) if re.fullmatch(r"[0-9]{1,18}", digits) else None
+
+
+def _quoted(text: str) -> str:
+    """What the agent typed, for an answer: shortened and made inert (no ping, no broken code span)."""
+    short = text if len(text) <= ECHO else text[: ECHO - 1] + "…"
+    return escape_slack(short.replace("`", "'"))
 
 
 def run_command(session: Session, settings: Settings, *, slack_user: str, text: str, now: datetime) -> str:
@@ -69,16 +83,16 @@ def run_command(session: Session, settings: Settings, *, slack_user: str, text: 
         return loyalty.slack_command(session, settings, agent, verb, rest, now)
     if verb in ("broadcast", "segment"):  # CRM-4.1 / CRM-4.3 (handlers/broadcasts.py)
         return broadcasts.slack_command(session, settings, agent, verb, rest, now)
-    return f"I did not understand `{text}`.\n{HELP}"
+    return f"I did not understand `{_quoted(text)}`.\n{HELP}"
 
 
 def _classify(session: Session, settings: Settings, agent: Agent, key: str, field: str, value: str,
               now: datetime) -> str:
     """CRM-3.2: an agent confirms or corrects a ticket's category or root cause; the change is logged."""
-    digits = key.upper().removeprefix("TKT-").lstrip("#")
-    ticket = session.get(Ticket, int(digits)) if digits.isdigit() else None
+    ticket_id = number(key)
+    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
     if ticket is None:
-        return f"No ticket `{key}`."
+        return f"No ticket `{_quoted(key)}`."
     if not re.fullmatch(r"[a-z0-9_]{1,60}", value):
         return "Use a short name of a-z, 0-9 and _ (e.g. courier_delay)."
     if field == "category" and value not in settings.complaints.categories and value != "other":
@@ -157,8 +171,9 @@ def _dismiss(session: Session, agent: Agent, first_key: str, second_key: str, no
 
 def _find(session: Session, key: str) -> list[Customer]:
     key = key.strip()
-    if key.startswith("#") and key[1:].isdigit():
-        found = get_customer(session, int(key[1:]))
+    if key.startswith("#") and key[1:].isdigit():  # "#²" too: no customer, rather than a crash in int()
+        customer_id = number(key)
+        found = get_customer(session, customer_id) if customer_id is not None else None
         return [found] if found else []
     phone = normalise_phone(key)
     email = normalise_email(key) if "@" in key else None
@@ -226,10 +241,10 @@ def _vip(session: Session, agent: Agent, add: bool, key: str, reason: str, now: 
 
 
 def _ticket(session: Session, settings: Settings, key: str) -> str:
-    digits = key.upper().removeprefix("TKT-").lstrip("#")
-    ticket = session.get(Ticket, int(digits)) if digits.isdigit() else None
+    ticket_id = number(key)
+    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
     if ticket is None:
-        return f"No ticket `{key}`."
+        return f"No ticket `{_quoted(key)}`."
     customer = session.get_one(Customer, ticket.customer_id)
     lines = [f"*{ticket_reference(ticket.id)}* {ticket.kind} · {ticket.status} · priority {ticket.priority} · "
              f"escalation level {ticket.escalation_level}",
@@ -244,10 +259,10 @@ def _ticket(session: Session, settings: Settings, key: str) -> str:
 
 def _takeover(session: Session, settings: Settings, agent: Agent, key: str, now: datetime) -> str:
     """`/sapa takeover 12` (or #12): a supervisor takes conversation 12 from the agent holding it."""
-    digits = key.strip().lstrip("#")
-    conversation = session.get(Conversation, int(digits)) if digits.isdigit() else None
+    conversation_id = number(key) if not key.strip().upper().startswith("TKT-") else None
+    conversation = session.get(Conversation, conversation_id) if conversation_id is not None else None
     if conversation is None:
-        return f"No conversation `{key}`; the card and `/sapa queue` show conversation numbers."
+        return f"No conversation `{_quoted(key)}`; the card and `/sapa queue` show conversation numbers."
     return take_over(session, settings, conversation, agent, now=now).note
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.limits import is_ascii_number
 from bot.messages import Button
 from handlers import fallback
 from handlers.turn import Reply, Route, Turn
@@ -211,7 +212,7 @@ def chosen_in_words(turn: Turn) -> list[Reply] | None:
     said = _words(turn.message.text)
     if said and said[0] in _NO and len(said) <= 3:
         return cancelled(turn)
-    if len(said) == 1 and said[0].isdigit() and 1 <= int(said[0]) <= len(codes):
+    if len(said) == 1 and is_ascii_number(said[0]) and 1 <= int(said[0]) <= len(codes):
         return confirm_step(turn, codes[int(said[0]) - 1])
     upper = turn.message.text.upper()
     by_code = [code for code in codes if re.search(rf"(?<![A-Z0-9_]){re.escape(code)}(?![A-Z0-9_])", upper)]

@@ -21,6 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.limits import is_ascii_number
 from handlers import sla, surveys
 from handlers.desk import card, escape_slack
 from handlers.turn import Reply, Route, Turn
@@ -227,11 +228,11 @@ def _alert_account_manager(turn: Turn, survey: Survey) -> None:
 
 def answered_by_button(turn: Turn) -> list[Reply] | None:
     parts = (turn.message.button_payload or "").split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit() or int(parts[2]) not in SCALE:
+    if len(parts) != 3 or not is_ascii_number(parts[1]) or not is_ascii_number(parts[2]) or int(parts[2]) not in SCALE:
         return None
     typed = turn.message.text.strip()
     # A typed "9" is mapped by the pipeline to the 9th option (score 8): the number written is the score.
-    score = int(typed) if typed.isdigit() and int(typed) in SCALE else int(parts[2])
+    score = int(typed) if is_ascii_number(typed) and int(typed) in SCALE else int(parts[2])
     return _record(turn, int(parts[1]), score)
 
 

@@ -249,7 +249,8 @@ def request_command(session: Session, settings: Settings, agent: Agent, key: str
     if agent.role not in ACTION_ROLES:
         return "Only customer service, account managers, supervisors and management can work on requests."
     digits = key.upper().removeprefix("TKT-").lstrip("#")
-    ticket = session.get(Ticket, int(digits)) if digits.isdigit() else None
+    # ASCII digits that fit a BIGINT: isdigit() alone also takes "²", which int() refuses (issue 15).
+    ticket = session.get(Ticket, int(digits)) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else None
     if ticket is None:
         return f"No ticket `{key}`."
     reference = ticket_reference(ticket.id)

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.limits import is_ascii_number
 from bot.templating import render
 from handlers import sla
 from handlers.desk import post_handoff, ticket_reference
@@ -87,7 +88,7 @@ def _answer(turn: Turn, ticket_id: int, solved: bool) -> list[Reply]:
 
 def answered_by_button(turn: Turn) -> list[Reply] | None:
     _, verdict, ticket_id = (turn.message.button_payload or "").split(":", 2)
-    if not ticket_id.isdigit() or verdict not in ("yes", "no"):
+    if not is_ascii_number(ticket_id) or verdict not in ("yes", "no"):
         return None
     return _answer(turn, int(ticket_id), verdict == "yes")
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.limits import is_ascii_number
 from bot.messages import Purpose
 from bot.templating import render
 from handlers import sla
@@ -131,7 +132,7 @@ def _service_recovery(turn: Turn, survey: Survey, now: datetime) -> None:
 
 def answered_by_button(turn: Turn) -> list[Reply] | None:
     parts = (turn.message.button_payload or "").split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or parts[2] not in {"1", "2", "3", "4", "5"}:
+    if len(parts) != 3 or not is_ascii_number(parts[1]) or parts[2] not in {"1", "2", "3", "4", "5"}:
         return None
     return _record(turn, int(parts[1]), int(parts[2]))
 

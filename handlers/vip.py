@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
+from bot.limits import is_ascii_number
 from handlers.desk import escape_slack, open_tickets, ticket_reference
 from handlers.turn import Turn
 from store import Database, loyalty
@@ -167,7 +168,7 @@ def read_transaction(raw: Mapping[str, Any], settings: Settings, now: datetime) 
     customer_id = phone = email = None
     if text("customer_id"):
         value = raw.get("customer_id")
-        if isinstance(value, bool) or not text("customer_id").lstrip("#").isdigit():
+        if isinstance(value, bool) or not is_ascii_number(text("customer_id").lstrip("#")):
             problems.append(f"customer_id {value!r} is not a number")
         else:
             customer_id = int(text("customer_id").lstrip("#"))

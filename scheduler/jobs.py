@@ -33,10 +33,10 @@ def desk_task(settings: Settings) -> Callable[[Session, Task, datetime], None]:
         payload = task.payload
         if payload["kind"] == "reply":
             agent_reply(session, settings, slack_user=payload["slack_user"], thread_ts=payload["thread_ts"],
-                        text=payload["text"], now=now, files=payload.get("files") or ())
+                        text=payload["text"], now=now, files=payload.get("files") or (), channel=payload.get("channel"))
         else:
             agent_action(session, settings, action=payload["action"], conversation_id=payload["conversation_id"],
-                         slack_user=payload["slack_user"], now=now)
+                         slack_user=payload["slack_user"], now=now, channel=payload.get("channel"))
 
     return run
 

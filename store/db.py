@@ -95,7 +95,9 @@ def _configure_sqlite(engine: Engine) -> None:
 def create_database(url: str, *, echo: bool = False, pool_size: int = 10) -> Database:
     """Build the engine for a sqlite:// or postgresql:// URL (creating the SQLite folder if needed)."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    # hide_parameters: a statement's values are customers' data (phones, texts, session ids); an error keeps the
+    # SQL and says which parameters it had, never their values (issue 15: tracebacks carried them into logs).
+    kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -492,3 +492,18 @@ class BroadcastRecipient(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), unique=True)
     queued_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class SlackRequest(Base):
+    """A slash command Sapa ran, by its request (issue 15): a replay of the same signed request within Slack's
+    5-minute window finds its row, gets `answer` again and changes nothing (store/slack_requests.py)."""
+
+    __tablename__ = "slack_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # trigger:<Slack's trigger_id>, else body:<sha256 of the signed timestamp and body>; hashed when long.
+    request_key: Mapped[str] = mapped_column(String(200), unique=True)
+    slack_user: Mapped[str] = mapped_column(String(255))
+    command: Mapped[str] = mapped_column(Text)  # what was typed after /sapa
+    answer: Mapped[str] = mapped_column(Text)  # what Slack showed the agent
+    created_at: Mapped[datetime] = mapped_column(index=True)  # rows past the replay window are pruned

@@ -27,6 +27,9 @@ from tests.support.providers import TWILIO_TOKEN
 from tests.support.slack import Slack
 from tests.support.webchat import WebchatUser
 
+# The whole suite's logs, formatted and redacted as production's, are scanned for personal data at the end.
+pytest_plugins = ["tests.support.log_scan"]
+
 ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 

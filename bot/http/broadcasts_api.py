@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot import limits
 from bot.http.transactions_api import authorised, error
 from handlers import broadcasts
 from store import segments
@@ -31,6 +32,10 @@ from store.broadcasts import BroadcastError
 from store.models import Agent
 
 MAX_BODY_BYTES = 64 * 1024
+# The string fields of the bodies and paths, and the column each goes to (store/models.py, bot/limits.py).
+FIELDS = {"name": limits.MAX_BROADCAST_NAME, "segment": limits.MAX_SEGMENT_NAME, "to": limits.MAX_ID,
+          "channel": limits.MAX_ID, "language": limits.MAX_LANGUAGE, "at": limits.MAX_ID}
+PATH_FIELDS = {"name": limits.MAX_SEGMENT_NAME, "action": limits.MAX_ID}
 STATUS = {"invalid": 422, "not_found": 404, "state": 409}
 
 
@@ -48,12 +53,36 @@ def mount(app: FastAPI, sapa: Any) -> None:
         if not raw.strip():
             return {}
         try:
-            data = json.loads(raw)
-        except ValueError:
-            raise _Refused(422, "body is not valid JSON") from None
+            data = limits.loads(raw)
+        except limits.Refused as exc:
+            raise _Refused(422, exc.reason) from None
         if not isinstance(data, dict):
             raise _Refused(422, "body must be a JSON object")
         return data
+
+    def edge_problem(request: Request, data: dict[str, Any]) -> tuple[int, str] | None:
+        """What bot/limits.py refuses before any work: an id past a BIGINT (no such broadcast), a string longer
+        than its column or unstorable, a message text past limits.MAX_TEXT, a date outside the calendar."""
+        broadcast_id = str(request.path_params.get("broadcast_id", "1"))  # FastAPI has read it as an int
+        if limits.parse_id(broadcast_id.strip()) is None:
+            return 404, f"no broadcast #{broadcast_id[:40]}"
+        for key, max_length in PATH_FIELDS.items():
+            value = request.path_params.get(key)
+            if value is not None and (problem := limits.text_problem(value, key, max_length)):
+                return 422, problem
+        for key, max_length in FIELDS.items():
+            value = data.get(key)
+            if key in ("segment", "language", "at") and value is not None and not isinstance(value, str):
+                return 422, f"{key} must be a string"
+            if isinstance(value, str) and (problem := limits.text_problem(value, key, max_length)):
+                return 422, problem
+        messages = data.get("messages")
+        if isinstance(messages, dict):
+            for language, text in messages.items():
+                if isinstance(text, str) and len(text) > limits.MAX_TEXT:
+                    return 413, f"messages.{language[:8]} is longer than {limits.MAX_TEXT} characters"
+        problem = limits.iso_date_problem(data.get("at"), "at")
+        return (422, problem) if problem else None
 
     def actor_of(session: Session, request: Request) -> str:
         slack_user = request.headers.get("x-sapa-agent")
@@ -78,6 +107,8 @@ def mount(app: FastAPI, sapa: Any) -> None:
             data = await body_of(request) if read_body else {}
         except _Refused as exc:
             return error(exc.status, str(exc))
+        if refused := edge_problem(request, data):
+            return error(*refused)
 
         def run() -> JSONResponse:
             try:
@@ -91,6 +122,8 @@ def mount(app: FastAPI, sapa: Any) -> None:
                 return error(404 if str(exc).startswith("no segment") else 422, str(exc))
             except segments.FilterError as exc:
                 return error(422, str(exc))
+            except OverflowError:  # e.g. a filter of 10**18 days: no date is that far back
+                return error(422, "a number or date in the request is out of range")
             return JSONResponse(answer, status_code=status)
 
         response = await run_in_threadpool(run)

@@ -26,7 +26,9 @@ def healthz(request: Request) -> JSONResponse:
             outbox = outbox_counts(session)
             due = due_count(session, now=sapa.clock.now())
         body["database"] = {"ok": True, "dialect": sapa.database.dialect, "revision": revision}
-        body["outbox"] = {"pending": outbox.get("pending", 0), "failed": outbox.get("failed", 0)}
+        # unconfirmed: sent to a provider that gave no clear answer and cannot be asked (docs/delivery.md)
+        body["outbox"] = {"pending": outbox.get("pending", 0), "failed": outbox.get("failed", 0),
+                          "unconfirmed": outbox.get("unconfirmed", 0)}
     except Exception as exc:
         body["status"] = "error"
         body["database"] = {"ok": False, "dialect": sapa.database.dialect, "error": type(exc).__name__}

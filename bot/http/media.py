@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from bot import media_links
+from bot import limits, media_links
 from channels.base import RetryLater, Undeliverable
 from store.audit import record
 from store.models import AuditEntry, Message
@@ -50,7 +50,9 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
     def serve(message_id: str, index: str, expires: str, signature: str, requester: dict[str, str]) -> Response:
         now = sapa.clock.now()
-        if not signer.verify(message_id, index, expires, signature, now=now):
+        # ASCII digits that fit a BIGINT, before anything reads them: "²" passes str.isdigit() and 10**30 no column.
+        numbers = all(limits.is_ascii_number(value) and len(value) <= 18 for value in (message_id, index, expires))
+        if not numbers or not signer.verify(message_id, index, expires, signature, now=now):
             log.info("media link refused (forged or expired) for message %s from %s", message_id[:20],
                      requester.get("address"))
             return error(403, "this link is not valid or has expired; ask for a new one")

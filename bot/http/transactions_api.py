@@ -11,13 +11,13 @@ Errors are JSON {"error": "..."}: 401 (no or wrong token, nothing stored), 503 (
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from bot import limits
 from handlers.vip import evaluate, read_transaction, record_transaction
 
 MAX_BODY_BYTES = 16 * 1024
@@ -33,6 +33,22 @@ def authorised(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
+def edge_problem(data: dict[str, Any]) -> str | None:
+    """What bot/limits.py refuses in a transaction body before it is read: unstorable or over-long strings, a
+    customer_id that is not an ASCII number fitting a BIGINT ("²" passes str.isdigit()), an impossible date."""
+    for key in ("external_id", "customer_phone", "customer_email", "customer_id", "amount", "occurred_at"):
+        value = data.get(key)
+        if isinstance(value, str) and (problem := limits.text_problem(value, key, limits.MAX_EMAIL)):
+            return problem
+    customer_id = data.get("customer_id")
+    if isinstance(customer_id, str) and customer_id.strip():
+        if limits.parse_id(customer_id.strip().lstrip("#")) is None:
+            return f"customer_id {customer_id[:40]!r} is not a customer number"
+    elif isinstance(customer_id, int) and not isinstance(customer_id, bool) and not 0 < customer_id <= limits.INT64_MAX:
+        return f"customer_id {customer_id} is not a customer number"
+    return limits.iso_date_problem(data.get("occurred_at"), "occurred_at")
+
+
 def mount(app: FastAPI, sapa: Any) -> None:
     @app.post("/api/transactions")
     async def post_transaction(request: Request) -> JSONResponse:
@@ -45,16 +61,20 @@ def mount(app: FastAPI, sapa: Any) -> None:
         if len(body) > MAX_BODY_BYTES:
             return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:
-            data = json.loads(body)
-        except ValueError:
-            return error(422, "body is not valid JSON")
+            data = limits.loads(body)
+        except limits.Refused as exc:
+            return error(422, exc.reason)
         if not isinstance(data, dict):
             return error(422, "body must be a JSON object")
+        if problem := edge_problem(data):
+            return error(422, problem)
         now = sapa.clock.now()
         try:
             item = read_transaction(data, sapa.settings, now)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             return error(422, str(exc))
+        if item.amount > limits.MAX_AMOUNT:
+            return error(422, f"amount is more than {limits.MAX_AMOUNT:,} rupiah")
 
         def store() -> JSONResponse:
             with sapa.database.unit_of_work() as session:

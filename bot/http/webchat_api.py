@@ -1,17 +1,21 @@
 """The web chat page and its JSON API (documented in README.md).
 
-POST /api/webchat/sessions {"language"?}         -> 201 {"session_id"}
+POST /api/webchat/sessions {"language"?}         -> 201 {"session_id"}; 429 + Retry-After past
+     channels.webchat.sessions_per_minute_per_address (client address: bot/http/clients.py)
 POST /api/webchat/messages                       -> 200 {"message_id", "duplicate", "replies": [Message]}
      {"session_id", "client_message_id", "text", "payload"?, "button_of"?, "language"?}
      `language`: the page's language now (the session follows it); `button_of`: for a button press, the
      `id` of the message the button belongs to, so the core can refuse a button of an answered question.
 GET  /api/webchat/sessions/{id}/messages?after=N -> 200 {"messages": [Message]}
-Errors are JSON {"error": "..."} with 400/404/413/422.
+Errors are JSON {"error": "..."} with 400/404/413/422/429. Bodies are read with bot.limits.loads (depth,
+64-bit numbers, NUL and lone surrogates refused) and fields checked against bot/limits.py.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import secrets
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +27,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from bot import limits
+from bot.http.clients import client_address
+from bot.http.webhooks import checked
 from bot.messages import InboundMessage
-from channels.base import BadPayload, WebhookRequest
+from bot.ratelimit import RateLimiter
+from channels.base import BadPayload, RateKey, WebhookRequest
 from channels.webchat import SESSION_TOKEN
 from store.customers import find_identity
 from store.messages import history
@@ -33,6 +41,8 @@ from store.models import Agent, Conversation, Message, WebchatSession
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static" / "webchat"
 MAX_BODY_BYTES = 64 * 1024
+AFTER = re.compile(r"^-?[0-9]{1,19}$")  # ASCII digits: int() also reads "١٢"
+MAX_THROTTLED_ADDRESSES = 50_000  # buckets kept before they are all dropped (a full bucket costs nothing)
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -58,6 +68,17 @@ def mount(app: FastAPI, sapa: Any) -> None:
     database = sapa.database
 
     app.mount("/static/webchat", StaticFiles(directory=STATIC), name="webchat-static")
+    per_minute = sapa.settings.channels.webchat.sessions_per_minute_per_address
+    throttle = [RateLimiter(sapa.clock)]  # replaced when it holds too many addresses
+
+    def session_wait(request: Request) -> tuple[float, str]:
+        """(0.0, address) and a token taken if the client's address may open a session now; else the seconds
+        to wait."""
+        address = client_address(request, sapa.settings.server.trusted_proxies)
+        if len(throttle[0]._buckets) > MAX_THROTTLED_ADDRESSES:
+            throttle[0] = RateLimiter(sapa.clock)
+        key = RateKey(f"webchat-session:{address}", per_minute / 60, burst=per_minute)
+        return throttle[0].reserve([key]), address
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -65,13 +86,18 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
     @app.post("/api/webchat/sessions", status_code=201)
     async def create_session(request: Request) -> JSONResponse:
+        wait, address = session_wait(request)
+        if wait > 0:
+            log.info("web chat sessions: %s throttled for %.1f s", address, wait)
+            return JSONResponse({"error": "too many new chat sessions from this address; try again shortly"},
+                                status_code=429, headers={"Retry-After": str(max(1, math.ceil(wait)))})
         language = sapa.settings.default_language
         body = await request.body()
-        if body:
+        if body.strip():
             try:
-                data = await request.json()
-            except ValueError:
-                return error(400, "body is not valid JSON")
+                data = limits.loads(body)
+            except limits.Refused as exc:
+                return error(exc.status, exc.reason)
             if isinstance(data, dict) and data.get("language") in sapa.settings.languages:
                 language = data["language"]
         token = secrets.token_urlsafe(24)
@@ -104,14 +130,14 @@ def mount(app: FastAPI, sapa: Any) -> None:
     @app.post("/api/webchat/messages")
     async def post_message(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared and limits.is_ascii_number(declared) and int(declared) > MAX_BODY_BYTES:
             return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
         webhook = WebhookRequest("POST", str(request.url), dict(request.headers), body)
         try:
-            (parsed,) = channel.parse(webhook)
+            (parsed,) = [checked(item) for item in channel.parse(webhook)]
         except BadPayload as exc:
             return error(exc.status, exc.reason)
         assert isinstance(parsed, InboundMessage)
@@ -128,9 +154,11 @@ def mount(app: FastAPI, sapa: Any) -> None:
         return JSONResponse({"message_id": result.message_id, "duplicate": result.duplicate, "replies": replies})
 
     @app.get("/api/webchat/sessions/{token}/messages")
-    def list_messages(token: str, after: int = 0) -> JSONResponse:
+    def list_messages(token: str, after: str = "0") -> JSONResponse:
         if not SESSION_TOKEN.match(token):
             return error(404, "unknown session")
+        if not AFTER.match(after.strip()) or not limits.in_int64(int(after)):
+            return error(422, "after must be the id of a message (a whole number)")
         with database.unit_of_work(read_only=True) as session:
             if session.get(WebchatSession, token) is None:
                 return error(404, "unknown session")
@@ -140,7 +168,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
             conversation_ids = list(
                 session.execute(select(Conversation.id).where(Conversation.identity_id == identity.id)).scalars()
             )
-            rows = history(session, conversation_ids, after_id=max(after, 0))
+            rows = history(session, conversation_ids, after_id=max(int(after), 0))
             agent_ids = {row.agent_id for row in rows if row.agent_id}
             names = {
                 agent.id: agent.name

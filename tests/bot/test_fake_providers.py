@@ -20,7 +20,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot.fake_providers import FakeProviders, mask_phones
+from bot.fake_providers import FakeProviders, Faults, mask_phones
 
 TG_TOKEN = "123456:ABC-fake-token"
 TWILIO_SID = "AC" + "a" * 32
@@ -221,3 +221,79 @@ def test_malformed_and_unknown_requests_get_json_errors(fake: FakeProviders) -> 
 
 def test_phone_numbers_are_masked_except_the_last_three_digits() -> None:
     assert mask_phones('{"To": "whatsapp:+6281234567890"}') == '{"To": "whatsapp:+**********890"}'
+
+
+# --- seeded fault fractions (issue 15 item 7) ----------------------------------------------------------------
+
+
+def _telegram_post(fake: FakeProviders, text: str, timeout: float = 5.0) -> httpx.Response:
+    return httpx.post(f"{fake.telegram_base_url}{TG_TOKEN}/sendMessage", data={"chat_id": "777001", "text": text},
+                      trust_env=False, timeout=timeout)
+
+
+def test_faults_fail_a_seeded_fraction_of_sends_the_same_way_for_the_same_seed() -> None:
+    def run(seed: int) -> list[tuple[str, bool]]:
+        with (FakeProviders(faults=Faults(fraction=0.3, seed=seed, kinds=("500", "429", "accept_then_500"))) as fake,
+              httpx.Client(base_url=f"{fake.telegram_base_url}{TG_TOKEN}/", trust_env=False) as client):
+            for n in range(200):
+                client.post("sendMessage", data={"chat_id": "777001", "text": f"m{n}"})
+            client.post("getMe")  # not a send: never faulted
+            return [(r.fault, r.delivered) for r in fake.requests("telegram")]
+
+    first = run(7)
+    assert first == run(7) and first != run(8)
+    faults = [fault for fault, _ in first[:200] if fault]
+    assert 40 <= len(faults) <= 80  # 30% of 200, give or take
+    assert set(faults) == {"500", "429", "accept_then_500"}
+    assert first[200] == ("", False)
+    # The customer has every success and every accepted-then-500, nothing else.
+    assert sum(delivered for _, delivered in first) == sum(fault in ("", "accept_then_500") for fault, _ in first[:200])
+
+
+def test_twilio_accept_then_500_answers_an_error_but_the_message_is_delivered_and_listed() -> None:
+    with FakeProviders(twilio_auth_token=TWILIO_TOKEN, faults=Faults(fraction=1.0, kinds=("accept_then_500",))) as fake:
+        client = twilio_client(fake)
+        with pytest.raises(TwilioRestException) as failed:
+            client.messages.create(to=WHATSAPP_TO, from_=WHATSAPP_FROM, body="Pesanan Anda siap")
+        assert failed.value.status == 500
+        [delivered] = fake.sent("twilio")
+        assert (delivered.fault, delivered.params["Body"]) == ("accept_then_500", "Pesanan Anda siap")
+        [listed] = client.messages.list(to=WHATSAPP_TO, limit=20)  # GET Messages.json is never faulted
+        assert (listed.body, listed.to) == ("Pesanan Anda siap", WHATSAPP_TO) and listed.sid.startswith("SM")
+
+
+def test_a_timeout_holds_the_answer_past_the_client_and_may_or_may_not_have_taken_the_message() -> None:
+    with FakeProviders(faults=Faults(fraction=1.0, seed=3, kinds=("timeout",), hold_s=0.5)) as fake:
+        for n in range(6):
+            with pytest.raises(httpx.ReadTimeout):
+                _telegram_post(fake, f"m{n}", timeout=0.1)
+        recorded = fake.requests("telegram", "sendMessage")
+        assert {r.fault for r in recorded} == {"timeout"}
+        taken = [r.params["text"] for r in recorded if r.delivered]
+        assert 0 < len(taken) < 6  # a seeded coin for each
+        assert [r.params["text"] for r in fake.sent("telegram")] == taken
+        fake.set_faults(None)
+        assert _telegram_post(fake, "after").json()["ok"] is True  # the server is fine after the held answers
+
+
+def test_accept_then_drop_closes_the_connection_without_an_answer() -> None:
+    with FakeProviders(faults=Faults(fraction=1.0, kinds=("accept_then_drop",), providers=("slack",))) as fake:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(f"{fake.slack_base_url}chat.postMessage", json={"channel": "C0QUEUE", "text": "kartu"},
+                       headers={"Authorization": "Bearer xoxb-test"}, trust_env=False)
+        assert [r.params["text"] for r in fake.sent("slack")] == ["kartu"]
+        assert _telegram_post(fake, "not faulted").json()["ok"] is True  # only the providers named
+
+
+def test_faults_are_set_over_the_control_endpoint_and_fail_next_goes_first(fake: FakeProviders) -> None:
+    spec = {"fraction": 1.0, "seed": 1, "kinds": ["500"], "providers": ["telegram"]}
+    assert httpx.post(f"{fake.base_url}/_fake/faults", json=spec, trust_env=False).json() == {"ok": True}
+    fake.fail_next("telegram", 403, method="sendMessage")
+    assert _telegram_post(fake, "a").status_code == 403  # scripted first
+    assert _telegram_post(fake, "b").status_code == 500
+    listed = httpx.get(f"{fake.base_url}/_fake/requests", trust_env=False).json()["requests"]
+    assert [(r["status"], r["fault"], r["delivered"]) for r in listed] == [(403, "", False), (500, "500", False)]
+    assert httpx.post(f"{fake.base_url}/_fake/faults", json={"fraction": 0}, trust_env=False).json()["ok"]
+    assert _telegram_post(fake, "c").status_code == 200
+    bad = httpx.post(f"{fake.base_url}/_fake/faults", json={"fraction": 0.5, "kinds": ["meteor"]}, trust_env=False)
+    assert bad.status_code == 400

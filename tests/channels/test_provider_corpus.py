@@ -5,7 +5,8 @@ Twilio SMS/WhatsApp webhooks and status callbacks, and Slack events, interactivi
 from provider documentation and SDK/bot test suites with every identifier replaced. Each file is POSTed to the
 endpoint the provider would call, signed as that provider signs, on SQLite and on PostgreSQL, and must:
 
-- get a 2xx (anything else makes the provider redeliver forever, or drop the message);
+- get a 2xx (anything else makes the provider redeliver forever, or drop the message), unless the file is
+  `refused`: a shape the provider never sends (a test suite's invention), answered 4xx with the reason;
 - be stored (a messages row answered by a reply, a delivery status, a reachability mark, a durable Slack task)
   or be deliberately ignored, with a log line that says "ignored";
 - never put button data Sapa did not issue through the NLU;
@@ -58,7 +59,7 @@ from tests.support.webchat import WebchatUser
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 FILES = sorted(CORPUS.glob("*/*.json"))
-EXPECTATIONS = {"stored", "edit", "ignored", "status", "unreachable", "reachable", "task", "answered"}
+EXPECTATIONS = {"stored", "edit", "ignored", "status", "unreachable", "reachable", "task", "answered", "refused"}
 PRIME_MESSAGE_ID = 900001  # Telegram message ids of a file's set-up messages; corpus files use smaller ones
 CLASSIFIERS = ("embedded", "rasa")  # Interpretation.backend values that mean the NLU read the text
 DESK_TASK = "slack.desk"
@@ -149,6 +150,11 @@ def test_a_provider_payload_is_handled_once_and_honestly(path: Path, env: Env,
     caplog.set_level(logging.INFO)
     caplog.clear()
     first = request.send(env)
+    if case["expect"] == ["refused"]:
+        assert 400 <= first.status_code < 500 and first.json().get("error"), f"{path.name}: {first.status_code}"
+        settle(env)
+        assert snapshot(env)["counts"] == before["counts"], "refused, yet rows were added"
+        return
     assert 200 <= first.status_code < 300, f"{path.name}: {first.status_code} {first.text}"
     settle(env)
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]

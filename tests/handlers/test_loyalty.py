@@ -268,6 +268,21 @@ def test_crm_4_2_not_enough_points_is_said_plainly(client, sapa, clock):
     assert account(sapa, budi_id).balance == 150
 
 
+def test_crm_4_2_a_unicode_digit_is_not_a_choice(client, sapa, clock):
+    """Issue 15: "²" passes str.isdigit() and int() refuses it; picking a reward by "²" was a 500."""
+    budi, budi_id = webchat_customer(client, sapa, "Budi")
+    bought(client, "ERP-61", 5_500_000, clock.now(), customer_id=budi_id)
+    budi.say("tukar poin")
+    for odd in ("²", "１", "٢"):  # superscript two, full-width one, Arabic-Indic two
+        budi.say("tukar poin")
+        assert budi.say(odd) == [  # answered, not a crash, and not taken as an option
+            "Mohon maaf, kami belum memahami pesan Anda. Silakan tulis ulang dengan kata lain, atau kami hubungkan "
+            "dengan petugas kami."]
+    budi.say("tukar poin")
+    budi.say("2")
+    assert budi.last["replies"][0]["text"].startswith("Tukar 500 poin dengan Voucher belanja Rp 50.000?")
+
+
 def test_crm_4_2_points_spent_elsewhere_between_confirmation_and_yes_are_not_spent_twice(
         client, slack, sapa, clock):
     """The balance is checked again at "Ya": an agent redeemed in between, so the customer is told plainly."""

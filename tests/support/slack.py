@@ -77,11 +77,20 @@ class Slack:
     def thread(self, ts: str) -> list[str]:
         return [p["text"] for p in self.posts() if p.get("thread_ts") == ts]
 
+    def card_channel(self, *, ts: str | None = None, conversation_id: int | None = None) -> str:
+        """The channel of the card with this ts (or of this conversation): where Slack says the agent was."""
+        if self.sapa is None:  # a Sapa in another process: its cards are in the queue
+            return "C0QUEUE"
+        with self.sapa.database.unit_of_work(read_only=True) as session:
+            found = (session.get(Conversation, conversation_id) if conversation_id is not None else
+                     session.execute(select(Conversation).where(Conversation.desk_ts == ts)).scalars().first())
+        return (found.desk_channel if found is not None else None) or "C0QUEUE"
+
     def reply(self, user: str, thread_ts: str, text: str, *, event_id: str | None = None, retry: int = 0,
               extra: dict[str, Any] | None = None) -> int:
         self.events += 1
         ts = f"1800000000.{self.events:06d}"
-        event = {"type": "message", "channel": "C0QUEUE", "user": user, "text": text, "ts": ts,
+        event = {"type": "message", "channel": self.card_channel(ts=thread_ts), "user": user, "text": text, "ts": ts,
                  "thread_ts": thread_ts, "event_ts": ts, "channel_type": "channel"}
         event.update(extra or {})
         body = json.dumps({"token": "x", "team_id": "T0SAPA", "api_app_id": "A0SAPA", "type": "event_callback",
@@ -94,10 +103,11 @@ class Slack:
 
     def press(self, user: str, action: str, conversation_id: int, message_ts: str) -> int:
         self.events += 1
+        channel = self.card_channel(conversation_id=conversation_id)  # the card's: VIP cards are in the VIP channel
         payload = {"type": "block_actions", "user": {"id": user, "username": user, "team_id": "T0SAPA"},
                    "api_app_id": "A0SAPA", "token": "x", "trigger_id": f"trig-{self.events}",
-                   "team": {"id": "T0SAPA", "domain": "sapa"}, "channel": {"id": "C0QUEUE", "name": "cs-queue"},
-                   "container": {"type": "message", "message_ts": message_ts, "channel_id": "C0QUEUE"},
+                   "team": {"id": "T0SAPA", "domain": "sapa"}, "channel": {"id": channel, "name": "cs-queue"},
+                   "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
                    "message": {"type": "message", "ts": message_ts, "text": "card"},
                    "response_url": "https://hooks.slack.com/actions/T0SAPA/1/x",
                    "actions": [{"type": "button", "action_id": f"sapa_{action}", "block_id": "actions",
@@ -108,6 +118,7 @@ class Slack:
                                 headers=signed(body, "application/x-www-form-urlencoded")).status_code
 
     def command(self, user: str, text: str) -> dict[str, Any]:
+        self.events += 1  # each command its own trigger_id, as in Slack: the same one is a replay
         body = urlencode({"token": "x", "team_id": "T0SAPA", "team_domain": "sapa", "channel_id": "C0QUEUE",
                           "channel_name": "cs-queue", "user_id": user, "user_name": user, "command": "/sapa",
                           "text": text, "api_app_id": "A0SAPA", "response_url": "https://hooks.slack.com/commands/1",
