@@ -18,6 +18,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.logs import add_secrets, configure_logging, secret_values
 
 log = logging.getLogger("sapa")
+SHUTDOWN_GRACE_S = 5  # seconds `sapa serve` waits for open connections when told to stop
 
 
 def _settings(config: str | None) -> Settings:
@@ -83,7 +84,10 @@ def serve(config: str | None, host: str | None, port: int | None) -> None:
         click.echo("The database is not migrated to the current schema. Run `sapa db upgrade` first.", err=True)
         sys.exit(2)
     app = create_app(sapa)
-    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_config=None)
+    # A stop (SIGTERM from systemd, Docker, a deploy) waits at most SHUTDOWN_GRACE_S for open connections: a browser
+    # holding an idle keep-alive connection kept `sapa serve` from stopping until it was killed.
+    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_config=None,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 @main.group()

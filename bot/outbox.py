@@ -35,6 +35,7 @@ from bot.messages import Button, Media, OutboundMessage
 from bot.ratelimit import RateLimiter
 from channels.base import MaybeSent, RateKey, RetryLater, Sender, Undeliverable
 from store import Database
+from store.db import unavailable_reason
 from store.messages import (
     claim_outbox,
     failed_desk_card,
@@ -444,8 +445,11 @@ class OutboxDispatcher:
         while not self._stop.is_set():
             try:
                 busy = self.run_once() >= self.config.batch_size
-            except Exception:
-                log.exception("outbox dispatcher pass failed; trying again")
+            except Exception as exc:
+                if (why := unavailable_reason(exc)) is not None:  # a database restart: one line, not a traceback
+                    log.warning("outbox dispatcher: database unavailable, trying again: %s", why)
+                else:
+                    log.exception("outbox dispatcher pass failed; trying again")
                 busy = False
             if not busy:
                 self._wake.wait(self.config.poll_interval_s)

@@ -14,6 +14,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session
 
 from scheduler.runner import TaskFunction, TaskRunner
+from store.db import unavailable_reason
 from store.models import Task
 from store.tasks import schedule
 
@@ -79,8 +80,11 @@ class SchedulerClock:
     def _tick(self) -> None:
         try:
             self.runner.run_due()
-        except Exception:
-            log.exception("scheduler tick failed")
+        except Exception as exc:
+            if (why := unavailable_reason(exc)) is not None:  # a database restart: one line, not a traceback
+                log.warning("scheduler tick: database unavailable, trying again: %s", why)
+            else:
+                log.exception("scheduler tick failed")
         self.last_tick_at = self.runner.last_run_at
 
     def wake(self) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -112,3 +113,21 @@ def create_database(url: str, *, echo: bool = False, pool_size: int = 10) -> Dat
             parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
         )
     return Database(engine)
+
+
+# Connection-level failures: refused connections, a server shutting down or starting up, a connection cut
+# mid-query, SQLite's lock past its busy timeout, no pooled connection free in time. They pass by themselves;
+# a query Sapa got wrong (ProgrammingError, IntegrityError...) is not one of them.
+UNAVAILABLE: tuple[type[Exception], ...] = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                                            sa_exc.InvalidatePoolError, sa_exc.DisconnectionError)
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """For a connection-level failure, the driver's first line (never the statement or its parameters: customers'
+    data); None for any other exception."""
+    if not isinstance(exc, UNAVAILABLE):
+        return None
+    original = getattr(exc, "orig", None) or exc
+    first = (str(original).strip().splitlines() or [""])[0]
+    return f"{type(original).__name__}: {first[:200]}"
+

@@ -2,8 +2,8 @@
 
 Issue 15: during a PostgreSQL restart every webhook in flight ended in uvicorn's "Exception in ASGI application"
 and a 500. The provider re-delivered and nothing was lost, but a 500 says "Sapa is broken" where the truth is
-"try again in a moment", and the traceback was the only log line. Connection-level errors only: a query Sapa got
-wrong is still a 500 with its traceback.
+"try again in a moment", and the traceback was the only log line. Connection-level errors only
+(`store.db.UNAVAILABLE`): a query Sapa got wrong is still a 500 with its traceback.
 """
 
 from __future__ import annotations
@@ -12,26 +12,16 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import exc as sa
+
+from store.db import UNAVAILABLE, unavailable_reason
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
 
-# OperationalError: refused connections, a server shutting down or starting up, a connection cut mid-query, and
-# SQLite's "database is locked" past its busy timeout. TimeoutError: no pooled connection came free in time.
-UNAVAILABLE: tuple[type[Exception], ...] = (sa.OperationalError, sa.InterfaceError, sa.TimeoutError,
-                                            sa.InvalidatePoolError, sa.DisconnectionError)
-
-
-def reason(exc: BaseException) -> str:
-    """The driver's first line only: the statement and its parameters (customers' data) stay out of the log."""
-    original = getattr(exc, "orig", None) or exc
-    first = (str(original).strip().splitlines() or [""])[0]
-    return f"{type(original).__name__}: {first[:200]}"
-
 
 async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable for %s %s (answered 503): %s", request.method, request.url.path, reason(exc))
+    log.warning("database unavailable for %s %s (answered 503): %s", request.method, request.url.path,
+                unavailable_reason(exc))
     return JSONResponse({"error": "the database is unavailable for a moment; try again"}, status_code=503,
                         headers={"Retry-After": str(RETRY_AFTER_S)})
 
