@@ -135,6 +135,7 @@ def rasa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
     """Local fake Telegram, Twilio and Slack APIs for tests that talk to providers."""
     monkeypatch.delenv("TWILIO_REGION", raising=False)
+    monkeypatch.delenv("TWILIO_EDGE", raising=False)
     with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
         yield fakes
 

@@ -22,7 +22,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,11 @@ from sqlalchemy import select
 
 import channels.telegram
 from bot.app import Sapa
-from bot.clock import ManualClock
 from bot.fake_providers import FAULT_KINDS, FakeProviders, Faults
 from channels.slack import SlackDesk
 from channels.twilio import TwilioChannel
 from store.models import Conversation, Message, OutboxItem
-from tests.support.providers import TWILIO_TOKEN, ProviderCustomer
+from tests.support.providers import TWILIO_TOKEN, ProviderCustomer, settle_outbox
 from tests.support.slack import Slack, desk_sapa, desk_settings
 from tests.support.webchat import WebchatUser
 
@@ -74,20 +72,7 @@ def sapa(db_url, fakes, clock, interpreter, database, monkeypatch: pytest.Monkey
 
 
 def drain(sapa: Sapa, passes: int = 2000) -> None:
-    """Scheduled work, then the outbox, moving the clock to the next due row, until nothing is left."""
-    assert isinstance(sapa.clock, ManualClock)
-    for _ in range(passes):
-        sapa.runner.run_due()
-        sapa.dispatcher.run_once()
-        with sapa.database.unit_of_work(read_only=True) as session:
-            due = session.execute(select(OutboxItem.next_attempt_at).where(OutboxItem.status == "pending")
-                                  .order_by(OutboxItem.next_attempt_at).limit(1)).scalar()
-            busy = session.execute(select(OutboxItem.id).where(OutboxItem.status == "sending").limit(1)).scalar()
-        assert busy is None, "a row was left `sending` without a crash"
-        if due is None:
-            return
-        sapa.clock.set(max(sapa.clock.now(), due) + timedelta(milliseconds=1))
-    raise AssertionError("the outbox did not drain")
+    settle_outbox(sapa, passes, tasks=True)
 
 
 class Customers:

@@ -19,18 +19,10 @@ from store.conversations import continue_or_open
 from store.customers import get_or_create_identity
 from store.messages import add_outbound
 from store.models import OutboxItem
-from tests.support.providers import PUBLIC, SECRETS, TWILIO_TOKEN, channel_config
+from tests.support.providers import PUBLIC, SECRETS, channel_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = {"telegram": "700001", "sms": "+6281234567890", "whatsapp": "+6281234567891"}
-
-
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
 
 
 @pytest.fixture

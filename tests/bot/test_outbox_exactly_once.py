@@ -22,7 +22,6 @@ from sqlalchemy import select
 import channels.telegram
 from bot.app import Sapa, build, create_app
 from bot.cli_conversations import transcript_line
-from bot.clock import ManualClock
 from bot.config import settings_from_mapping
 from bot.fake_providers import FakeProviders, Faults
 from bot.outbox import to_outbound
@@ -33,21 +32,13 @@ from store.conversations import continue_or_open
 from store.customers import get_or_create_identity
 from store.messages import add_outbound, outbox_counts
 from store.models import Message, OutboxItem
-from tests.support.providers import PUBLIC, SECRETS, TWILIO_TOKEN, channel_config
+from tests.support.providers import PUBLIC, SECRETS, TWILIO_TOKEN, channel_config, settle_outbox
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = {"telegram": "700001", "sms": "+6281234567890", "whatsapp": "+6281234567891"}
 PROVIDER = {"telegram": "telegram", "sms": "twilio", "whatsapp": "twilio"}
 CLIENT_TIMEOUT_S = 0.3  # Sapa's provider clients, shortened so a held answer costs a test little
 HOLD_S = 0.6  # how long the fake holds a "timeout" answer: longer than the clients wait
-
-
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
 
 
 @pytest.fixture
@@ -103,19 +94,7 @@ def lookups(fakes: FakeProviders) -> int:
 
 
 def drain(sapa: Sapa, passes: int = 3000) -> None:
-    """Run the dispatcher, moving the clock to the next due row, until nothing is left to send."""
-    for _ in range(passes):
-        sapa.dispatcher.run_once()
-        with sapa.database.unit_of_work(read_only=True) as session:
-            due = session.execute(select(OutboxItem.next_attempt_at).where(OutboxItem.status == "pending")
-                                  .order_by(OutboxItem.next_attempt_at).limit(1)).scalar()
-            busy = session.execute(select(OutboxItem.id).where(OutboxItem.status == "sending").limit(1)).scalar()
-        assert busy is None, "a row was left `sending` without a crash"
-        if due is None:
-            return
-        assert isinstance(sapa.clock, ManualClock)
-        sapa.clock.set(max(sapa.clock.now(), due) + timedelta(milliseconds=1))
-    raise AssertionError("the outbox did not drain")
+    settle_outbox(sapa, passes)
 
 
 def only_faults(fakes: FakeProviders, kind: str, provider: str) -> None:

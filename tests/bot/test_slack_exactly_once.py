@@ -16,10 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from bot.app import Sapa
-from bot.clock import ManualClock
 from bot.fake_providers import FakeProviders, Faults
 from bot.outbox import to_outbound
 from channels.base import MaybeSent, RetryLater
@@ -28,6 +26,7 @@ from store.conversations import continue_or_open
 from store.customers import get_or_create_identity
 from store.messages import add_desk_post
 from store.models import Conversation, OutboxItem
+from tests.support.providers import settle_outbox
 from tests.support.slack import desk_sapa, desk_settings
 
 CLIENT_TIMEOUT_S = 0.3  # the desk's Slack client, shortened so a held answer costs a test little
@@ -105,19 +104,7 @@ def lookups(fakes: FakeProviders) -> Counter[str]:
 
 
 def drain(sapa: Sapa, passes: int = 500) -> None:
-    """Run the dispatcher, moving the clock to the next due row, until nothing is left to send."""
-    for _ in range(passes):
-        sapa.dispatcher.run_once()
-        with sapa.database.unit_of_work(read_only=True) as session:
-            due = session.execute(select(OutboxItem.next_attempt_at).where(OutboxItem.status == "pending")
-                                  .order_by(OutboxItem.next_attempt_at).limit(1)).scalar()
-            busy = session.execute(select(OutboxItem.id).where(OutboxItem.status == "sending").limit(1)).scalar()
-        assert busy is None, "a row was left `sending` without a crash"
-        if due is None:
-            return
-        assert isinstance(sapa.clock, ManualClock)
-        sapa.clock.set(max(sapa.clock.now(), due) + timedelta(milliseconds=1))
-    raise AssertionError("the outbox did not drain")
+    settle_outbox(sapa, passes)
 
 
 def only_faults(fakes: FakeProviders, kind: str) -> None:

@@ -13,13 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from bot.app import Sapa, build, create_app
-from bot.fake_providers import FakeProviders
 from store.models import ChannelIdentity, Customer, Message, OutboxItem, Ticket
 from tests.support.providers import (
     PUBLIC,
     REPLY_TEMPLATE,
     SECRETS,
-    TWILIO_TOKEN,
     ProviderCustomer,
     drain,
     provider_settings,
@@ -29,14 +27,6 @@ from tests.support.webchat import NOTICE, NOTICE_NUMBERED
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = {"telegram": "700001", "sms": "+6281234567890", "whatsapp": "+6281234567890"}
 GREETING = "Halo! Selamat datang di PT Contoh Sejahtera. Saya Sapa, asisten virtual yang siap membantu Anda."
-
-
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
-    with FakeProviders(twilio_auth_token=TWILIO_TOKEN) as fakes:
-        yield fakes
 
 
 @pytest.fixture
