@@ -25,6 +25,10 @@ class RateLimiter:
         elapsed = max((now - as_of).total_seconds(), 0.0)
         return min(capacity, tokens + elapsed * key.per_second)
 
+    def keys_held(self) -> int:
+        """How many keys have a bucket (each key ever reserved keeps one)."""
+        return len(self._buckets)
+
     def reserve(self, keys: list[RateKey]) -> float:
         """0.0 and take the tokens if every bucket allows the send now; else the seconds to wait."""
         with self._lock:

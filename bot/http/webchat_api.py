@@ -75,7 +75,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
         """(0.0, address) and a token taken if the client's address may open a session now; else the seconds
         to wait."""
         address = client_address(request, sapa.settings.server.trusted_proxies)
-        if len(throttle[0]._buckets) > MAX_THROTTLED_ADDRESSES:
+        if throttle[0].keys_held() > MAX_THROTTLED_ADDRESSES:
             throttle[0] = RateLimiter(sapa.clock)
         key = RateKey(f"webchat-session:{address}", per_minute / 60, burst=per_minute)
         return throttle[0].reserve([key]), address
