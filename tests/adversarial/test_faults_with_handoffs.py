@@ -11,7 +11,7 @@ taken-then-dropped. Counted at the fakes:
 - every card and relay is posted to Slack exactly once (counted by the outbox id in the post's metadata), each
   relay in its card's thread, and each conversation's `desk_ts` is its card's one post.
 
-SAPA_FAULT_MESSAGES inbound messages (default 150; `make soak` runs 1,000). Driven in-process on a manual clock, like
+SAPA_FAULT_MESSAGES inbound messages (default 100; `make soak` runs 1,000). Driven in-process on a manual clock, like
 tests/bot/test_outbox_exactly_once.py; the counts are printed and written to var/adversarial/faults-<db>.json.
 """
 
@@ -39,7 +39,7 @@ from tests.support.slack import Slack, desk_sapa, desk_settings
 from tests.support.webchat import WebchatUser
 
 ROOT = Path(__file__).resolve().parents[2]
-MESSAGES = int(os.environ.get("SAPA_FAULT_MESSAGES", "150"))
+MESSAGES = int(os.environ.get("SAPA_FAULT_MESSAGES", "100"))
 CUSTOMERS = 24  # six per channel
 SETTLE_EVERY = 6  # inbound messages between two runs of the queue
 CLIENT_TIMEOUT_S = 0.3  # Sapa's provider clients, shortened so a held answer costs the test little
