@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from bot import limits
-from bot.app import Sapa, build, create_app
+from bot.app import Sapa, create_app
 from bot.media_links import links
 from store.models import Message, Transaction
-from tests.support.population import broadcast_settings
+from tests.support.population import api_sapa
 from tests.support.providers import PUBLIC, TELEGRAM_SECRET, TWILIO_SID, TWILIO_TOKEN
 
 API_TOKEN = "test-api-token-0123456789"
@@ -30,10 +30,7 @@ SESSION = "S" * 32
 
 @pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
-    sapa = build(broadcast_settings(db_url, fakes, api_token=API_TOKEN), clock=clock, interpreter=interpreter,
-                 database=database, model_cache=None)
-    yield sapa
-    sapa.stop_background()
+    yield from api_sapa(db_url, fakes, clock, interpreter, database, API_TOKEN)
 
 
 def messages(sapa: Sapa) -> int:

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from bot.app import Sapa, build
+from bot.app import Sapa
 from bot.media_links import links
 from store.models import (
     AuditEntry,
@@ -42,7 +42,7 @@ from store.models import (
     Transaction,
     WebchatSession,
 )
-from tests.support.population import broadcast_settings
+from tests.support.population import api_sapa
 from tests.support.providers import PUBLIC, TELEGRAM_SECRET, TWILIO_SID, TWILIO_TOKEN, ProviderCustomer, drain
 from tests.support.slack import Slack, handed_off, signed
 from tests.support.webchat import WebchatUser
@@ -56,10 +56,7 @@ COUNTED = (Message, Customer, ChannelIdentity, OutboxItem, Task, AuditEntry, Tra
 
 @pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
-    sapa = build(broadcast_settings(db_url, fakes, api_token=API_TOKEN), clock=clock, interpreter=interpreter,
-                 database=database, model_cache=None)
-    yield sapa
-    sapa.stop_background()
+    yield from api_sapa(db_url, fakes, clock, interpreter, database, API_TOKEN)
 
 
 def counts(sapa: Sapa) -> dict[str, int]:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.app import Sapa, build
-from tests.support.population import broadcast_settings
+from bot.app import Sapa
+from tests.support.population import api_sapa
 from tests.support.providers import ProviderCustomer, drain
 
 TOKEN = "test-api-token-0123456789"
@@ -18,10 +18,7 @@ BODY = {"name": "Promo", "filters": {"channel": "telegram"}, "channels": ["teleg
 
 @pytest.fixture
 def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
-    sapa = build(broadcast_settings(db_url, fakes, api_token=TOKEN), clock=clock, interpreter=interpreter,
-                 database=database, model_cache=None)
-    yield sapa
-    sapa.stop_background()
+    yield from api_sapa(db_url, fakes, clock, interpreter, database, TOKEN)
 
 
 def test_crm_4_3_api_refuses_without_token_and_checks_the_acting_agent(client):

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
 
 from bot.app import Sapa, build
 from bot.config import settings_from_mapping
 from bot.fake_providers import FakeProviders
 from bot.outbox import to_outbound
-from store.conversations import continue_or_open
-from store.customers import get_or_create_identity
-from store.messages import add_outbound
 from store.models import OutboxItem
-from tests.support.providers import PUBLIC, SECRETS, channel_config
+from tests.support.providers import PUBLIC, SECRETS, channel_config, queue_outbound
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = {"telegram": "700001", "sms": "+6281234567890", "whatsapp": "+6281234567891"}
@@ -41,19 +37,11 @@ def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
 
 def queue_broadcast(sapa: Sapa, channel: str, address: str, text: str, *, purpose: str = "broadcast") -> int:
     """One broadcast message queued the way handlers/broadcasts.py queues them: at most once."""
-    now = sapa.clock.now()
+    item_id = queue_outbound(sapa, channel, address, text, purpose=purpose, sender="system")
     with sapa.database.unit_of_work() as session:
-        phone = address if address.startswith("+") else None
-        identity, _ = get_or_create_identity(session, channel, address, now=now, phone=phone)
-        identity.last_inbound_at = now  # WhatsApp's 24-hour window is open: the text itself goes
-        conversation, _ = continue_or_open(session, identity, now=now, language="id",
-                                           idle_close=timedelta(minutes=30))
-        message = add_outbound(session, conversation, recipient=address, text=text, now=now, purpose=purpose,
-                               sender="system")
-        session.flush()
-        item = session.execute(select(OutboxItem).where(OutboxItem.message_id == message.id)).scalar_one()
+        item = session.get_one(OutboxItem, item_id)
         item.payload = {**item.payload, "at_most_once": True}
-        return item.id
+    return item_id
 
 
 def crash_mid_send(sapa: Sapa, item_id: int, *, reached_provider: bool) -> None:

@@ -28,11 +28,9 @@ from bot.outbox import to_outbound
 from channels.base import MaybeSent, RetryLater
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioChannel
-from store.conversations import continue_or_open
-from store.customers import get_or_create_identity
-from store.messages import add_outbound, outbox_counts
+from store.messages import outbox_counts
 from store.models import Message, OutboxItem
-from tests.support.providers import PUBLIC, SECRETS, TWILIO_TOKEN, channel_config, settle_outbox
+from tests.support.providers import PUBLIC, SECRETS, TWILIO_TOKEN, channel_config, queue_outbound, settle_outbox
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = {"telegram": "700001", "sms": "+6281234567890", "whatsapp": "+6281234567891"}
@@ -61,16 +59,7 @@ def sapa(db_url, fakes, clock, interpreter, database, monkeypatch: pytest.Monkey
 
 def queue_reply(sapa: Sapa, channel: str, address: str, text: str) -> int:
     """A reply to a customer, queued as the pipeline queues them (no at_most_once flag)."""
-    now = sapa.clock.now()
-    with sapa.database.unit_of_work() as session:
-        phone = address if address.startswith("+") else None
-        identity, _ = get_or_create_identity(session, channel, address, now=now, phone=phone)
-        identity.last_inbound_at = now  # WhatsApp's 24-hour window is open: the text itself goes
-        conversation, _ = continue_or_open(session, identity, now=now, language="id",
-                                           idle_close=timedelta(minutes=30))
-        message = add_outbound(session, conversation, recipient=address, text=text, now=now)
-        session.flush()
-        return session.execute(select(OutboxItem.id).where(OutboxItem.message_id == message.id)).scalar_one()
+    return queue_outbound(sapa, channel, address, text)
 
 
 def row(sapa: Sapa, item_id: int) -> OutboxItem:

@@ -127,3 +127,15 @@ def broadcast_settings(db_url: str, fakes: Any, *, api_token: str | None = None,
     raw["database"]["url"] = db_url
     environ = {**SECRETS, **({"SAPA_API_TOKEN": api_token} if api_token else {})}
     return settings_from_mapping(raw, environ, "test")
+
+
+def api_sapa(db_url: str, fakes: Any, clock: Any, interpreter: Any, database: Any, api_token: str) -> Any:
+    """The body of a module's `sapa` fixture for the HTTP API tests: `yield from api_sapa(...)` — every channel
+    on the fakes, the Slack desk and the bearer token."""
+    from bot.app import build
+
+    sapa = build(broadcast_settings(db_url, fakes, api_token=api_token), clock=clock, interpreter=interpreter,
+                 database=database, model_cache=None)
+    yield sapa
+    sapa.stop_background()
+

@@ -168,3 +168,22 @@ def settle_outbox(sapa: Any, passes: int = 2000, *, tasks: bool = False) -> None
         sapa.clock.set(max(sapa.clock.now(), due) + timedelta(milliseconds=1))
     raise AssertionError("the outbox did not drain")
 
+
+def queue_outbound(sapa: Any, channel: str, address: str, text: str, **options: Any) -> int:
+    """A message to a customer queued as the pipeline queues a reply (`options`: add_outbound's, e.g. purpose),
+    with WhatsApp's 24-hour window open so the text itself goes; the outbox row's id."""
+    from store.conversations import continue_or_open
+    from store.customers import get_or_create_identity
+    from store.messages import add_outbound
+
+    now = sapa.clock.now()
+    with sapa.database.unit_of_work() as session:
+        phone = address if address.startswith("+") else None
+        identity, _ = get_or_create_identity(session, channel, address, now=now, phone=phone)
+        identity.last_inbound_at = now
+        conversation, _ = continue_or_open(session, identity, now=now, language="id",
+                                           idle_close=timedelta(minutes=30))
+        message = add_outbound(session, conversation, recipient=address, text=text, now=now, **options)
+        session.flush()
+        return int(session.execute(select(OutboxItem.id).where(OutboxItem.message_id == message.id)).scalar_one())
+
