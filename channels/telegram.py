@@ -136,6 +136,7 @@ class TelegramChannel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._loop_lock = threading.Lock()
+        self._initialized = False  # the HTTP client is open and the token checked (see _ensure_initialized)
 
     # -- inbound -------------------------------------------------------------------------------
 
@@ -379,6 +380,11 @@ class TelegramChannel:
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run one Bot API call on our loop and translate PTB's errors into the channel's."""
         try:
+            self._ensure_initialized()
+        except BaseException:
+            coroutine.close()  # never awaited: close it so Python does not warn
+            raise
+        try:
             return self._run(coroutine)
         except RetryAfter as exc:
             raise RetryLater(f"flood control: {exc.message}", after_s=_retry_after_s(exc)) from exc
@@ -407,22 +413,29 @@ class TelegramChannel:
             text = text.replace(form, "<token>")
         return text
 
+    def _ensure_initialized(self) -> None:
+        """Open the HTTP client and check the token (getMe) once, before the first call.
+
+        Kept apart from the call itself because nothing has been sent yet: a slow or failed start-up is a plain
+        retry, never "maybe sent" (on a loaded machine the first start-up can outlast a short call timeout)."""
+        if self._initialized:
+            return
+        try:
+            self._run(self.bot.initialize())
+        except InvalidToken:
+            raise Undeliverable("invalid bot token: rejected by Telegram") from None
+        except (TelegramError, concurrent.futures.TimeoutError) as exc:
+            reason = getattr(exc, "message", None) or f"no answer within {CALL_TIMEOUT_S:g} s"
+            raise RetryLater(f"telegram: not connected yet, nothing sent ({self._redact(reason)})") from exc
+        self._initialized = True
+
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        future = asyncio.run_coroutine_threadsafe(self._initialized(coroutine), self._ensure_loop())
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
         try:
             return future.result(timeout=CALL_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise
-
-    async def _initialized(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        try:
-            # A no-op once done; the first time it opens the HTTP client and checks the token (getMe).
-            await self.bot.initialize()
-        except BaseException:
-            coroutine.close()  # never awaited: close it so Python does not warn
-            raise
-        return await coroutine
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
@@ -438,6 +451,7 @@ class TelegramChannel:
         with self._loop_lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+            self._initialized = False
         if loop is None or thread is None:
             return
         try:
