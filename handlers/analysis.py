@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.programme_report import build_programme_report, completed_month, month_before, render_markdown
+from bot.reports.programme import build_programme_report, completed_month, month_before, render_markdown
 from scheduler.clock import PeriodicTask
 from store.messages import add_desk_post
 from store.models import Task

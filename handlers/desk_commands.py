@@ -9,13 +9,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.contacts import normalise_email, normalise_phone
 from handlers import broadcasts, loyalty
+from handlers.customer_lookup import find_customers_by_key, number
 from handlers.desk import OPEN_TICKET, agent_for, escape_slack, take_over, ticket_reference
 from handlers.requests import request_command
 from store.audit import record
 from store.consents import current
-from store.customers import find_customers, get_customer
 from store.duplicates import CustomerBrief, DuplicatePair, dismiss, duplicates_of, find_duplicates
 from store.merge import merge_customers
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
@@ -36,13 +35,6 @@ HELP = (
 )
 VIP_ROLES = {"account_manager", "supervisor", "management"}
 ECHO = 200  # characters of a command quoted back to the agent
-
-
-def number(key: str) -> int | None:
-    """The id an agent typed: "12", "#12", "TKT-000012". ASCII digits that fit a BIGINT only: str.isdigit() also
-    says yes to "²", which int() refuses, and a number past 64 bits is no row's id."""
-    digits = key.strip().upper().removeprefix("TKT-").lstrip("#")
-    return int(digits) if re.fullmatch(r"[0-9]{1,18}", digits) else None
 
 
 def _quoted(text: str) -> str:
@@ -113,7 +105,7 @@ def _merge(session: Session, agent: Agent, source_key: str, target_key: str, rea
     """CRM-1.4: `/sapa merge #A #B` folds duplicate A into B; every message, ticket and survey moves along."""
     if agent.role not in MERGE_ROLES:
         return "Only customer service, account managers, supervisors and management can merge customers."
-    sources, targets = _find(session, source_key), _find(session, target_key)
+    sources, targets = find_customers_by_key(session, source_key), find_customers_by_key(session, target_key)
     if len(sources) != 1 or len(targets) != 1:
         return f"`{source_key}` and `{target_key}` must each match exactly one customer; use a phone number or #id."
     source, target = sources[0], targets[0]
@@ -158,7 +150,7 @@ def _dismiss(session: Session, agent: Agent, first_key: str, second_key: str, no
     """CRM-1.4: an agent says two flagged records are different people; they are never flagged again."""
     if agent.role not in MERGE_ROLES:
         return "Only customer service, account managers, supervisors and management can dismiss duplicates."
-    firsts, seconds = _find(session, first_key), _find(session, second_key)
+    firsts, seconds = find_customers_by_key(session, first_key), find_customers_by_key(session, second_key)
     if len(firsts) != 1 or len(seconds) != 1:
         return f"`{first_key}` and `{second_key}` must each match exactly one customer; use a phone number or #id."
     first, second = sorted((firsts[0].id, seconds[0].id))
@@ -169,25 +161,12 @@ def _dismiss(session: Session, agent: Agent, first_key: str, second_key: str, no
     return f"Noted: #{first} and #{second} are different people; they will not be listed as duplicates again."
 
 
-def _find(session: Session, key: str) -> list[Customer]:
-    key = key.strip()
-    if key.startswith("#") and key[1:].isdigit():  # "#²" too: no customer, rather than a crash in int()
-        customer_id = number(key)
-        found = get_customer(session, customer_id) if customer_id is not None else None
-        return [found] if found else []
-    phone = normalise_phone(key)
-    email = normalise_email(key) if "@" in key else None
-    if phone or email:
-        return find_customers(session, phone=phone, email=email)
-    return find_customers(session, name=key, limit=5)
-
-
 def _local(settings: Settings, when: datetime | None) -> str:
     return when.astimezone(settings.tz).strftime("%d %b %Y %H:%M") if when else "-"
 
 
 def _customer(session: Session, settings: Settings, key: str) -> str:
-    found = _find(session, key)
+    found = find_customers_by_key(session, key)
     if not found:
         return f"No customer matches `{key}`."
     lines = []
@@ -224,7 +203,7 @@ def _customer(session: Session, settings: Settings, key: str) -> str:
 def _vip(session: Session, agent: Agent, add: bool, key: str, reason: str, now: datetime) -> str:
     if agent.role not in VIP_ROLES:
         return "Only account managers, supervisors and management can change VIP status."
-    found = _find(session, key)
+    found = find_customers_by_key(session, key)
     if len(found) != 1:
         return f"`{key}` matches {len(found)} customers; use a phone number or #id."
     customer = found[0]

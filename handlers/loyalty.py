@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.limits import is_ascii_number
 from bot.messages import Button
 from handlers import fallback
+from handlers.customer_lookup import find_customers_by_key
 from handlers.turn import Reply, Route, Turn
 from scheduler.clock import PeriodicTask
 from store import loyalty
@@ -285,9 +286,7 @@ USAGE = ("Loyalty commands: `points CUSTOMER` · `points adjust CUSTOMER +100|-5
 
 
 def _one_customer(session: Session, key: str) -> Customer | str:
-    from handlers.desk_commands import _find  # desk_commands imports this module: resolved at call time
-
-    found = _find(session, key)
+    found = find_customers_by_key(session, key)
     if len(found) != 1:
         return (f"No customer matches `{key}`." if not found
                 else f"`{key}` matches {len(found)} customers; use a phone number or #id.")

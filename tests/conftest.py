@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from bot.app import Sapa, build, create_app
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from nlu.embedded import EmbeddedInterpreter, load_or_train
 from store import Database, create_database
 from store.migrate import upgrade

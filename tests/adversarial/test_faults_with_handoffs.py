@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 import channels.telegram
 from bot.app import Sapa
-from bot.fake_providers import FAULT_KINDS, FakeProviders, Faults
+from bot.devtools.fake_providers import FAULT_KINDS, FakeProviders, Faults
 from channels.slack import SlackDesk
 from channels.twilio import TwilioChannel
 from store.models import Conversation, Message, OutboxItem

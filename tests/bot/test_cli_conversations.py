@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.cli_conversations import mask_phone
+from bot.cli.conversations import mask_phone
 from store.models import Agent, AuditEntry, ChannelIdentity, Conversation, Customer, Message, Ticket
 
 ROOT = Path(__file__).resolve().parents[2]

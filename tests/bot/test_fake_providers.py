@@ -20,7 +20,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from bot.fake_providers import FakeProviders, Faults, mask_phones
+from bot.devtools.fake_providers import FakeProviders, Faults, mask_phones
 
 TG_TOKEN = "123456:ABC-fake-token"
 TWILIO_SID = "AC" + "a" * 32

@@ -12,7 +12,7 @@ import yaml
 
 from bot.app import Sapa, build
 from bot.config import settings_from_mapping
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from bot.outbox import to_outbound
 from store.models import OutboxItem
 from tests.support.providers import PUBLIC, SECRETS, channel_config, queue_outbound

@@ -4,7 +4,7 @@ Every customer message on SMS, WhatsApp and Telegram has its start committed bef
 ends where the provider may have taken the message (5xx, a held answer, a dropped connection) is not retried
 blindly: Twilio is asked (`find_sent`) and the row recorded `sent` with the sid it finds, or sent again if nothing
 arrived; Telegram cannot be asked, so the row is recorded `unconfirmed`, never resent, and counted. What the
-customer received is counted at the fake providers (bot/fake_providers.py, `Faults`).
+customer received is counted at the fake providers (bot/devtools/fake_providers.py, `Faults`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from sqlalchemy import select
 
 import channels.telegram
 from bot.app import Sapa, build, create_app
-from bot.cli_conversations import transcript_line
+from bot.cli.conversations import transcript_line
 from bot.config import settings_from_mapping
-from bot.fake_providers import FakeProviders, Faults
+from bot.devtools.fake_providers import FakeProviders, Faults
 from bot.outbox import to_outbound
 from channels.base import MaybeSent, RetryLater
 from channels.telegram import TelegramChannel

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 from bot.app import Sapa, build
 from bot.cli import main
 from bot.config import Settings
-from bot.programme_report import build_programme_report, completed_month, render_text, to_csv, to_json
-from bot.reports import local_period, previous_period
+from bot.reports.management import local_period, previous_period
+from bot.reports.programme import build_programme_report, completed_month, render_text, to_csv, to_json
 from handlers.analysis import PROGRAMME_REPORT
 from store import Database
 from store.models import (

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from bot.app import Sapa, build
 from bot.cli import main
-from bot.reports import (
+from bot.reports.management import (
     Report,
     build_report,
     local_period,

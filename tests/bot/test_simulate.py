@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from tests.support.server import ROOT, SapaServer, free_port, running_sapa, sapa_command
 
 SECRETS = {

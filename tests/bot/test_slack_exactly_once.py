@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.app import Sapa
-from bot.fake_providers import FakeProviders, Faults
+from bot.devtools.fake_providers import FakeProviders, Faults
 from bot.outbox import to_outbound
 from channels.base import MaybeSent, RetryLater
 from channels.slack import SlackDesk

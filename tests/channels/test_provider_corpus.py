@@ -41,7 +41,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import Sapa, build, create_app
 from bot.clock import ManualClock
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from store import create_database
 from store.models import (
     ChannelIdentity,

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from bot.messages import OutboundMessage
 from channels.base import BadPayload, Forbidden, RateKey, RetryLater, Undeliverable, WebhookRequest
 from channels.slack import (

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bot.cli import main
-from bot.fake_providers import FakeProviders, Recorded
+from bot.devtools.fake_providers import FakeProviders, Recorded
 from bot.http.webhooks import mount
 from bot.messages import Button, InboundMessage, Location, Media, OutboundMessage, ReachabilityUpdate, SharedContact
 from channels.base import BadPayload, Forbidden, RateKey, RetryLater, Undeliverable, WebhookRequest

@@ -15,7 +15,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from bot.messages import Button, DeliveryUpdate, InboundMessage, Location, Media, OutboundMessage
 from channels.base import BadPayload, Forbidden, FormParams, RetryLater, Undeliverable, WebhookRequest
 from channels.twilio import TwilioChannel, sms_segments, split_text

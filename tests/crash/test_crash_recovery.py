@@ -45,7 +45,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, select
 
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from store.models import Message, OutboxItem
 from tests.support.pgserver import PostgresServer
 from tests.support.providers import PUBLIC, SECRETS, TWILIO_SID, TWILIO_TOKEN, channel_config

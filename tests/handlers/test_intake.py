@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import Sapa
-from bot.customer_import import import_customers
+from bot.cli.customer_import import import_customers
 from handlers.intake import extract_name
 from store.models import AuditEntry, Conversation, Customer, Ticket
 from tests.support.providers import ProviderCustomer, drain

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from bot.app import Sapa, build
 from bot.cli import main
 from bot.config import Settings, settings_from_mapping
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from handlers import loyalty as loyalty_handlers
 from store.models import AuditEntry, Customer, LoyaltyAccount, LoyaltyEntry, Redemption, Reward
 from tests.support.providers import ProviderCustomer, channel_config

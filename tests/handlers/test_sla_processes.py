@@ -17,7 +17,7 @@ import httpx
 import psycopg
 import yaml
 
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from tests.support.pgserver import PostgresServer
 from tests.support.providers import TWILIO_TOKEN
 from tests.support.server import ROOT, running_sapa, wait_for

@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.app import Sapa, build
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from handlers.surveys import parse_score
 from store.models import Conversation, Customer, Survey, Task, Ticket
 from tests.support.providers import TWILIO_TOKEN

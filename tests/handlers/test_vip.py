@@ -22,7 +22,7 @@ from sqlalchemy import select
 from bot.app import Sapa, build
 from bot.cli import main
 from bot.config import Settings, settings_from_mapping
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from handlers import vip
 from store.models import Agent, AuditEntry, Customer, Task, Transaction
 from tests.support.providers import channel_config

@@ -20,7 +20,7 @@ import httpx
 import yaml
 from sqlalchemy import Engine, create_engine, func, select
 
-from bot.fake_providers import FakeProviders, Recorded
+from bot.devtools.fake_providers import FakeProviders, Recorded
 from bot.outbox import BROADCAST_BURST_S
 from store import create_database
 from store.migrate import upgrade

@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import Sapa, build
 from bot.config import Settings, settings_from_mapping
-from bot.fake_providers import FakeProviders, Recorded
+from bot.devtools.fake_providers import FakeProviders, Recorded
 from store.models import OutboxItem
 
 PUBLIC = "https://sapa.example.test"

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from bot.app import Sapa, build
 from bot.config import Settings, settings_from_mapping
-from bot.fake_providers import FakeProviders
+from bot.devtools.fake_providers import FakeProviders
 from store.models import Conversation
 from tests.support.providers import SECRETS as PROVIDER_SECRETS
 from tests.support.providers import channel_config, drain

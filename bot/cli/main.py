@@ -6,43 +6,17 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from sqlalchemy.orm import Session
 
-from bot.config import ConfigError, Settings, load_settings
-from bot.logs import add_secrets, configure_logging, secret_values
+from bot.cli import analysis, broadcasts, conversations, loyalty
+from bot.cli.common import load_cli_settings as _settings
+from bot.logs import configure_logging
 
 log = logging.getLogger("sapa")
 SHUTDOWN_GRACE_S = 5  # seconds `sapa serve` waits for open connections when told to stop
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    add_secrets(secret_values(settings))  # the log handler redacts every configured secret value literally
-    return settings
-
-
-@contextmanager
-def settings_and_session(config: str | None) -> Iterator[tuple[Settings, Session]]:
-    """The settings and one unit of work on their database (committed when the block ends), for a command."""
-    from store import create_database
-
-    settings = _settings(config)
-    database = create_database(settings.database.url)
-    try:
-        with database.unit_of_work() as session:
-            yield settings, session
-    finally:
-        database.dispose()
 
 
 @click.group()
@@ -247,8 +221,8 @@ def customers() -> None:
 def customers_import(config: str | None, file: Path) -> None:
     """Import customers from a CSV with columns name, phone, email, language (optional: timezone, and
     marketing_consent yes/no with consent_source and consent_at, the evidence of when and where it was given)."""
+    from bot.cli.customer_import import import_customers
     from bot.clock import SystemClock
-    from bot.customer_import import import_customers
     from store import create_database
 
     settings = _settings(config)
@@ -288,8 +262,8 @@ def customers_show(config: str | None, key: str) -> None:
     """Show a customer by id, phone or email."""
     from datetime import UTC, datetime
 
-    from bot.cli_conversations import staff_actor
-    from bot.customer_view import describe, find_for_cli
+    from bot.cli.conversations import staff_actor
+    from bot.cli.customer_view import describe, find_for_cli
     from store import create_database
     from store.audit import record
 
@@ -352,7 +326,7 @@ def customers_export(config: str | None, customer_id: int, out: Path | None) -> 
         data = export_customer(session, customer_id)
         from datetime import UTC, datetime
 
-        from bot.cli_conversations import staff_actor
+        from bot.cli.conversations import staff_actor
 
         record(session, actor=staff_actor(), action="customer.exported", subject_type="customer",
                subject_id=customer_id, now=datetime.now(UTC))
@@ -403,7 +377,7 @@ def report(config: str | None, first: datetime | None, last: datetime | None, co
            fmt: str, out: Path | None) -> None:
     """Service report: response and resolution times, SLA compliance, CSAT, breakdowns and findings."""
     from bot.clock import SystemClock
-    from bot.reports import build_report, local_period, previous_period, render_text, to_csv, to_json
+    from bot.reports.management import build_report, local_period, previous_period, render_text, to_csv, to_json
     from store import create_database
 
     settings = _settings(config)
@@ -472,7 +446,7 @@ def transactions_import(config: str | None, file: Path) -> None:
               help="Port on 127.0.0.1 (the local configs follow SAPA_FAKE_PORT).")
 def fake_providers(port: int) -> None:
     """Run the local fake Telegram, Twilio and Slack APIs (for trying channels without accounts)."""
-    from bot.fake_providers import main as run_fakes
+    from bot.devtools.fake_providers import main as run_fakes
 
     sys.exit(run_fakes(["--port", str(port)]))
 
@@ -502,8 +476,8 @@ def _channel_simulation(channel: str) -> None:
         """Send TEXT as a signed message on this channel to a running Sapa and print the replies it sent."""
         import httpx
 
-        from bot.simulate import default_fake_url, default_sapa_url, describe
-        from bot.simulate import simulate as run
+        from bot.devtools.simulate import default_fake_url, default_sapa_url, describe
+        from bot.devtools.simulate import simulate as run
 
         settings = _settings(ctx.find_root().obj)
         sapa_url = sapa_url or default_sapa_url(settings)
@@ -533,7 +507,7 @@ def _agent_simulation(config: str | None, key: str, agent: str | None, sapa_url:
                       action: str, text: str | None) -> None:
     import httpx
 
-    from bot.simulate import agent_id, agent_press, agent_reply, default_sapa_url, find_target
+    from bot.devtools.simulate import agent_id, agent_press, agent_reply, default_sapa_url, find_target
 
     settings = _settings(config)
     sapa_url = sapa_url or default_sapa_url(settings)
@@ -634,11 +608,8 @@ def telegram_set_webhook(config: str | None, url: str | None) -> None:
     click.echo(f"Telegram will deliver updates to {url} (with the secret token)")
 
 
-# CRM-4 command groups live in their own modules (they import nothing from here at import time).
-from bot import cli_analysis, cli_broadcasts, cli_conversations, cli_loyalty  # noqa: E402
-
-for _command in (*cli_analysis.COMMANDS, *cli_broadcasts.COMMANDS, *cli_conversations.COMMANDS,
-                 *cli_loyalty.COMMANDS):
+# CRM-4 command groups live in their own modules (they import only bot.cli.common, never this module).
+for _command in (*analysis.COMMANDS, *broadcasts.COMMANDS, *conversations.COMMANDS, *loyalty.COMMANDS):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
+from bot.cli.common import settings_and_session
+
 
 def _run(config: str | None, work: Callable[[Session, Any, datetime], str]) -> None:
-    from bot.cli import settings_and_session
     from store.broadcasts import BroadcastError
     from store.segments import FilterError, SegmentError
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from bot.cli.common import load_cli_settings as _settings
+
 
 @click.group()
 def analysis() -> None:
@@ -22,7 +24,6 @@ def analysis() -> None:
 @click.pass_obj
 def analysis_scores(config: str | None, recompute: bool, as_json: bool) -> None:
     """Customers per segment (champions, loyal, potential, new, at_risk, ...)."""
-    from bot.cli import _settings
     from bot.clock import SystemClock
     from store import create_database
     from store.scores import compute_scores, last_computed_at, segment_counts
@@ -59,8 +60,7 @@ def analysis_scores(config: str | None, recompute: bool, as_json: bool) -> None:
 @click.pass_obj
 def analysis_customer(config: str | None, customer: str) -> None:
     """One customer's scores and segment: CUSTOMER is an id, a phone, an email or a name."""
-    from bot.cli import _settings
-    from bot.customer_view import find_for_cli
+    from bot.cli.customer_view import find_for_cli
     from store import create_database
     from store.scores import score_of
 
@@ -103,10 +103,9 @@ def programme_report(config: str | None, first: datetime | None, last: datetime 
                      fmt: str, out: Path | None) -> None:
     """Members per tier, points earned / redeemed / expired, redemption rate, active customers, segments and
     broadcast performance, with findings; optionally against the period before."""
-    from bot.cli import _settings
     from bot.clock import SystemClock
-    from bot.programme_report import build_programme_report, render_text, to_csv, to_json
-    from bot.reports import local_period, previous_period
+    from bot.reports.management import local_period, previous_period
+    from bot.reports.programme import build_programme_report, render_text, to_csv, to_json
     from store import create_database
 
     settings = _settings(config)

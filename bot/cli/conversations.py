@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bot.cli.common import settings_and_session
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -175,7 +177,6 @@ def _base_query() -> Any:
 
 
 def _session(config: str | None) -> Any:
-    from bot.cli import settings_and_session
 
     return settings_and_session(config)
 
@@ -235,7 +236,7 @@ def conversations(ctx: click.Context, status: str | None, customer_key: str | No
     """The latest conversations (phones masked); `sapa conversations show ID` prints one's transcript."""
     if ctx.invoked_subcommand is not None:
         return
-    from bot.customer_view import find_for_cli
+    from bot.cli.customer_view import find_for_cli
     from store.models import Conversation
 
     with _session(ctx.obj) as (settings, session):

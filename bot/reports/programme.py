@@ -30,7 +30,7 @@ from sqlalchemy import distinct, func, select, union
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.reports import Delta, csv_table, local_period
+from bot.reports.management import Delta, csv_table, local_period
 from store.broadcast_stats import BroadcastStats, SegmentParticipation, broadcast_stats, percent, segment_participation
 from store.models import Broadcast, LoyaltyAccount, LoyaltyEntry, Message, Redemption, Transaction
 from store.scores import last_computed_at, segment_counts

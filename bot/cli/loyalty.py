@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bot.cli.common import settings_and_session
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -21,7 +23,6 @@ _CODE = re.compile(r"[A-Z0-9_]{2,40}")
 
 
 def _session(config: str | None) -> AbstractContextManager[tuple[Settings, Session]]:
-    from bot.cli import settings_and_session
 
     return settings_and_session(config)
 
@@ -32,7 +33,7 @@ def _now() -> datetime:
 
 def _customer(session: Session, key: str) -> Customer:
     """By id, phone or email (as `sapa customers show`); exactly one, else a clear error and exit 1."""
-    from bot.customer_view import find_for_cli
+    from bot.cli.customer_view import find_for_cli
 
     found = find_for_cli(session, key.lstrip("#"))
     if len(found) != 1:
