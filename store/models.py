@@ -89,20 +89,78 @@ class ChannelIdentity(Base):
 
 
 class Agent(Base):
+    """A member of staff: everyone who works in Sapa, from the web console, from Slack, or both (issue 16).
+
+    The table keeps its first name, `agents`; "agent" in the code means any staff member acting on a conversation.
+    """
+
     __tablename__ = "agents"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slack_user_id: Mapped[str | None] = mapped_column(String(40), unique=True)
-    role: Mapped[str] = mapped_column(String(40))  # customer_service, account_manager, supervisor, ...
-    email: Mapped[str | None] = mapped_column(String(320))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # customer_service, account_manager, supervisor, management, marketing, admin (handlers/permissions.py)
+    role: Mapped[str] = mapped_column(String(40))
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)  # lower-cased; the console sign-in name
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: disabled, cannot sign in or act
     created_at: Mapped[datetime]
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # Argon2id; None: cannot sign in to the console
+    password_changed_at: Mapped[datetime | None]
+    availability: Mapped[str] = mapped_column(String(10), default="away", server_default="away")  # online, away
+    availability_changed_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]  # the last console request
+
+
+class StaffSession(Base):
+    """A signed-in browser. Only the SHA-256 of the cookie's token is kept: a copy of the table signs nobody in."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+
+class StaffToken(Base):
+    """A one-time link: the first admin's set-up link, or a password reset (`sapa staff reset-password`)."""
+
+    __tablename__ = "staff_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(10))  # setup, reset
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """Failed sign-ins per account ("account:<email>") and per address ("address:<ip>"), in the database so that
+    every replica counts the same attempts."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
 
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_customer_status", "customer_id", "status"),)
+    __table_args__ = (
+        Index("ix_conversations_customer_status", "customer_id", "status"),
+        # The console's queue: the open human-held conversations, oldest handoff first (store/inbox.py).
+        Index("ix_conversations_status_handed_off_at", "status", "handed_off_at"),
+        Index("ix_conversations_owner_agent_id_status", "owner_agent_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -133,6 +191,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "provider_message_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index("ix_messages_customer_id_id", "customer_id", "id"),  # a customer's transcript across channels, paged
         # store.messages.replies_to() on every inbound message (issue 15, item 9: it was a full scan).
         Index("ix_messages_reply_to_id", "reply_to_id"),
         # Delivery status callbacks name only the provider's id (store.messages.apply_delivery).

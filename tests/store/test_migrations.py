@@ -39,3 +39,26 @@ def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path):
     with database.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_0010_makes_agent_emails_unique_and_lower_cased_keeping_the_older_agents(db_url, database):
+    """The Slack desk's agents become staff rows as they are; two with one email (any case) cannot both sign in
+    with it, so the older keeps it and the newer gets none (an admin gives it another)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    downgrade(db_url, "0009")
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    with database.engine.begin() as connection:
+        for name, email in (("Sari", " Sari@Example.co.id"), ("Budi", None), ("Sari 2", "sari@example.co.id"),
+                            ("Dewi", "dewi@example.co.id")):
+            connection.execute(text("INSERT INTO agents (name, role, email, active, created_at) "
+                                    "VALUES (:name, 'customer_service', :email, true, :now)"),
+                               {"name": name, "email": email, "now": now})
+    upgrade(db_url)
+    with database.engine.connect() as connection:
+        rows = connection.execute(text("SELECT name, email, availability, password_hash FROM agents ORDER BY id"))
+        assert [tuple(row) for row in rows] == [("Sari", "sari@example.co.id", "away", None),
+                                                ("Budi", None, "away", None), ("Sari 2", None, "away", None),
+                                                ("Dewi", "dewi@example.co.id", "away", None)]
