@@ -111,6 +111,7 @@ def build_desk(section: SlackConfig) -> SlackDesk:
 
 def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     """The ASGI app. With background=False tests drive the outbox and scheduler by hand."""
+    from bot.console.mount import mount as mount_console
     from bot.http import (
         broadcasts_api,
         health,
@@ -146,5 +147,6 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     media.mount(app, sapa)  # signed links to customers' and agents' files
     if sapa.desk is not None:
         slack_events.mount(app, sapa)
+    mount_console(app, sapa)  # the staff web app, /console
     return app
 

@@ -1,0 +1,85 @@
+"""What every console page shares: the Jinja2 environment, the interface language and the page renderer.
+
+Pages are rendered on the server (Jinja2, autoescaped); htmx (vendored, bot/console/static/vendor) swaps parts of
+them. The interface speaks Indonesian first and English second: `?lang=en` or `?lang=id` sets the `sapa_lang`
+cookie, otherwise the browser's Accept-Language decides, otherwise Indonesian. Each route module registers its own
+texts (`texts({...})`) so no module owns everyone's strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+LANGUAGES = ("id", "en")
+LANG_COOKIE = "sapa_lang"
+
+_TEXTS: dict[str, dict[str, str]] = {}
+
+environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
+                          undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def texts(table: Mapping[str, Mapping[str, str]]) -> None:
+    """Add interface texts: {key: {"id": ..., "en": ...}}. A key registered twice must say the same thing."""
+    for key, words in table.items():
+        if set(words) != set(LANGUAGES):
+            raise ValueError(f"console text {key!r} needs exactly {', '.join(LANGUAGES)}")
+        if key in _TEXTS and _TEXTS[key] != dict(words):
+            raise ValueError(f"console text {key!r} registered twice with different words")
+        _TEXTS[key] = dict(words)
+
+
+def language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    accepted = request.headers.get("accept-language", "")
+    for part in accepted.split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return "id"
+
+
+def translator(lang: str) -> Any:
+    def t(key: str, **variables: Any) -> str:
+        words = _TEXTS.get(key)
+        if words is None:
+            raise KeyError(f"console text {key!r} is not registered")
+        text = words[lang]
+        return text.format(**variables) if variables else text
+    return t
+
+
+def page(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a console template with the language, its translator and whatever the route passes."""
+    lang = language(request)
+    html = environment.get_template(template).render(request=request, lang=lang, t=translator(lang), **context)
+    response = HTMLResponse(html, status_code=status_code)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="lax")
+    response.headers["Cache-Control"] = "no-store"  # personal data: never cached by the browser or a proxy
+    return response
+
+
+texts({
+    "app.name": {"id": "Sapa Konsol", "en": "Sapa Console"},
+    "nav.inbox": {"id": "Kotak masuk", "en": "Inbox"},
+    "nav.tickets": {"id": "Tiket", "en": "Tickets"},
+    "nav.staff": {"id": "Staf", "en": "Staff"},
+    "nav.password": {"id": "Ganti kata sandi", "en": "Change password"},
+    "nav.sign_out": {"id": "Keluar", "en": "Sign out"},
+    "nav.skip": {"id": "Lewati ke konten", "en": "Skip to content"},
+    "nav.language": {"id": "English", "en": "Bahasa Indonesia"},
+    "error.forbidden": {"id": "Peran Anda tidak mengizinkan ini.", "en": "Your role does not allow this."},
+    "error.not_found": {"id": "Tidak ditemukan.", "en": "Not found."},
+})
