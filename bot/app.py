@@ -114,6 +114,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     from bot.console.mount import mount as mount_console
     from bot.http import (
         broadcasts_api,
+        docs,
         health,
         media,
         slack_events,
@@ -134,7 +135,8 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
             if background:
                 sapa.stop_background()
 
-    app = FastAPI(title="Sapa", version="0.1.0", lifespan=lifespan)
+    # docs_url/redoc_url None: FastAPI's pages load from a CDN; bot/http/docs.py serves /docs from Sapa.
+    app = FastAPI(title="Sapa", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit)  # oversize bodies are refused before they are read, on every route
     unavailable.install(app)  # a database that cannot be reached: 503 with Retry-After, not a 500
     app.state.sapa = sapa
@@ -148,5 +150,6 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     if sapa.desk is not None:
         slack_events.mount(app, sapa)
     mount_console(app, sapa)  # the staff web app, /console
+    docs.mount(app)  # /docs: Swagger UI from the console's vendored files
     return app
 

@@ -293,7 +293,8 @@ class TwilioChannelConfig(_Section):
         return self
 
 
-AgentRole = Literal["customer_service", "account_manager", "supervisor", "management", "marketing"]
+# The roles of handlers/permissions.py, repeated: bot/config.py is a leaf module (tests/bot/test_staff_cli.py checks).
+AgentRole = Literal["customer_service", "account_manager", "supervisor", "management", "marketing", "admin"]
 
 
 class AgentConfig(_Section):
@@ -301,7 +302,7 @@ class AgentConfig(_Section):
     name: str = Field(..., min_length=1, description="the agent's name customers may see")
     role: AgentRole = Field(
         "customer_service",
-        description="one of customer_service, account_manager, supervisor, management, marketing",
+        description="one of customer_service, account_manager, supervisor, management, marketing, admin",
     )
 
 
@@ -831,6 +832,28 @@ class BroadcastsConfig(_Section):
 
 
 # --- signed links to files (bot/media_links.py, bot/http/media.py) ------------------------------------------------
+class ConsoleConfig(_Section):
+    """The staff web console (/console): how long a sign-in lasts and how failed sign-ins are throttled."""
+
+    session_idle_minutes: int = Field(480, ge=5, le=7 * 24 * 60,
+                                      description="minutes without a request after which a browser is signed out, "
+                                      "5..10080")
+    session_max_hours: int = Field(24, ge=1, le=90 * 24,
+                                   description="hours after signing in when a browser is signed out however busy, "
+                                   "1..2160")
+    login_max_failures_per_account: int = Field(
+        5, ge=1, le=1000, description="failed sign-ins to one email within login_window_minutes that lock it, 1..1000")
+    login_max_failures_per_address: int = Field(
+        20, ge=1, le=100_000,
+        description="failed sign-ins from one client address within login_window_minutes that lock it, 1..100000")
+    login_window_minutes: int = Field(15, ge=1, le=24 * 60, description="the window failures count in, 1..1440")
+    login_lock_minutes: int = Field(15, ge=1, le=24 * 60, description="how long a lock lasts, 1..1440")
+    setup_link_hours: int = Field(24, ge=1, le=7 * 24,
+                                  description="hours the first admin's set-up link works, 1..168")
+    reset_link_hours: int = Field(72, ge=1, le=14 * 24,
+                                  description="hours a new member of staff's or a reset link works, 1..336")
+
+
 class MediaLinksConfig(_Section):
     """Links that let staff (and, for an agent's file, the provider or customer) open a file Sapa did not store."""
 
@@ -878,6 +901,8 @@ class Settings(_Section):
                                          description="marketing broadcasts: quiet hours, frequency cap, rates")
     media_links: MediaLinksConfig = Field(default_factory=MediaLinksConfig,
                                           description="signed links to files: expire_days, secret_file")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig,
+                                   description="the staff web console: session lifetimes and sign-in throttling")
     templates: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="reply texts: templates.<name>.<language>: text"
     )

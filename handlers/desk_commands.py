@@ -5,17 +5,19 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from handlers import broadcasts, loyalty
 from handlers.customer_lookup import find_customers_by_key, number
-from handlers.desk import OPEN_TICKET, agent_for, escape_slack, take_over, ticket_reference
+from handlers.desk import OPEN_TICKET, agent_for, escape_slack, set_availability, take_over, ticket_reference
+from handlers.permissions import can
 from handlers.requests import request_command
 from store.audit import record
 from store.consents import current
 from store.duplicates import CustomerBrief, DuplicatePair, dismiss, duplicates_of, find_duplicates
+from store.inbox import QueueFilters, queue
 from store.merge import merge_customers
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
 from store.transactions import history
@@ -31,9 +33,10 @@ HELP = (
     "• `ticket TKT-000123 take` / `ticket TKT-000123 done NOTE` take or finish a request (the customer is told)\n"
     "• `queue` conversations waiting for an agent, VIPs first, then oldest\n"
     "• `takeover CONVERSATION` take over a conversation another agent holds (supervisors, management; "
-    "both agents are told)"
+    "both agents are told)\n"
+    "• `online` / `away` whether you are there to answer (the web console shows it; customers are told honestly "
+    "when nobody is)"
 )
-VIP_ROLES = {"account_manager", "supervisor", "management"}
 ECHO = 200  # characters of a command quoted back to the agent
 
 
@@ -62,7 +65,11 @@ def run_command(session: Session, settings: Settings, *, slack_user: str, text: 
     if verb == "ticket" and len(rest) >= 3 and rest[1].lower() in ("category", "rootcause"):
         return _classify(session, settings, agent, rest[0], rest[1].lower(), "_".join(rest[2:]).lower(), now)
     if verb == "queue":
-        return _queue(session, settings, now)
+        return _queue(session, agent, now)
+    if verb in ("online", "away") and not rest:
+        set_availability(session, agent, verb, now=now)
+        return f"You are {verb}." + (" Customers are told a person answers as soon as one is available while "
+                                     "nobody is online." if verb == "away" else "")
     if verb == "takeover" and len(rest) == 1:
         return _takeover(session, settings, agent, rest[0], now)
     if verb == "merge" and len(rest) >= 2:
@@ -98,12 +105,9 @@ def _classify(session: Session, settings: Settings, agent: Agent, key: str, fiel
     return f"{ticket_reference(ticket.id)}: {column.replace('_', ' ')} {before or '-'} → {value} (by {agent.name})"
 
 
-MERGE_ROLES = ("customer_service", "supervisor", "management", "account_manager")
-
-
 def _merge(session: Session, agent: Agent, source_key: str, target_key: str, reason: str, now: datetime) -> str:
     """CRM-1.4: `/sapa merge #A #B` folds duplicate A into B; every message, ticket and survey moves along."""
-    if agent.role not in MERGE_ROLES:
+    if not can(agent.role, "customer.merge"):
         return "Only customer service, account managers, supervisors and management can merge customers."
     sources, targets = find_customers_by_key(session, source_key), find_customers_by_key(session, target_key)
     if len(sources) != 1 or len(targets) != 1:
@@ -122,7 +126,7 @@ DUPLICATES_SHOWN = 20
 
 def _duplicates(session: Session, agent: Agent) -> str:
     """CRM-1.4: records that look like one person, each with the exact merge and dismiss commands."""
-    if agent.role not in MERGE_ROLES:
+    if not can(agent.role, "customer.merge"):
         return "Only customer service, account managers, supervisors and management can see duplicate customers."
     pairs = find_duplicates(session)
     if not pairs:
@@ -148,7 +152,7 @@ def duplicate_reason(pair: DuplicatePair) -> str:
 
 def _dismiss(session: Session, agent: Agent, first_key: str, second_key: str, now: datetime) -> str:
     """CRM-1.4: an agent says two flagged records are different people; they are never flagged again."""
-    if agent.role not in MERGE_ROLES:
+    if not can(agent.role, "customer.merge"):
         return "Only customer service, account managers, supervisors and management can dismiss duplicates."
     firsts, seconds = find_customers_by_key(session, first_key), find_customers_by_key(session, second_key)
     if len(firsts) != 1 or len(seconds) != 1:
@@ -201,7 +205,7 @@ def _customer(session: Session, settings: Settings, key: str) -> str:
 
 
 def _vip(session: Session, agent: Agent, add: bool, key: str, reason: str, now: datetime) -> str:
-    if agent.role not in VIP_ROLES:
+    if not can(agent.role, "vip.manage"):
         return "Only account managers, supervisors and management can change VIP status."
     found = find_customers_by_key(session, key)
     if len(found) != 1:
@@ -245,20 +249,16 @@ def _takeover(session: Session, settings: Settings, agent: Agent, key: str, now:
     return take_over(session, settings, conversation, agent, now=now).note
 
 
-def _queue(session: Session, settings: Settings, now: datetime) -> str:
-    waiting = list(session.execute(
-        select(Conversation, Customer).join(Customer, Customer.id == Conversation.customer_id)
-        .where(Conversation.status == "waiting")
-        .order_by(Customer.is_vip.desc(), func.coalesce(Conversation.handed_off_at, Conversation.opened_at))
-    ).all())
-    if not waiting:
+def _queue(session: Session, agent: Agent, now: datetime) -> str:
+    """Who waits for a person, in the console's order (store/inbox.py): VIPs first, then the longest waiting."""
+    waiting = queue(session, viewer_id=agent.id, filters=QueueFilters(status="waiting"), limit=20)
+    if not waiting.total:
         return "Nobody is waiting. 🎉"
-    lines = [f"*{len(waiting)} waiting* (VIPs first, then oldest):"]
-    for conversation, customer in waiting[:20]:
-        since = conversation.handed_off_at or conversation.opened_at
-        minutes = int((now - since).total_seconds() // 60)
-        lines.append(f"{'⭐ ' if customer.is_vip else ''}{escape_slack(customer.name or '(name not known)')} · "
-                     f"{conversation.channel} · waiting {minutes} min · conversation {conversation.id}")
+    lines = [f"*{waiting.total} waiting* (VIPs first, then oldest):"]
+    for row in waiting.rows:
+        minutes = int((now - row.waiting_since).total_seconds() // 60)
+        lines.append(f"{'⭐ ' if row.vip else ''}{escape_slack(row.customer_name or '(name not known)')} · "
+                     f"{row.channel} · waiting {minutes} min · conversation {row.conversation_id}")
     return "\n".join(lines)
 
 

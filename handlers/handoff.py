@@ -4,6 +4,10 @@ Besides an explicit request (`talk_to_agent`), a complaint and two misses in a r
 an upset VIP is handed over (VIP-2.3, VIP-4.1): after whatever route answered their message, if its tone
 (nlu/sentiment.py) is angry or negative enough (`handoff.vip_negative_threshold`) and their tier is in
 `handoff.upset_tiers`, the conversation goes to the agents with the reason "VIP upset".
+
+When a person answers is said honestly: outside business hours the next opening (`next_opening`); inside them,
+with nobody online who may answer (handlers/desk.someone_can_answer), "as soon as someone is available" (the
+`<template>_unstaffed` texts) instead of "shortly".
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from handlers import sla
-from handlers.desk import post_handoff
+from handlers.desk import post_handoff, someone_can_answer
 from handlers.turn import Reply, Route, Turn
 from nlu.sentiment import Sentiment, analyse
 from store.conversations import HUMAN_STATUSES
@@ -24,7 +28,7 @@ def hand_off(turn: Turn, template: str = "handoff", *, reason: str | None = None
     conversation = turn.conversation
     if conversation.status in HUMAN_STATUSES:
         # Already in the queue: a second card would split the agents' attention; say where they stand.
-        return [turn.reply("handoff_already_waiting", opens=wait_variables(turn)["opens"])]
+        return already_waiting(turn)
     reason = reason or turn.interpretation.intent
     conversation.status = "waiting"
     conversation.pending_question = None
@@ -33,7 +37,24 @@ def hand_off(turn: Turn, template: str = "handoff", *, reason: str | None = None
     turn.session.flush()
     post_handoff(turn.session, turn.settings, conversation, reason=reason, now=turn.clock.now())
     wait = wait_variables(turn)
-    return [turn.reply(template, name=turn.customer.name or "", opens=wait["opens"], meanwhile=wait["meanwhile"])]
+    return [turn.reply(honest(turn, template), name=turn.customer.name or "", opens=wait["opens"],
+                       meanwhile=wait["meanwhile"])]
+
+
+def already_waiting(turn: Turn) -> list[Reply]:
+    """Asked for a person again while in the queue: where they stand, as honestly as the first time."""
+    return [turn.reply(honest(turn, "handoff_already_waiting"), opens=wait_variables(turn)["opens"])]
+
+
+def honest(turn: Turn, template: str) -> str:
+    """`template`, or its `<template>_unstaffed` text when it is business hours and nobody who may answer is online:
+    then the customer hears a person answers as soon as one is available, not "shortly". A configuration
+    without the variant keeps `template`."""
+    variant = f"{template}_unstaffed"
+    if (variant in turn.settings.templates and next_opening(turn) is None
+            and not someone_can_answer(turn.session, now=turn.clock.now())):
+        return variant
+    return template
 
 
 def next_opening(turn: Turn) -> datetime | None:

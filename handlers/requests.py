@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.templating import render
 from handlers import sla
-from handlers.desk import ACTION_ROLES, escape_slack, ticket_reference
+from handlers.desk import escape_slack, may_act, ticket_reference
 from handlers.turn import Reply, Route, Turn
 from nlu.normalise import normalise
 from store.audit import record
@@ -246,7 +246,7 @@ def tell_customer(session: Session, settings: Settings, ticket: Ticket, template
 def request_command(session: Session, settings: Settings, agent: Agent, key: str, step: str, note: str,
                     now: datetime) -> str:
     """`take`: the agent owns it and the customer is told (the first response). `done`: resolved, told."""
-    if agent.role not in ACTION_ROLES:
+    if not may_act(agent):
         return "Only customer service, account managers, supervisors and management can work on requests."
     digits = key.upper().removeprefix("TKT-").lstrip("#")
     # ASCII digits that fit a BIGINT: isdigit() alone also takes "²", which int() refuses (issue 15).

@@ -19,11 +19,6 @@ from store.conversations import HUMAN_STATUSES
 from store.messages import add_desk_post
 
 
-def already_waiting(turn: Turn) -> list[Reply]:
-    variables = handoff.wait_variables(turn)
-    return [turn.reply("handoff_already_waiting", opens=variables["opens"])]
-
-
 def faq_if_answered(turn: Turn) -> list[Reply] | None:
     """An FAQ answer, but not the FAQ's "shall we get a person?": the customer is already waiting for one."""
     replies = inquiries.answer_question(turn)
@@ -46,7 +41,7 @@ WAITING_ROUTES: list[Route] = [
     Route(faq_if_answered, intent="ask_info"),
     *status.ROUTES,
     *loyalty.INTENT_ROUTES,
-    Route(already_waiting, intent="talk_to_agent"),
+    Route(handoff.already_waiting, intent="talk_to_agent"),
 ]
 
 

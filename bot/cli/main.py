@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli import analysis, broadcasts, conversations, loyalty
+from bot.cli import analysis, broadcasts, conversations, loyalty, staff
 from bot.cli.common import load_cli_settings as _settings
 from bot.logs import configure_logging
 
@@ -57,6 +57,7 @@ def serve(config: str | None, host: str | None, port: int | None) -> None:
     if revision not in current_heads():
         click.echo("The database is not migrated to the current schema. Run `sapa db upgrade` first.", err=True)
         sys.exit(2)
+    staff.announce_setup_link(sapa, host=host, port=port)  # a fresh install: the link that creates the first admin
     app = create_app(sapa)
     # A stop (SIGTERM from systemd, Docker, a deploy) waits at most SHUTDOWN_GRACE_S for open connections: a browser
     # holding an idle keep-alive connection kept `sapa serve` from stopping until it was killed.
@@ -609,7 +610,8 @@ def telegram_set_webhook(config: str | None, url: str | None) -> None:
 
 
 # CRM-4 command groups live in their own modules (they import only bot.cli.common, never this module).
-for _command in (*analysis.COMMANDS, *broadcasts.COMMANDS, *conversations.COMMANDS, *loyalty.COMMANDS):
+for _command in (*analysis.COMMANDS, *broadcasts.COMMANDS, *conversations.COMMANDS, *loyalty.COMMANDS,
+                 *staff.COMMANDS):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -14,4 +14,9 @@ if TYPE_CHECKING:
 
 
 def mount(app: FastAPI, sapa: Sapa) -> None:
+    from bot.console import auth_routes, customer_routes, inbox_routes
+
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    auth_routes.install(app)  # sign-in, staff accounts; anonymous visitors of any /console path get the sign-in page
+    inbox_routes.mount(app)  # the queue, conversations, live updates
+    customer_routes.mount(app)  # customers, tickets

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot import limits
+from bot.http.docs import BEARER, json_body
 from bot.http.transactions_api import authorised, error
 from handlers import broadcasts
 from store import segments
@@ -37,6 +39,74 @@ FIELDS = {"name": limits.MAX_BROADCAST_NAME, "segment": limits.MAX_SEGMENT_NAME,
           "channel": limits.MAX_ID, "language": limits.MAX_LANGUAGE, "at": limits.MAX_ID}
 PATH_FIELDS = {"name": limits.MAX_SEGMENT_NAME, "action": limits.MAX_ID}
 STATUS = {"invalid": 422, "not_found": 404, "state": 409}
+
+
+# --- the bodies, for /openapi.json only: body_of and handlers/broadcasts.py read and check them -------------------
+
+Names = list[str] | str  # a list, or one comma-separated string
+
+
+class Filters(BaseModel):
+    """Who a segment or broadcast reaches; every key is optional, none = every live customer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loyalty_tier: Names | None = Field(None, description="Loyalty tier names (config loyalty.tiers).")
+    vip: bool | None = None
+    vip_tier: Names | None = Field(None, description="VIP tier names.")
+    tier: Names | None = Field(None, description="Loyalty tier names, or `vip` for vip: true.")
+    segment: Names | None = Field(None, description="RFM segment names.")
+    channel: Names | None = Field(None, description="Reachable on one of these channels.")
+    language: Names | None = Field(None, description="The language Sapa writes to them in.")
+    last_purchase_within_days: int | None = Field(None, ge=0)
+    last_purchase_before_days: int | None = Field(None, ge=0, description="Bought, but not in the last N days.")
+    min_points: int | None = Field(None, ge=0)
+    max_points: int | None = Field(None, ge=0)
+    consent: Literal["marketing", "any"] | None = None
+
+
+class NewSegment(BaseModel):
+    name: str = Field(min_length=1, max_length=limits.MAX_SEGMENT_NAME, examples=["loyal_jakarta"],
+                      description="Without spaces.")
+    filters: Filters = Field(default_factory=Filters)
+    replace: bool = Field(False, description="Update the filters of a segment of that name (else 422).")
+
+
+class NewBroadcast(BaseModel):
+    name: str = Field(min_length=1, max_length=limits.MAX_BROADCAST_NAME)
+    segment: str | None = Field(None, max_length=limits.MAX_SEGMENT_NAME,
+                                description="A saved segment's name; give a segment or filters, not both.")
+    filters: Filters | None = None
+    messages: dict[str, str] = Field(examples=[{"id": "Halo {{ name }}", "en": "Hi {{ name }}"}],
+                                     description="The text per language (the default language's is required); "
+                                                 "variables: name, first_name, company, points, tier.")
+    channels: Names = Field(examples=[["whatsapp", "sms"]], description="Enabled channels, in preference order.")
+    at: str | None = Field(None, examples=["2026-12-24T10:00:00+07:00"],
+                           description="When `schedule` sends it, unless it gives another time (ISO date-time).")
+
+
+class BroadcastAction(BaseModel):
+    """The body of /api/broadcasts/{broadcast_id}/{action}: only `test` and `schedule` read one."""
+
+    to: str | None = Field(None, max_length=limits.MAX_ID, examples=["+6281234567890"],
+                           description="test: your own phone number or Telegram chat id.")
+    channel: str | None = Field(None, max_length=limits.MAX_ID, examples=["whatsapp"],
+                                description="test: the channel to send it on.")
+    language: str | None = Field(None, max_length=limits.MAX_LANGUAGE, examples=["id"],
+                                 description="test: the text's language.")
+    at: str | None = Field(None, examples=["2026-12-24T10:00:00+07:00"],
+                           description="schedule: an ISO date-time (else the broadcast's own, else now).")
+
+
+# Names the person acting (module docstring); every route reads it.
+AGENT: dict[str, Any] = {"parameters": [{
+    "name": "X-Sapa-Agent", "in": "header", "required": False, "schema": {"type": "string"},
+    "description": "The Slack user id of the agent acting (role marketing, supervisor or management); "
+                   "without it the actor is \"api\"."}]}
+
+
+def documented(body: type[BaseModel] | None = None, *, required: bool = True) -> dict[str, Any]:
+    return {**(json_body(body, required=required) if body else {}), **BEARER, **AGENT}
 
 
 class _Refused(Exception):
@@ -133,7 +203,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
     # --- segments ---------------------------------------------------------------------------------------------
 
-    @app.post("/api/segments")
+    @app.post("/api/segments", status_code=201, tags=["segments"], openapi_extra=documented(NewSegment))
     async def post_segment(request: Request) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             name, filters = data.get("name"), data.get("filters", {})
@@ -146,7 +216,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
         return await handle(request, work)
 
-    @app.get("/api/segments")
+    @app.get("/api/segments", tags=["segments"], openapi_extra=documented())
     async def get_segments(request: Request) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             return 200, [{"name": s.name, "filters": s.filters, "created_by": s.created_by}
@@ -154,7 +224,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
         return await handle(request, work, read_body=False)
 
-    @app.get("/api/segments/{name}")
+    @app.get("/api/segments/{name}", tags=["segments"], openapi_extra=documented())
     async def get_segment(request: Request, name: str) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             found = segments.get(session, name)
@@ -165,7 +235,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
         return await handle(request, work, read_body=False)
 
-    @app.delete("/api/segments/{name}")
+    @app.delete("/api/segments/{name}", tags=["segments"], openapi_extra=documented())
     async def delete_segment(request: Request, name: str) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             segments.delete(session, name)
@@ -175,7 +245,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
     # --- broadcasts -------------------------------------------------------------------------------------------
 
-    @app.post("/api/broadcasts")
+    @app.post("/api/broadcasts", status_code=201, tags=["broadcasts"], openapi_extra=documented(NewBroadcast))
     async def post_broadcast(request: Request) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             made = broadcasts.create(session, sapa.settings, name=str(data.get("name") or ""),
@@ -186,14 +256,14 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
         return await handle(request, work)
 
-    @app.get("/api/broadcasts")
+    @app.get("/api/broadcasts", tags=["broadcasts"], openapi_extra=documented())
     async def get_broadcasts(request: Request) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             return 200, [broadcasts.summary(b) for b in broadcasts.list_broadcasts(session)]
 
         return await handle(request, work, read_body=False)
 
-    @app.get("/api/broadcasts/{broadcast_id}")
+    @app.get("/api/broadcasts/{broadcast_id}", tags=["broadcasts"], openapi_extra=documented())
     async def get_broadcast(request: Request, broadcast_id: int) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             found = broadcasts.status(session, sapa.settings, broadcast_id, sapa.clock.now())
@@ -201,7 +271,9 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
         return await handle(request, work, read_body=False)
 
-    @app.post("/api/broadcasts/{broadcast_id}/{action}")
+    @app.post("/api/broadcasts/{broadcast_id}/{action}", tags=["broadcasts"],
+              summary="Preview, test, schedule, pause, resume or cancel a broadcast",
+              openapi_extra=documented(BroadcastAction, required=False))
     async def act(request: Request, broadcast_id: int, action: str) -> JSONResponse:
         def work(session: Session, actor: str, data: dict[str, Any]) -> tuple[int, Any]:
             now, settings = sapa.clock.now(), sapa.settings

@@ -15,12 +15,29 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bot import limits
+from bot.http.docs import BEARER, json_body
 from handlers.vip import evaluate, read_transaction, record_transaction
 
 MAX_BODY_BYTES = 16 * 1024
+
+
+# For /openapi.json only: the route reads the body by hand and handlers/vip.read_transaction checks it.
+class NewTransaction(BaseModel):
+    """A purchase reported by a shop or ERP system."""
+
+    external_id: str = Field(min_length=1, max_length=120, examples=["INV-2026-0001"],
+                             description="The shop's id of the purchase; a second report of it changes nothing.")
+    amount: int | str = Field(examples=[1500000, "Rp 1.500.000"], description="Whole rupiah, more than zero.")
+    occurred_at: str = Field(examples=["2026-01-05", "2026-01-05T14:30:00+07:00"],
+                             description="An ISO date or date-time; without an offset, the company's time zone.")
+    customer_phone: str | None = Field(None, max_length=limits.MAX_EMAIL, examples=["+6281234567890"],
+                                       description="One of customer_phone, customer_email, customer_id is required.")
+    customer_email: str | None = Field(None, max_length=limits.MAX_EMAIL, examples=["budi@example.com"])
+    customer_id: int | str | None = Field(None, examples=[42, "#42"], description="Sapa's customer number.")
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -50,7 +67,8 @@ def edge_problem(data: dict[str, Any]) -> str | None:
 
 
 def mount(app: FastAPI, sapa: Any) -> None:
-    @app.post("/api/transactions")
+    @app.post("/api/transactions", status_code=201, tags=["transactions"],
+              openapi_extra={**json_body(NewTransaction), **BEARER})
     async def post_transaction(request: Request) -> JSONResponse:
         token = sapa.settings.server.api_token
         if token is None:

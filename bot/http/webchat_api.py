@@ -24,16 +24,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from bot import limits
 from bot.http.clients import client_address
+from bot.http.docs import json_body
 from bot.http.webhooks import checked
 from bot.messages import InboundMessage
 from bot.ratelimit import RateLimiter
 from channels.base import BadPayload, RateKey, WebhookRequest
-from channels.webchat import SESSION_TOKEN
+from channels.webchat import CLIENT_ID, LANGUAGE, MAX_MESSAGE_ID, SESSION_TOKEN
 from store.customers import find_identity
 from store.messages import history
 from store.models import Agent, Conversation, Message, WebchatSession
@@ -43,6 +45,34 @@ STATIC = Path(__file__).resolve().parent.parent / "static" / "webchat"
 MAX_BODY_BYTES = 64 * 1024
 AFTER = re.compile(r"^-?[0-9]{1,19}$")  # ASCII digits: int() also reads "١٢"
 MAX_THROTTLED_ADDRESSES = 50_000  # buckets kept before they are all dropped (a full bucket costs nothing)
+
+
+# The bodies, for /openapi.json only: the routes read them with bot.limits.loads and channels/webchat.py.
+class NewSession(BaseModel):
+    """A new chat session; an empty body is fine (the default language)."""
+
+    language: str | None = Field(None, pattern=LANGUAGE.pattern, examples=["id"],
+                                 description="The page's language; one Sapa does not speak is ignored.")
+
+
+class NewMessage(BaseModel):
+    """A customer's message from the web chat page."""
+
+    session_id: str = Field(pattern=SESSION_TOKEN.pattern, examples=["the-session_id-it-gave-you"],
+                            description="From POST /api/webchat/sessions.")
+    client_message_id: str = Field(pattern=CLIENT_ID.pattern, examples=["m-1"],
+                                   description="The page's id of this message: a retry with the same id is "
+                                               "answered as a duplicate, not handled twice.")
+    text: str | None = Field(None, min_length=1, max_length=limits.MAX_TEXT, examples=["halo"],
+                             description="The customer's words (at most channels.webchat.max_text_length "
+                                         "characters); for a button press it may be left out: the payload is "
+                                         "the text.")
+    payload: str | None = Field(None, min_length=1, max_length=200,
+                                description="The payload of the button the customer pressed.")
+    button_of: int | None = Field(None, gt=0, le=MAX_MESSAGE_ID,
+                                  description="With payload: the `id` of the message the button belongs to.")
+    language: str | None = Field(None, pattern=LANGUAGE.pattern, examples=["id"],
+                                 description="The page's language now; the session follows it.")
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -84,7 +114,8 @@ def mount(app: FastAPI, sapa: Any) -> None:
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    @app.post("/api/webchat/sessions", status_code=201)
+    @app.post("/api/webchat/sessions", status_code=201, tags=["web chat"],
+              openapi_extra=json_body(NewSession, required=False))
     async def create_session(request: Request) -> JSONResponse:
         wait, address = session_wait(request)
         if wait > 0:
@@ -127,7 +158,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
             row.language = chosen
         return chosen
 
-    @app.post("/api/webchat/messages")
+    @app.post("/api/webchat/messages", tags=["web chat"], openapi_extra=json_body(NewMessage))
     async def post_message(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared and limits.is_ascii_number(declared) and int(declared) > MAX_BODY_BYTES:
@@ -153,7 +184,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
             replies = [serialise(session.get_one(Message, reply_id), {}) for reply_id in result.reply_ids]
         return JSONResponse({"message_id": result.message_id, "duplicate": result.duplicate, "replies": replies})
 
-    @app.get("/api/webchat/sessions/{token}/messages")
+    @app.get("/api/webchat/sessions/{token}/messages", tags=["web chat"])
     def list_messages(token: str, after: str = "0") -> JSONResponse:
         if not SESSION_TOKEN.match(token):
             return error(404, "unknown session")

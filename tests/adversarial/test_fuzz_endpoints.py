@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -31,11 +32,17 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlalchemy import delete
 from starlette.routing import Mount, Route
 from twilio.request_validator import RequestValidator
 
 from bot.app import Sapa, build, create_app
+from bot.console import auth, inbox_routes
 from bot.media_links import links
+from handlers.permissions import ROLES
+from store import staff as staff_store
+from store.models import LoginFailure
+from tests.console.conftest import CHEAP, csrf
 from tests.support.population import broadcast_settings
 from tests.support.providers import PUBLIC, TELEGRAM_SECRET, TWILIO_SID, TWILIO_TOKEN
 from tests.support.slack import signed
@@ -44,6 +51,16 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("SAPA_FUZZ_EXAMPLES", "600"))
 API_TOKEN = "test-api-token-0123456789"
 AUTH = {"authorization": f"Bearer {API_TOKEN}"}
+FUZZ_PASSWORD = "fuzz-admin-password-long-enough"
+
+
+@pytest.fixture(autouse=True)
+def short_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's live streams run for minutes in a browser; here each ends after a few quick polls, and
+    Argon2 runs with cheap parameters (one sign-in per console route)."""
+    monkeypatch.setattr(inbox_routes, "POLL_S", 0.005)
+    monkeypatch.setattr(inbox_routes, "STREAM_MAX_S", 0.02)
+    monkeypatch.setattr(auth, "HASHER", CHEAP)
 
 
 @pytest.fixture
@@ -63,7 +80,9 @@ def sapa(db_url, fakes, clock, interpreter, database) -> Iterator[Sapa]:
 @pytest.fixture
 def client(sapa: Sapa) -> Iterator[TestClient]:
     # A server exception becomes the 500 the server would answer, so it is counted instead of ending the run.
-    with TestClient(create_app(sapa, background=False), raise_server_exceptions=False) as client:
+    # https, as behind the public URL: the console sets its cookies Secure there.
+    with TestClient(create_app(sapa, background=False), raise_server_exceptions=False,
+                    base_url="https://testserver") as client:
         yield client
 
 
@@ -152,6 +171,7 @@ class Context:
     session_id: str
     broadcast_id: int
     sign_media: Callable[[str, str, str], str]
+    sign_in: Callable[[], str]  # signs the fuzzing client in to the console as an admin; returns the CSRF token
 
 
 JSON = {"content-type": "application/json"}
@@ -385,6 +405,45 @@ def static(ctx: Context) -> st.SearchStrategy[Req]:
     return names.map(lambda n: Req("GET", f"/static/webchat/{segment(n)}"))
 
 
+CONSOLE_FIELDS = ("name", "text", "to_agent_id", "availability", "next_path", "next", "email", "password",
+                  "current_password", "new_password", "repeat_password", "role", "reason", "confirm", "keep_id",
+                  "language", "token", "slack_user_id", "csrf_token")
+CONSOLE_VALUES = ("claim", "resolve", "transfer", "escalate", "back_to_bot", "takeover", "online", "away", "1", "2",
+                  "0", "²", "9" * 19, str(2**63), "admin", "marketing", "supervisor", "/console/inbox",
+                  "//evil.example/x", "https://evil.example", "id", "en", "", "a@b.co", "x" * 5000)
+CONSOLE_QUERY = ("mine", "unassigned", "vip", "channel", "status", "cursor", "before", "after", "kind", "lang", "token",
+                 "next", "done", "detail")
+
+
+def console(method: str, template: str) -> Callable[[Context], st.SearchStrategy[Req]]:
+    """A console page or form, signed in as an admin (so the requests reach the code behind the checks): hostile
+    ids in the path, hostile query parameters and form fields, the page's CSRF token nine times in ten."""
+    def strategy(ctx: Context) -> st.SearchStrategy[Req]:
+        token = ctx.sign_in()  # afresh per route: sign-out, sign-in and password changes end the session
+        values = st.one_of(st.sampled_from(CONSOLE_VALUES), texts).map(plain)
+        ids = st.one_of(st.sampled_from(["1", "2", "0", "-1", "²", "9" * 19, str(2**63), "abc", " 1"]), texts)
+        names = re.findall(r"{(\w+)}", template)
+
+        @st.composite
+        def build(draw: st.DrawFn) -> Req:
+            path = template
+            for name in names:
+                path = path.replace("{" + name + "}", segment(draw(ids)))
+            query = draw(st.dictionaries(st.sampled_from(CONSOLE_QUERY), values, max_size=4))
+            path = f"{path}?{urlencode(query)}" if query else path
+            if method == "GET":
+                return Req("GET", path)
+            form = draw(st.dictionaries(st.sampled_from(CONSOLE_FIELDS), values, max_size=6))
+            if draw(st.integers(0, 9)):
+                form["csrf_token"] = token
+            body = urlencode(form).encode() if draw(st.integers(0, 4)) else draw(raw_bodies)
+            return Req("POST", path, body, {"content-type": FORM})
+
+        return build()
+
+    return strategy
+
+
 def fixed(method: str, path: str) -> Callable[[Context], st.SearchStrategy[Req]]:
     return lambda ctx: st.one_of(st.just(Req(method, path)), texts.map(lambda q: Req(method, f"{path}?x={segment(q)}")))
 
@@ -415,16 +474,43 @@ STRATEGIES: dict[tuple[str, str], Callable[[Context], st.SearchStrategy[Req]]] =
     ("POST", "/api/broadcasts/{broadcast_id}/{action}"): broadcast_act,
     ("GET", "/media/{message_id}/{index}"): media,
     ("POST", "/slack/events"): slack,
+    ("GET", "/console/static"): lambda ctx: st.one_of(
+        st.sampled_from(["console.css", "console.js", "vendor/VENDORED.md", "../../auth.py", "%2e%2e/x", ""]),
+        texts).map(lambda n: Req("GET", f"/console/static/{segment(n)}")),
+    **{(method, path): console(method, path) for method, path in (
+        ("GET", "/console"), ("POST", "/console/availability"), ("GET", "/console/conversations/{conversation_id}"),
+        ("POST", "/console/conversations/{conversation_id}/action"),
+        ("GET", "/console/conversations/{conversation_id}/events"),
+        ("GET", "/console/conversations/{conversation_id}/messages"),
+        ("POST", "/console/conversations/{conversation_id}/note"),
+        ("POST", "/console/conversations/{conversation_id}/reply"), ("GET", "/console/customers/{customer_id}"),
+        ("POST", "/console/customers/{customer_id}/erase"), ("POST", "/console/customers/{customer_id}/export"),
+        ("POST", "/console/customers/{customer_id}/merge"), ("POST", "/console/customers/{customer_id}/profile"),
+        ("GET", "/console/inbox"), ("GET", "/console/inbox/events"), ("GET", "/console/inbox/queue"),
+        ("GET", "/console/password"), ("POST", "/console/password"), ("GET", "/console/reset"),
+        ("POST", "/console/reset"), ("GET", "/console/setup"), ("POST", "/console/setup"),
+        ("GET", "/console/sign-in"), ("POST", "/console/sign-in"), ("POST", "/console/sign-out"),
+        ("GET", "/console/staff"), ("POST", "/console/staff"), ("POST", "/console/staff/{staff_id}/disable"),
+        ("POST", "/console/staff/{staff_id}/reset"), ("GET", "/console/tickets"),
+        ("GET", "/console/tickets/{ticket_id}"))},
 }
 
 
 def routes_of(app: FastAPI) -> list[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
-    for route in app.routes:
-        if isinstance(route, Mount):
-            found.add(("GET", route.path))
-        elif isinstance(route, Route):
-            found.update((method, route.path) for method in (route.methods or set()) - {"HEAD"})
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, Mount):
+                found.add(("GET", prefix + route.path))
+            elif isinstance(route, Route):
+                found.update((method, prefix + route.path) for method in (route.methods or set()) - {"HEAD"})
+            elif hasattr(route, "original_router"):
+                # FastAPI 0.16x keeps an included router as one entry (a private _IncludedRouter): walk into it, or
+                # every route added with include_router (/healthz, the console) would go unlisted and unfuzzed.
+                walk(route.original_router.routes, prefix + getattr(route.include_context, "prefix", ""))
+
+    walk(app.routes, "")
     return sorted(found, key=lambda item: (item[1], item[0]))
 
 
@@ -468,7 +554,21 @@ def test_fuzz_every_endpoint(client: TestClient, sapa: Sapa, db_url: str) -> Non
         "name": "Promo", "segment": "fuzz", "channels": ["telegram"], "messages": {"id": "Halo", "en": "Hi"}})
     assert made.status_code == 201, made.text
     signer = links(sapa.settings)
-    ctx = Context(created.json()["session_id"], made.json()["id"], signer.signature)
+    with sapa.database.unit_of_work() as session:
+        staff_store.create_staff(session, name="Fuzz Admin", email="fuzz-admin@example.co.id", role="admin",
+                                 roles=ROLES, now=sapa.clock.now(), password_hash=auth.hash_password(FUZZ_PASSWORD))
+
+    def sign_in() -> str:
+        with sapa.database.unit_of_work() as session:  # earlier routes may have locked this address out
+            session.execute(delete(LoginFailure))
+        client.cookies.clear()  # whatever the last route's requests left (a stale session, form cookie, language)
+        form = client.get("/console/sign-in")
+        signed = client.post("/console/sign-in", follow_redirects=False, data={
+            "email": "fuzz-admin@example.co.id", "password": FUZZ_PASSWORD, "csrf_token": csrf(form.text)})
+        assert signed.status_code == 303, signed.text
+        return csrf(client.get("/console/password").text)
+
+    ctx = Context(created.json()["session_id"], made.json()["id"], signer.signature, sign_in)
 
     routes = routes_of(app)
     remaining = EXAMPLES

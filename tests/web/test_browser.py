@@ -9,7 +9,6 @@ it is a failure instead.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,16 +25,6 @@ from tests.support.server import SapaServer, running_sapa
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 START_TIMEOUT_S = 60.0
 REPLY_TIMEOUT_MS = 15_000
 GREETING = "Selamat datang"  # from config.yml templates.greeting_new.id
@@ -48,34 +37,6 @@ def template(key: str, language: str, **variables: str) -> str:
     if texts is None:
         pytest.fail(f"config.yml has no `{key}` template", pytrace=False)
     return render(texts[language], {"company": config["company"]["name"], **variables})
-
-
-def _browser_missing(reason: str) -> None:
-    message = f"chromium UNAVAILABLE, browser tests skipped: {reason}"
-    if os.environ.get("SAPA_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{message} (SAPA_REQUIRE_BROWSER=1 makes this a failure)", pytrace=False)
-    pytest.skip(f"!!! {message} !!!")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Debian chromium. Checked before the server starts, so a skip costs nothing."""
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        _browser_missing(f"{CHROMIUM} not found; install it with `apt-get install -y chromium`")
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        _browser_missing(f"the playwright package is not installed ({exc})")
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            _browser_missing(f"{CHROMIUM} did not launch: {str(exc).splitlines()[0]}")
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
