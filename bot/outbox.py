@@ -381,7 +381,7 @@ class OutboxDispatcher:
                           else item for item in message.media)
         except (RetryLater, Undeliverable) as exc:
             if isinstance(exc, Undeliverable) or attempts >= self.config.max_attempts:
-                from handlers.desk import file_not_delivered  # handlers import store, never the outbox
+                from handlers.desk_slack import file_not_delivered  # handlers import store, never the outbox
 
                 with self.database.unit_of_work() as session:
                     item = session.get(OutboxItem, item_id)

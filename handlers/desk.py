@@ -3,8 +3,8 @@
 `act`, `reply`, `add_note` and `set_availability` are the desk service, keyed by the acting member of staff (an
 `Agent` row): who may act (handlers/permissions.py), what the customer is told, ticket assignment and events, the
 SLA clocks, CSAT after a resolve (handlers/sla.py schedules it), the audit log and the Slack card all follow from
-them, whichever face called. The Slack face (`agent_action`, `agent_reply`, `take_over`) only finds the member of
-staff behind a Slack user, calls the service and says the outcome in Slack.
+them, whichever face called. The Slack face (handlers/desk_slack.py: `agent_action`, `agent_reply`, `take_over`)
+only finds the member of staff behind a Slack user, calls the service and says the outcome in Slack.
 
 Only queue rows and state changes here (no network): Slack posts are outbox rows on channel "slack", rendered by
 the Slack adapter from the card data built below. With Slack off, nothing is queued for Slack.
@@ -21,26 +21,19 @@ from typing import Any, Final, Literal, get_args
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import media_links
 from bot.config import Settings
 from bot.templating import render
 from handlers import sla
+from handlers.desk_files import address_files, file_entry, shareable
 from handlers.permissions import ROLE_NAMES, can
+from handlers.slack_text import attachment_lines, escape_slack
 from store.audit import record
 from store.inbox import OPEN_TICKETS
 from store.messages import add_desk_post, add_outbound
-from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, OutboxItem, Ticket, TicketEvent
+from store.models import Agent, ChannelIdentity, Conversation, Customer, Message, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 OPEN_TICKET = OPEN_TICKETS  # the name the handlers have imported since issue 3
-# The largest file an agent can send per channel, in MB: Telegram's upload limit for bots, Twilio's for
-# WhatsApp media and for MMS. Web chat gets a link that streams through Sapa, which fetches at most 50 MB.
-FILE_LIMITS_MB = {"telegram": 50, "whatsapp": 16, "sms": 5}
-DEFAULT_FILE_LIMIT_MB = 50
-TWILIO_CHANNELS = ("sms", "whatsapp")
-WHATSAPP_WINDOW = timedelta(hours=24)
-KIND_WORDS = {"image": "photo", "video": "video", "audio": "audio", "voice": "voice note", "document": "document",
-              "sticker": "sticker"}
 
 Face = Literal["web", "slack"]  # where the member of staff works: what they typed there needs no echo there
 DeskAction = Literal["claim", "resolve", "escalate", "back_to_bot", "takeover", "transfer"]
@@ -62,11 +55,6 @@ DeskCode = Literal[
     "undeliverable",  # a reply of files only, none of which can reach this customer
 ]
 FACE_WORDS: Final[dict[str, str]] = {"web": "in the console", "slack": "in Slack"}
-
-
-def escape_slack(text: str) -> str:
-    """Customer words shown in Slack: "<!channel>" or "<@U123>" in a message must ping nobody."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def ticket_reference(ticket_id: int) -> str:
@@ -176,64 +164,6 @@ def relay_to_desk(session: Session, settings: Settings, conversation: Conversati
                   conversation_id=conversation.id, options={"thread_of": conversation.id})
 
 
-def attachment_lines(settings: Settings, message: Message, *, now: datetime, compact: bool = False) -> list[str]:
-    """What came with a message besides its words, as Slack mrkdwn (customer words escaped): "forwarded from",
-    each file as a signed Sapa link, a place as coordinates and an OpenStreetMap link, a contact card.
-    Staff open files only through these links, which expire (media_links.expire_days) and are audited."""
-    meta = message.meta or {}
-    lines = []
-    if "forwarded_from" in meta and meta["forwarded_from"] is not None:
-        origin = str(meta["forwarded_from"])
-        lines.append(f"↪️ Forwarded from {escape_slack(origin)}" if origin else "↪️ Forwarded message")
-    if message.media:
-        signer, base = media_links.links(settings), media_links.base_url(settings)
-        for index, item in enumerate(message.media):
-            url = signer.url(base, message.id, index, now=now)
-            lines.append(f"📎 <{escape_slack(url)}|{escape_slack(media_label(item))}>")
-    if isinstance(place := meta.get("location"), dict):
-        lines.append(location_line(place, compact=compact))
-    if isinstance(contact := meta.get("contact"), dict):
-        lines.append(contact_line(contact))
-    return lines
-
-
-def media_label(item: Mapping[str, Any]) -> str:
-    """"receipt.pdf · application/pdf", "photo · image/jpeg": what the agent is about to open."""
-    name = item.get("file_name") or KIND_WORDS.get(str(item.get("kind") or ""), "file")
-    content_type = item.get("content_type")
-    return f"{name} · {content_type}" if content_type else str(name)
-
-
-def map_url(latitude: float, longitude: float) -> str:
-    lat, lon = _coordinate(latitude), _coordinate(longitude)
-    return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}"
-
-
-def location_line(place: Mapping[str, Any], *, compact: bool = False) -> str:
-    """📍 name, address — latitude, longitude · map link."""
-    try:
-        latitude, longitude = float(place["latitude"]), float(place["longitude"])
-    except (KeyError, TypeError, ValueError):
-        return "📍 A location without readable coordinates"
-    where = ", ".join(escape_slack(str(place[key])) for key in ("name", "address") if place.get(key))
-    coordinates = f"{_coordinate(latitude)}, {_coordinate(longitude)}"
-    if compact:
-        where = ""
-    return f"📍 {where + ' — ' if where else ''}{coordinates} · <{escape_slack(map_url(latitude, longitude))}|map>"
-
-
-def contact_line(contact: Mapping[str, Any]) -> str:
-    """👤 Contact: name, number (whose it is)."""
-    whose = "the customer's own number" if contact.get("own") else "someone else's contact"
-    name = escape_slack(str(contact.get("name") or "(no name)"))
-    phone = escape_slack(str(contact.get("phone") or "no number"))
-    return f"👤 Contact: {name}, {phone} ({whose})"
-
-
-def _coordinate(value: float) -> str:
-    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
-
-
 def _tell_customer(session: Session, settings: Settings, conversation: Conversation, template: str, *,
                    now: datetime, agent: Agent | None = None, **variables: Any) -> None:
     identity = session.get_one(ChannelIdentity, conversation.identity_id)
@@ -250,10 +180,10 @@ def _note_thread(session: Session, settings: Settings, conversation: Conversatio
                  now: datetime) -> None:
     """A line in the card's Slack thread, so the desk in Slack sees what happened elsewhere."""
     if enabled(settings):
-        _thread_post(session, conversation, text, now=now)
+        thread_post(session, conversation, text, now=now)
 
 
-def _thread_post(session: Session, conversation: Conversation, text: str, *, now: datetime) -> None:
+def thread_post(session: Session, conversation: Conversation, text: str, *, now: datetime) -> None:
     if conversation.handed_off_at is None:
         return  # never handed off (a request the bot keeps): there is no card thread to note in
     add_desk_post(session, recipient=conversation.desk_channel or "", text=text, now=now,
@@ -411,7 +341,7 @@ def reply(session: Session, settings: Settings, *, conversation_id: int, agent: 
     words = text.strip()
     if not words and not files:
         return DeskResult(False, "nothing to send", "empty")
-    sendable, refused = _shareable(settings, conversation, files, now=now)
+    sendable, refused = shareable(settings, conversation, files, now=now)
     for name, why in refused:
         desk.note(f"⚠️ {mention(agent)} {escape_slack(name)} was not sent to the customer: {escape_slack(why)}")
     if not words and not sendable:
@@ -515,10 +445,10 @@ def _send(desk: _Desk, words: str, files: Sequence[Mapping[str, Any]]) -> None:
     identity = session.get_one(ChannelIdentity, conversation.identity_id)
     customer = session.get_one(Customer, conversation.customer_id)
     message = add_outbound(session, conversation, recipient=identity.address, text=words, now=desk.now,
-                           sender="agent", agent_id=desk.agent.id, media=[_file_entry(f) for f in files] or None,
+                           sender="agent", agent_id=desk.agent.id, media=[file_entry(f) for f in files] or None,
                            template_variables={"name": customer.name or "", "company": desk.settings.company.name})
     if files:
-        _address_files(session, desk.settings, conversation, message, now=desk.now)
+        address_files(session, desk.settings, conversation, message, now=desk.now)
 
 
 def _on_desk(desk: _Desk) -> None:
@@ -646,197 +576,6 @@ _ACTIONS: Final[dict[str, Callable[[_Desk, int | None], DeskResult]]] = {
     "claim": _claim, "resolve": _resolve, "escalate": _escalate, "back_to_bot": _back_to_bot,
     "takeover": _take_over, "transfer": _transfer,
 }
-
-
-# --- the Slack face: a Slack user's press or thread reply, through the service, answered in Slack ----------------
-
-
-def agent_action(session: Session, settings: Settings, *, action: str, conversation_id: int, slack_user: str,
-                 now: datetime, channel: str | None = None) -> DeskResult:
-    """A button pressed in Slack (or a claim made for a takeover). `channel` is where it was pressed: a press
-    outside the channels where Sapa posts this conversation's buttons (press_channels) changes nothing."""
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None:
-        return DeskResult(False, "no such conversation", "not_found")
-    if channel is not None and channel not in press_channels(settings, conversation):
-        log.warning("Slack press %s for conversation %s in channel %s, where Sapa posts no buttons for it: ignored",
-                    action, conversation.id, channel)
-        return DeskResult(False, "not pressed on a Sapa message about this conversation", "invalid")
-    agent = agent_for(session, slack_user)
-    if agent is None or not may_act(agent):
-        _thread_post(session, conversation, f"⚠️ <@{slack_user}> {_who_cannot(agent)} and cannot "
-                     f"{action.replace('_', ' ')} this conversation.", now=now)
-        return DeskResult(False, "unknown agent" if agent is None else "not allowed", "forbidden")
-    if action == "takeover":
-        result = take_over(session, settings, conversation, agent, now=now)
-        tell_agent(session, conversation, slack_user, result.note, now=now)
-        return result
-    result = act(session, settings, action=action, conversation_id=conversation.id, agent=agent, now=now,
-                 face="slack")
-    if result.code == "already_yours":
-        tell_agent(session, conversation, slack_user, f"You already hold conversation #{conversation.id}.", now=now)
-    elif result.code == "held_by_other":
-        _say_held(session, conversation, agent, result.holder or "someone", now=now)
-    return result
-
-
-def _say_held(session: Session, conversation: Conversation, agent: Agent, holder: str, *, now: datetime) -> None:
-    """A claim refused: the presser hears who holds it; a supervisor gets the explicit way (Take over)."""
-    takes_over = can(agent.role, "conversation.reassign")
-    advice = (f"To take it over, press Take over or use `/sapa takeover {conversation.id}`; "
-              f"{escape_slack(holder)} will be told." if takes_over else
-              f"Leave a note in the thread, or ask a supervisor to take it over (`/sapa takeover "
-              f"{conversation.id}`).")
-    tell_agent(session, conversation, agent.slack_user_id or "", f"{escape_slack(holder)} already holds conversation "
-               f"#{conversation.id}; it was not claimed. {advice}", now=now, takeover=takes_over)
-
-
-def take_over(session: Session, settings: Settings, conversation: Conversation, agent: Agent, *,
-              now: datetime) -> DeskResult:
-    """A takeover from Slack (the Take over button, `/sapa takeover`): the service's, said the Slack way."""
-    result = act(session, settings, action="takeover", conversation_id=conversation.id, agent=agent, now=now,
-                 face="slack")
-    number = f"#{conversation.id}"
-    words = {
-        "forbidden": "Only supervisors and management can take over a conversation another agent holds; ask one of "
-                     "them.",
-        "closed": f"Conversation {number} is closed.",
-        "claimed": f"Nobody held conversation {number}: you have claimed it.",
-        "already_yours": f"You already hold conversation {number}.",
-        "done": f"You now hold conversation {number}; {escape_slack(result.holder or '')} was told in its thread.",
-    }
-    return DeskResult(result.ok, words.get(result.code, result.note), result.code, result.holder)
-
-
-def agent_reply(session: Session, settings: Settings, *, slack_user: str, thread_ts: str, text: str,
-                now: datetime, files: Sequence[Mapping[str, Any]] = (), channel: str | None = None) -> DeskResult:
-    """An agent wrote in a card's thread: to the customer, or an internal note if it starts with note:.
-
-    The thread is the card's when `channel` and `thread_ts` are the card's channel and ts (card_of_thread).
-    `files` (channels.slack.SharedFile.as_dict) go with the text as the channel's media (Telegram, WhatsApp,
-    MMS) or as links (web chat); a file that cannot go is named in the thread with the reason.
-    """
-    conversation = card_of_thread(session, channel, thread_ts)
-    if conversation is None:
-        return DeskResult(False, "this thread is not a Sapa conversation", "not_found")
-    agent = agent_for(session, slack_user)
-    if agent is None or not may_act(agent):
-        _thread_post(session, conversation, f"⚠️ <@{slack_user}> {_who_cannot(agent)}: nothing was sent to the "
-                     "customer.", now=now)
-        return DeskResult(False, "unknown agent" if agent is None else "not allowed", "forbidden")
-    if text.strip().lower().startswith("note:"):
-        return add_note(session, settings, conversation_id=conversation.id, agent=agent, text=text.strip()[5:],
-                        now=now, face="slack")
-    result = reply(session, settings, conversation_id=conversation.id, agent=agent, text=text, now=now, files=files,
-                   face="slack")
-    if result.code == "closed":
-        _thread_post(session, conversation, "⚠️ This conversation is closed; the customer was not messaged.",
-                     now=now)
-    elif result.code == "empty":
-        _thread_post(session, conversation, "⚠️ The message was empty; nothing was sent to the customer.", now=now)
-    return result
-
-
-def _who_cannot(agent: Agent | None) -> str:
-    """Why a Slack user's request was refused, for the thread."""
-    if agent is None:
-        return "is not a registered Sapa agent"
-    return f"({ROLE_NAMES.get(agent.role, {}).get('en', agent.role)}) may not work on conversations"
-
-
-def tell_agent(session: Session, conversation: Conversation, slack_user: str, text: str, *, now: datetime,
-               takeover: bool = False) -> None:
-    """A note only `slack_user` sees (Slack ephemeral), in the card's channel; `takeover` adds a Take over button."""
-    channel = conversation.desk_channel
-    if channel is None:
-        return
-    options: dict[str, Any] = {"ephemeral_user": slack_user}
-    if takeover:
-        options["takeover_of"] = conversation.id
-    add_desk_post(session, recipient=channel, text=text, now=now, conversation_id=conversation.id, options=options)
-
-
-# --- files an agent shares from Slack ------------------------------------------------------------------------------
-
-
-def _shareable(settings: Settings, conversation: Conversation, files: Sequence[Mapping[str, Any]], *,
-               now: datetime) -> tuple[list[Mapping[str, Any]], list[tuple[str, str]]]:
-    """The files that can reach this customer, and (name, reason) for each that cannot."""
-    channel = conversation.channel
-    limit_mb = FILE_LIMITS_MB.get(channel, DEFAULT_FILE_LIMIT_MB)
-    window_closed = channel == "whatsapp" and (
-        conversation.last_inbound_at is None or now - conversation.last_inbound_at >= WHATSAPP_WINDOW)
-    sendable, refused = [], []
-    for shared in files:
-        name, size = str(shared.get("name") or "a file"), shared.get("size")
-        if shared.get("external") or shared.get("mode") == "external":
-            why = "it is a link to a file outside Slack; paste a link the customer can open instead"
-        elif shared.get("mode") in ("tombstone", "hidden_by_limit"):
-            why = "Slack does not let Sapa read it (deleted, or hidden by the workspace's plan)"
-        elif not shared.get("url") and not shared.get("id"):
-            why = "Slack did not say where the file is"
-        elif channel in TWILIO_CHANNELS and not settings.server.public_base_url:
-            why = (f"{channel} goes through Twilio, which fetches files from a public link, and server.public_base_url "
-                   "is not set")
-        elif window_closed:
-            why = "the WhatsApp 24-hour window is closed (files cannot go as an approved template)"
-        elif isinstance(size, int) and size > limit_mb * 1024 * 1024:
-            why = f"it is {size / (1024 * 1024):.1f} MB and {channel} takes at most {limit_mb} MB"
-        else:
-            sendable.append(shared)
-            continue
-        refused.append((name, why))
-    return sendable, refused
-
-
-def _file_entry(shared: Mapping[str, Any]) -> dict[str, Any]:
-    """How an agent's file is kept on the message: a `slack:` reference the desk can download."""
-    mimetype = str(shared.get("mimetype") or "") or None
-    major = (mimetype or "").split("/")[0]
-    kind = major if major in ("image", "video", "audio") else "document"
-    url = shared.get("url")
-    return {"url": f"slack:{url}" if url else f"slack:file/{shared.get('id')}", "content_type": mimetype,
-            "kind": kind, "file_name": str(shared.get("name") or "file"), "size": shared.get("size"),
-            "slack_file": shared.get("id")}
-
-
-def _address_files(session: Session, settings: Settings, conversation: Conversation, message: Message, *,
-                   now: datetime) -> None:
-    """Now that the message has its id, point the queued send at what the channel can use.
-
-    Telegram keeps the `slack:` references: the outbox fetches the bytes and uploads them. Twilio fetches files
-    itself: it gets signed public Sapa links (server.public_base_url). Web chat shows text: the customer gets a
-    signed link per file under the words.
-    """
-    if conversation.channel == "telegram":
-        return
-    item = session.execute(select(OutboxItem).where(OutboxItem.message_id == message.id)).scalar_one()
-    signer, base = media_links.links(settings), media_links.base_url(settings)
-    files = [(signer.url(base, message.id, index, now=now), entry) for index, entry in enumerate(message.media)]
-    payload = dict(item.payload)
-    if conversation.channel in TWILIO_CHANNELS:
-        payload["media"] = [{"url": link, "content_type": entry.get("content_type"), "kind": entry.get("kind"),
-                             "file_name": entry.get("file_name")} for link, entry in files]
-    else:
-        lines = [f"📎 {entry.get('file_name') or 'file'}: {link}" for link, entry in files]
-        message.text = "\n".join([message.text, *lines]) if message.text else "\n".join(lines)
-        payload["text"] = message.text
-        payload.pop("media", None)
-    item.payload = payload
-
-
-def file_not_delivered(session: Session, message_id: int, file_name: str | None, reason: str, *,
-                       now: datetime) -> None:
-    """An agent's file could not be fetched from Slack for the customer: say so in the card's thread."""
-    message = session.get(Message, message_id)
-    if message is None:
-        return
-    conversation = session.get_one(Conversation, message.conversation_id)
-    agent = session.get(Agent, message.agent_id) if message.agent_id else None
-    who = f"<@{agent.slack_user_id}> " if agent is not None and agent.slack_user_id else ""
-    names = file_name or ", ".join(str(m.get("file_name") or "a file") for m in message.media or []) or "a file"
-    _thread_post(session, conversation, f"⚠️ {who}{escape_slack(names)} did not reach the customer: "
-                 f"{escape_slack(reason)}. Share it again, or send a link.", now=now)
 
 
 def sync_agents(session: Session, settings: Settings, *, now: datetime) -> None:

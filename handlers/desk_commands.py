@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from handlers import broadcasts, loyalty
 from handlers.customer_lookup import find_customers_by_key, number
-from handlers.desk import OPEN_TICKET, agent_for, escape_slack, set_availability, take_over, ticket_reference
+from handlers.desk import OPEN_TICKET, agent_for, set_availability, ticket_reference
+from handlers.desk_slack import take_over
 from handlers.permissions import can
 from handlers.requests import request_command
+from handlers.slack_text import escape_slack
 from store.audit import record
 from store.consents import current
 from store.duplicates import CustomerBrief, DuplicatePair, dismiss, duplicates_of, find_duplicates

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.limits import is_ascii_number
 from handlers import sla, surveys
-from handlers.desk import card, escape_slack
+from handlers.desk import card
+from handlers.slack_text import escape_slack
 from handlers.turn import Reply, Route, Turn
 from store.messages import add_desk_post
 from store.models import (

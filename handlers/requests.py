@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.templating import render
 from handlers import sla
-from handlers.desk import escape_slack, may_act, ticket_reference
+from handlers.desk import may_act, ticket_reference
+from handlers.slack_text import escape_slack
 from handlers.turn import Reply, Route, Turn
 from nlu.normalise import normalise
 from store.audit import record

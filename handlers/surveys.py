@@ -21,7 +21,8 @@ from bot.limits import is_ascii_number
 from bot.messages import Purpose
 from bot.templating import render
 from handlers import sla
-from handlers.desk import escape_slack, ticket_reference
+from handlers.desk import ticket_reference
+from handlers.slack_text import escape_slack
 from handlers.turn import Reply, Route, Turn
 from store.messages import add_desk_post, add_outbound
 from store.models import Agent, ChannelIdentity, Conversation, Customer, Survey, Task, Ticket, TicketEvent

@@ -27,7 +27,8 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.contacts import normalise_email, normalise_phone
 from bot.limits import is_ascii_number
-from handlers.desk import escape_slack, open_tickets, ticket_reference
+from handlers.desk import open_tickets, ticket_reference
+from handlers.slack_text import escape_slack
 from handlers.turn import Turn
 from store import Database, loyalty
 from store.audit import record

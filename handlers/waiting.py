@@ -13,7 +13,7 @@ nobody answers twice or misses that a consent changed.
 from __future__ import annotations
 
 from handlers import attachments, consent, handoff, inquiries, loyalty, privacy, status
-from handlers.desk import escape_slack
+from handlers.slack_text import escape_slack
 from handlers.turn import Reply, Route, Turn
 from store.conversations import HUMAN_STATUSES
 from store.messages import add_desk_post

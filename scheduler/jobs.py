@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.reports.management import build_report, completed_period, previous_period, render_markdown
 from handlers import analysis, broadcasts, loyalty, nps, requests, resolution_check, sla, surveys, vip
-from handlers.desk import agent_action, agent_reply
+from handlers.desk_slack import agent_action, agent_reply
 from handlers.sla_checks import check_task
 from scheduler.clock import PeriodicTask
 from store.conversations import close_idle

@@ -92,7 +92,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
     def _tell_agent(message_id: int, index: int, entry: dict[str, Any], reason: str, now: Any) -> None:
         """An agent's file that Slack will not hand over (Twilio or the customer asked for it): say so in the
         card's thread, once per file (the audit entry of the failure is the marker)."""
-        from handlers.desk import file_not_delivered
+        from handlers.desk_slack import file_not_delivered
 
         with sapa.database.unit_of_work() as session:
             seen = session.execute(select(AuditEntry.id).where(
