@@ -133,6 +133,9 @@ def post_handoff(session: Session, settings: Settings, conversation: Conversatio
     name = escape_slack(data["customer_name"])
     text = f"{'⭐ VIP ' if customer.is_vip else ''}{name} needs an agent ({conversation.channel})"
     if conversation.desk_ts is None:
+        # The card's channel is known now, its ts only once Slack has it: thread posts and card updates queued in
+        # between (a claim in the console a second after the handoff) go to this channel and wait for the ts.
+        conversation.desk_channel = conversation.desk_channel or target
         add_desk_post(session, recipient=target, text=text, now=now, conversation_id=conversation.id,
                       options={"card": data}, card_for=conversation.id)
     else:  # handed off again: refresh the card and say so in its thread

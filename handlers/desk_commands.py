@@ -9,14 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from handlers import broadcasts, loyalty
+from handlers import broadcasts, loyalty, vip
 from handlers.customer_lookup import find_customers_by_key, number
 from handlers.desk import OPEN_TICKET, agent_for, set_availability, ticket_reference
 from handlers.desk_slack import take_over
 from handlers.permissions import can
 from handlers.requests import request_command
 from handlers.slack_text import escape_slack
-from store.audit import record
 from store.consents import current
 from store.duplicates import CustomerBrief, DuplicatePair, dismiss, duplicates_of, find_duplicates
 from store.inbox import QueueFilters, queue
@@ -213,13 +212,7 @@ def _vip(session: Session, agent: Agent, add: bool, key: str, reason: str, now: 
     if len(found) != 1:
         return f"`{key}` matches {len(found)} customers; use a phone number or #id."
     customer = found[0]
-    customer.is_vip = add
-    customer.vip_tier = "strategic" if add else None
-    if add and agent.role == "account_manager" and customer.account_manager_id is None:
-        customer.account_manager_id = agent.id
-    customer.updated_at = now
-    record(session, actor=f"agent:{agent.id}", action="vip.add" if add else "vip.remove", subject_type="customer",
-           subject_id=customer.id, now=now, detail={"reason": reason})
+    vip.set_by_hand(session, customer, agent, add=add, reason=reason, now=now)
     state = "is now a VIP (strategic)" if add else "is no longer a VIP"
     return (f"#{customer.id} {escape_slack(customer.name or customer.phone or '')} {state}. "
             f"Reason recorded: {reason}")

@@ -92,6 +92,22 @@ def assess(session: Session, settings: Settings, customer: Customer, now: dateti
                     f"{rules.min_relationship_days} days and {rupiah(rules.loyal_min_total_rupiah)})")
 
 
+def set_by_hand(session: Session, customer: Customer, agent: Agent, *, add: bool, reason: str, now: datetime) -> None:
+    """A person's VIP decision (`/sapa vip add|remove`, the console's customer page), for roles with vip.manage.
+
+    A VIP made by hand is `strategic`, which the rules never undo (`evaluate` leaves it alone); the reason is kept
+    as the VIP reason (VIP-1.1) and in the audit log. An account manager making a VIP becomes their manager."""
+    customer.is_vip = add
+    customer.vip_tier = STRATEGIC if add else None
+    customer.vip_reason = reason[:300] if add else None
+    customer.vip_since = now if add else None
+    if add and agent.role == "account_manager" and customer.account_manager_id is None:
+        customer.account_manager_id = agent.id
+    customer.updated_at = now
+    record(session, actor=f"agent:{agent.id}", action="vip.add" if add else "vip.remove", subject_type="customer",
+           subject_id=customer.id, now=now, detail={"reason": reason})
+
+
 def evaluate(session: Session, settings: Settings, customer: Customer, now: datetime) -> VipChange | None:
     """Apply the rules to one customer: set or clear the VIP flag, audit it, tell the account manager."""
     if customer.merged_into_id is not None or (customer.is_vip and customer.vip_tier == STRATEGIC):

@@ -21,7 +21,7 @@ from bot.console.views import countdown, local_time
 from bot.console.web import language, page, texts, translator
 from bot.contacts import normalise_email
 from bot.limits import parse_id
-from handlers import desk
+from handlers import desk, vip
 from handlers.permissions import can
 from store import loyalty
 from store.audit import record
@@ -41,6 +41,7 @@ CustomerEditor = Annotated[StaffUser, Depends(auth.require("customer.edit"))]
 CustomerMerger = Annotated[StaffUser, Depends(auth.require("customer.merge"))]
 CustomerExporter = Annotated[StaffUser, Depends(auth.require("customer.export"))]
 CustomerEraser = Annotated[StaffUser, Depends(auth.require("customer.erase"))]
+VipManager = Annotated[StaffUser, Depends(auth.require("vip.manage"))]
 TicketReader = Annotated[StaffUser, Depends(auth.require("tickets.view"))]
 
 
@@ -51,6 +52,7 @@ def mount(app: FastAPI) -> None:
     routes.add_api_route("/customers/{customer_id}/merge", merge, methods=["POST"])
     routes.add_api_route("/customers/{customer_id}/export", export, methods=["POST"])
     routes.add_api_route("/customers/{customer_id}/erase", erase, methods=["POST"])
+    routes.add_api_route("/customers/{customer_id}/vip", set_vip, methods=["POST"])
     routes.add_api_route("/tickets", tickets_page, methods=["GET"], response_class=HTMLResponse)
     routes.add_api_route("/tickets/{ticket_id}", ticket_page, methods=["GET"], response_class=HTMLResponse)
     app.include_router(routes)
@@ -129,6 +131,7 @@ def customer_page(customer_id: str, request: Request, staff: CustomerReader) -> 
             "local": lambda moment: local_time(settings, moment),
             "can_edit": can(staff.role, "customer.edit"), "can_merge": can(staff.role, "customer.merge"),
             "can_export": can(staff.role, "customer.export"), "can_erase": can(staff.role, "customer.erase"),
+            "can_vip": can(staff.role, "vip.manage"),
             "can_read_conversations": can(staff.role, "conversation.read"), "languages": PROFILE_LANGUAGES,
         }
     return page(request, "customer.html", staff=staff, csrf_token=staff.csrf_token, active="inbox",
@@ -214,6 +217,25 @@ def erase(customer_id: str, request: Request, staff: CustomerEraser, reason: str
     return _back(path, "erased")
 
 
+def set_vip(customer_id: str, request: Request, staff: VipManager, change: str = Form(""),
+            reason: str = Form("")) -> Response:
+    """Make a customer a VIP by hand (tier `strategic`, which the rules never undo) or take it away, with a reason."""
+    ident = _id(customer_id, "customer")
+    path = f"/console/customers/{ident}"
+    if change not in ("add", "remove"):
+        return _back(path, "invalid", "change: add or remove")
+    if not reason.strip():
+        return _back(path, "invalid", "say why; it is kept as the VIP reason and in the audit log")
+    sapa = _sapa(request)
+    with sapa.database.unit_of_work() as session:
+        customer = session.get(Customer, ident)
+        if customer is None or customer.merged_into_id:
+            raise HTTPException(404, "no such customer")
+        vip.set_by_hand(session, customer, session.get_one(Agent, staff.id), add=change == "add",
+                        reason=reason.strip()[:300], now=sapa.clock.now())
+    return _back(path, "saved")
+
+
 # --- tickets -------------------------------------------------------------------------------------------------------
 
 def tickets_page(request: Request, staff: TicketReader) -> HTMLResponse:
@@ -285,6 +307,8 @@ texts({
     "cust.source": {"id": "Sumber", "en": "Source"},
     "cust.manager": {"id": "Account manager", "en": "Account manager"},
     "cust.channels": {"id": "Kanal", "en": "Channels"},
+    # A web chat "address" is the browser session's id: the only key to that chat. Never shown.
+    "cust.browser_session": {"id": "sesi browser", "en": "browser session"},
     "cust.unreachable": {"id": "tidak terjangkau", "en": "unreachable"},
     "cust.vip": {"id": "VIP", "en": "VIP"},
     "cust.not_vip": {"id": "Bukan VIP", "en": "Not a VIP"},
@@ -303,6 +327,9 @@ texts({
     "cust.duplicates": {"id": "Kemungkinan duplikat", "en": "Possible duplicates"},
     "cust.no_duplicates": {"id": "Tidak ada yang mirip.", "en": "No look-alikes."},
     "cust.merge_into": {"id": "Gabungkan ke #{id} (simpan yang itu)", "en": "Merge into #{id} (keep that one)"},
+    "cust.vip_add": {"id": "Jadikan VIP", "en": "Make VIP"},
+    "cust.vip_remove": {"id": "Cabut status VIP", "en": "Remove VIP status"},
+    "cust.vip_reason": {"id": "Alasan (disimpan)", "en": "Reason (kept)"},
     "cust.edit": {"id": "Ubah profil", "en": "Edit profile"},
     "cust.save": {"id": "Simpan", "en": "Save"},
     "cust.export": {"id": "Ekspor data (JSON)", "en": "Export data (JSON)"},
@@ -318,6 +345,13 @@ texts({
     "cust.outcome.erased": {"id": "Data pribadi dihapus.", "en": "Personal data erased."},
     "cust.outcome.invalid": {"id": "Periksa isian:", "en": "Check the form:"},
     "cust.outcome.refused": {"id": "Tidak dilakukan:", "en": "Not done:"},
+    "event.opened": {"id": "dibuka", "en": "opened"},
+    "event.assigned": {"id": "ditugaskan", "en": "assigned"},
+    "event.escalated": {"id": "dieskalasi", "en": "escalated"},
+    "event.resolved": {"id": "diselesaikan", "en": "resolved"},
+    "event.reopened": {"id": "dibuka lagi", "en": "reopened"},
+    "event.confirmation_asked": {"id": "konfirmasi ditanyakan", "en": "confirmation asked"},
+    "event.confirmed": {"id": "dikonfirmasi", "en": "confirmed"},
     "tickets.title": {"id": "Tiket", "en": "Tickets"},
     "tickets.count": {"id": "{n} tiket", "en": "{n} tickets"},
     "tickets.any_status": {"id": "Semua status", "en": "Any status"},

@@ -104,7 +104,8 @@ def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
             raise HTTPException(400, str(exc)) from exc
         me = session.get_one(Agent, staff.id)
         availability = me.availability
-    rows = [{"row": row, "waited": waited(row.waiting_since, now), "due": countdown(row.sla_due, now)}
+    lang = language(request)
+    rows = [{"row": row, "waited": waited(row.waiting_since, now, lang), "due": countdown(row.sla_due, now)}
             for row in result.rows]
     kept = {key: value for key, value in request.query_params.items() if key != "cursor" and value}
     return {"rows": rows, "total": result.total, "filters": filters, "channels": CHANNELS, "statuses": STATUSES,
@@ -227,7 +228,7 @@ def conversation_page(conversation_id: str, request: Request, staff: Reader) -> 
             "can_reassign": can(staff.role, "conversation.reassign"),
             "can_customer": can(staff.role, "customer.read"),
             "mine": conversation.owner_agent_id == staff.id,
-            "waited": waited(conversation.handed_off_at, now),
+            "waited": waited(conversation.handed_off_at, now, language(request)),
             "handed_off_local": local_time(sapa.settings, conversation.handed_off_at),
         }
     return page(request, "conversation.html", staff=staff, csrf_token=staff.csrf_token, active="inbox",
@@ -344,10 +345,15 @@ def action(conversation_id: str, request: Request, staff: Actor, name: str = For
         return _back(f"/console/conversations/{ident}", "choose_agent")
     sapa = _sapa(request)
     with sapa.database.unit_of_work() as session:
+        conversation = session.get(Conversation, ident)
+        # The satisfaction survey follows a resolved ticket (handlers/sla.py); a plain request for a person has none,
+        # so the outcome only promises the survey when there was one to resolve.
+        surveyed = conversation is not None and bool(desk.open_tickets(session, conversation.customer_id))
         result = desk.act(session, sapa.settings, action=name, conversation_id=ident,
                           agent=session.get_one(Agent, staff.id), now=sapa.clock.now(), to_agent_id=target)
     sapa.dispatcher.wake()
-    return _back(f"/console/conversations/{ident}", f"done_{name}" if result.ok else "refused", result.note)
+    outcome = "done_resolve_plain" if name == "resolve" and not surveyed else f"done_{name}"
+    return _back(f"/console/conversations/{ident}", outcome if result.ok else "refused", result.note)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
@@ -372,7 +378,7 @@ def _back(path: str, outcome: str, detail: str | None = None) -> RedirectRespons
 
 
 OUTCOMES = ("sent", "noted", "refused", "empty", "too_long", "choose_agent", "availability_online",
-            "availability_away", *(f"done_{name}" for name in ACTIONS))
+            "availability_away", "done_resolve_plain", *(f"done_{name}" for name in ACTIONS))
 
 
 def _notice(request: Request) -> dict[str, str] | None:
@@ -414,7 +420,7 @@ texts({
     "inbox.status": {"id": "Status", "en": "Status"},
     "inbox.apply": {"id": "Terapkan", "en": "Apply"},
     "inbox.count": {"id": "{n} percakapan", "en": "{n} conversations"},
-    "inbox.empty": {"id": "Tidak ada percakapan yang menunggu. 🎉", "en": "No conversations waiting. 🎉"},
+    "inbox.empty": {"id": "Tidak ada percakapan yang menunggu.", "en": "No conversations waiting."},
     "inbox.more": {"id": "Berikutnya", "en": "Next page"},
     "inbox.waiting": {"id": "menunggu {t}", "en": "waiting {t}"},
     "inbox.sla": {"id": "SLA", "en": "SLA"},
@@ -469,12 +475,17 @@ texts({
     "conv.live": {"id": "Pesan baru muncul otomatis.", "en": "New messages appear by themselves."},
     "msg.note": {"id": "Catatan", "en": "Note"},
     "msg.forwarded": {"id": "Diteruskan dari {who}", "en": "Forwarded from {who}"},
+    "msg.file": {"id": "Berkas", "en": "File"},
     "msg.location": {"id": "Lokasi", "en": "Location"},
     "msg.map": {"id": "peta", "en": "map"},
     "msg.contact": {"id": "Kontak", "en": "Contact"},
     "msg.contact_own": {"id": "nomor pelanggan sendiri", "en": "the customer's own number"},
     "msg.contact_other": {"id": "kontak orang lain", "en": "someone else's contact"},
-    "msg.status": {"id": "status: {s}", "en": "status: {s}"},
+    "msg.status.queued": {"id": "dalam antrean", "en": "queued"},
+    "msg.status.sent": {"id": "terkirim", "en": "sent"},
+    "msg.status.delivered": {"id": "diterima", "en": "delivered"},
+    "msg.status.read": {"id": "dibaca", "en": "read"},
+    "msg.status.failed": {"id": "gagal", "en": "failed"},
     "outcome.sent": {"id": "Balasan terkirim ke pelanggan.", "en": "Reply sent to the customer."},
     "outcome.noted": {"id": "Catatan disimpan (pelanggan tidak melihatnya).",
                       "en": "Note saved (the customer does not see it)."},
@@ -489,6 +500,7 @@ texts({
     "outcome.done_takeover": {"id": "Anda mengambil alih percakapan ini.", "en": "You took over this conversation."},
     "outcome.done_resolve": {"id": "Selesai; pelanggan akan ditanya kepuasannya.",
                              "en": "Resolved; the customer will be asked for their satisfaction."},
+    "outcome.done_resolve_plain": {"id": "Selesai.", "en": "Resolved."},
     "outcome.done_escalate": {"id": "Dieskalasi.", "en": "Escalated."},
     "outcome.done_back_to_bot": {"id": "Dikembalikan ke bot.", "en": "Handed back to the bot."},
     "outcome.done_transfer": {"id": "Dialihkan.", "en": "Transferred."},

@@ -41,7 +41,7 @@ class MessageView:
     status: str | None = None  # delivery status of an outbound message
 
 
-def local_time(settings: Settings, moment: datetime | None, fmt: str = "%d %b %H:%M") -> str:
+def local_time(settings: Settings, moment: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
     if moment is None:
         return ""
     return moment.astimezone(ZoneInfo(settings.company.timezone)).strftime(fmt)
@@ -102,13 +102,17 @@ def countdown(due: datetime | None, now: datetime) -> dict[str, Any] | None:
     return {"iso": due.isoformat(), "minutes": minutes, "state": state}
 
 
-def waited(since: datetime | None, now: datetime) -> str:
-    """"5 min", "2 h 10 min", "3 d": how long a conversation has waited."""
+UNITS = {"id": ("mnt", "jam", "hari"), "en": ("min", "h", "d")}
+
+
+def waited(since: datetime | None, now: datetime, lang: str = "id") -> str:
+    """"5 mnt", "2 jam 10 mnt", "3 hari" (or English): how long a conversation has waited."""
     if since is None:
         return ""
+    minute, hour, day = UNITS.get(lang, UNITS["en"])
     minutes = max(int((now - since).total_seconds() // 60), 0)
     if minutes < 60:
-        return f"{minutes} min"
+        return f"{minutes} {minute}"
     if minutes < 24 * 60:
-        return f"{minutes // 60} h {minutes % 60} min"
-    return f"{minutes // (24 * 60)} d"
+        return f"{minutes // 60} {hour} {minutes % 60} {minute}"
+    return f"{minutes // (24 * 60)} {day}"

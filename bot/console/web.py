@@ -51,9 +51,12 @@ def language(request: Request) -> str:
 
 
 def translator(lang: str) -> Any:
-    def t(key: str, **variables: Any) -> str:
+    def t(key: str, default: str | None = None, **variables: Any) -> str:
+        """The text of `key`; `default` (e.g. a raw code from the database) when a key may not exist."""
         words = _TEXTS.get(key)
         if words is None:
+            if default is not None:
+                return default
             raise KeyError(f"console text {key!r} is not registered")
         text = words[lang]
         return text.format(**variables) if variables else text
@@ -72,6 +75,13 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
 
 
 texts({
+    "ticket.kind.complaint": {"id": "keluhan", "en": "complaint"},
+    "ticket.kind.request": {"id": "permintaan", "en": "request"},
+    "ticket.status.open": {"id": "terbuka", "en": "open"},
+    "ticket.status.in_progress": {"id": "diproses", "en": "in progress"},
+    "ticket.status.reopened": {"id": "dibuka lagi", "en": "reopened"},
+    "ticket.status.resolved": {"id": "selesai", "en": "resolved"},
+    "ticket.status.closed": {"id": "ditutup", "en": "closed"},
     "app.name": {"id": "Sapa Konsol", "en": "Sapa Console"},
     "nav.inbox": {"id": "Kotak masuk", "en": "Inbox"},
     "nav.tickets": {"id": "Tiket", "en": "Tickets"},

@@ -405,12 +405,12 @@ def static(ctx: Context) -> st.SearchStrategy[Req]:
     return names.map(lambda n: Req("GET", f"/static/webchat/{segment(n)}"))
 
 
-CONSOLE_FIELDS = ("name", "text", "to_agent_id", "availability", "next_path", "next", "email", "password",
+CONSOLE_FIELDS = ("name", "change", "text", "to_agent_id", "availability", "next_path", "next", "email", "password",
                   "current_password", "new_password", "repeat_password", "role", "reason", "confirm", "keep_id",
                   "language", "token", "slack_user_id", "csrf_token")
-CONSOLE_VALUES = ("claim", "resolve", "transfer", "escalate", "back_to_bot", "takeover", "online", "away", "1", "2",
-                  "0", "²", "9" * 19, str(2**63), "admin", "marketing", "supervisor", "/console/inbox",
-                  "//evil.example/x", "https://evil.example", "id", "en", "", "a@b.co", "x" * 5000)
+CONSOLE_VALUES = ("add", "remove", "claim", "resolve", "transfer", "escalate", "back_to_bot", "takeover", "online",
+                  "away", "1", "2", "0", "²", "9" * 19, str(2**63), "admin", "marketing", "supervisor",
+                  "/console/inbox", "//evil.example/x", "https://evil.example", "id", "en", "", "a@b.co", "x" * 5000)
 CONSOLE_QUERY = ("mine", "unassigned", "vip", "channel", "status", "cursor", "before", "after", "kind", "lang", "token",
                  "next", "done", "detail")
 
@@ -486,6 +486,7 @@ STRATEGIES: dict[tuple[str, str], Callable[[Context], st.SearchStrategy[Req]]] =
         ("POST", "/console/conversations/{conversation_id}/reply"), ("GET", "/console/customers/{customer_id}"),
         ("POST", "/console/customers/{customer_id}/erase"), ("POST", "/console/customers/{customer_id}/export"),
         ("POST", "/console/customers/{customer_id}/merge"), ("POST", "/console/customers/{customer_id}/profile"),
+        ("POST", "/console/customers/{customer_id}/vip"),
         ("GET", "/console/inbox"), ("GET", "/console/inbox/events"), ("GET", "/console/inbox/queue"),
         ("GET", "/console/password"), ("POST", "/console/password"), ("GET", "/console/reset"),
         ("POST", "/console/reset"), ("GET", "/console/setup"), ("POST", "/console/setup"),

@@ -305,7 +305,7 @@ def test_tickets_list_and_detail_show_sla_and_events(client: TestClient, sapa: S
     found = re.search(r'href="/console/tickets/(\d+)">(TKT-\d{6})', listing)
     assert found, listing
     detail = agent.get(f"/console/tickets/{found.group(1)}").text
-    assert found.group(2) in detail and "opened" in detail and "Penyelesaian" in detail
+    assert found.group(2) in detail and "dibuka" in detail and "Penyelesaian" in detail  # the "opened" event
     assert agent.get("/console/tickets", params={"status": "lost"}).status_code == 400
 
 
@@ -326,3 +326,28 @@ def test_an_online_agent_who_closed_the_console_long_ago_promises_nothing(client
     late.say("halo")
     late.say("Rina")
     assert "belum ada petugas yang tersedia" not in late.say("saya mau bicara dengan petugas")[0]
+
+
+def test_an_account_manager_makes_a_vip_by_hand_and_customer_service_cannot(client: TestClient, sapa: Sapa) -> None:
+    andi = add_staff(sapa, "Andi", "andi@example.co.id", "account_manager")
+    add_staff(sapa, "Sari", "sari@example.co.id", "customer_service")
+    _, conversation_id = waiting_customer(client, sapa)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        customer_id = session.get_one(Conversation, conversation_id).customer_id
+    agent = signed_in_client(another_browser(client), "sari@example.co.id")
+    page = agent.get(f"/console/customers/{customer_id}").text
+    assert "/vip" not in page
+    assert agent.post(f"/console/customers/{customer_id}/vip", data={
+        "csrf_token": csrf(page), "change": "add", "reason": "besar"}).status_code == 403
+
+    manager = signed_in_client(another_browser(client), "andi@example.co.id")
+    assert notice(post(manager, f"/console/customers/{customer_id}/vip", change="add", reason="")).startswith(
+        "Periksa isian:")
+    landed = post(manager, f"/console/customers/{customer_id}/vip", change="add", reason="Kontrak korporat 2027")
+    assert notice(landed) == "Tersimpan." and "VIP · strategic" in landed and "Kontrak korporat 2027" in landed
+    with sapa.database.unit_of_work(read_only=True) as session:
+        customer = session.get_one(Customer, customer_id)
+        assert (customer.is_vip, customer.vip_tier, customer.account_manager_id) == (True, "strategic", andi)
+    assert "vip.add" in audit_actions(sapa, f"agent:{andi}")
+    queue = manager.get("/console/inbox").text
+    assert "VIP · strategic" in queue

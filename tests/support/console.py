@@ -120,8 +120,9 @@ def browsing(browser: Any, server: SapaServer, *, size: str = "desktop", locale:
     """A fresh browser context (its own cookies: one person) with one page; on a failure the server's log is
     printed. The caller checks `watch` (shared by the contexts of one story) at the end."""
     width, height = SIZES[size]
-    context = browser.new_context(locale=locale, viewport={"width": width, "height": height},
-                                  is_mobile=size == "phone", has_touch=size == "phone")
+    # Not is_mobile: a mobile viewport widens itself to fit content that is too wide, hiding the very overflow
+    # assert_fits looks for.
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
     if watch is not None:
         watch.attach(context)
     page = context.new_page()
@@ -274,5 +275,21 @@ def customer_id(server: SapaServer, token: str) -> int:
             identity = find_identity(session, "webchat", token)
             assert identity is not None
             return int(identity.customer_id)
+    finally:
+        database.dispose()
+
+
+def slack_posts_pending(server: SapaServer) -> int:
+    """How many posts to Slack wait in the outbox."""
+    from sqlalchemy import func
+
+    from store.models import OutboxItem
+
+    database = create_database(server.env["DATABASE_URL"])
+    try:
+        with database.unit_of_work(read_only=True) as session:
+            return int(session.execute(select(func.count()).select_from(OutboxItem)
+                                       .where(OutboxItem.channel == "slack", OutboxItem.status == "pending"))
+                       .scalar_one())
     finally:
         database.dispose()
