@@ -6,7 +6,7 @@
   session ends after `console.session_idle_minutes` without a request or `console.session_max_hours` after
   signing in; a disabled member of staff is signed out at their next request.
 - CSRF: every state-changing request of a signed-in page carries the session's token (form field `csrf_token` or
-  header `X-CSRF-Token`, which console.js adds to htmx requests). The anonymous forms (sign-in, set-up, reset) use
+  header `X-CSRF-Token`, for scripts). The anonymous forms (sign-in, set-up, reset) use
   a double-submit cookie instead (`sapa_console_form`), so nobody can sign a browser in to their own account.
 - Throttling counts failed sign-ins in the database (`login_failures`) so every replica counts the same; while an
   email or an address is locked, even the right password is refused without being checked.

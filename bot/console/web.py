@@ -1,8 +1,10 @@
 """What every console page shares: the Jinja2 environment, the interface language and the page renderer.
 
-Pages are rendered on the server (Jinja2, autoescaped); htmx (vendored, bot/console/static/vendor) swaps parts of
-them. The interface speaks Indonesian first and English second: `?lang=en` or `?lang=id` sets the `sapa_lang`
-cookie, otherwise the browser's Accept-Language decides, otherwise Indonesian. Each route module registers its own
+Pages are rendered on the server (Jinja2, autoescaped) and work as plain forms; bot/console/static/console.js adds
+live updates (server-sent events), countdowns and canned replies in about a hundred lines, so no front-end library
+is loaded (htmx was vendored first and removed: nothing here needed it). The interface speaks Indonesian first and
+English second: `?lang=en` or `?lang=id` sets the `sapa_lang` cookie, otherwise the browser's Accept-Language
+decides, otherwise Indonesian. Each route module registers its own
 texts (`texts({...})`) so no module owns everyone's strings.
 """
 

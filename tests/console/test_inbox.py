@@ -218,6 +218,9 @@ def test_the_queue_lists_vips_first_then_the_oldest_and_filters(client: TestClie
     order = [int(n) for n in re.findall(r'data-conversation="(\d+)"', page)]
     assert order == [second, first]  # Wati (VIP, newer) before Budi
     assert "VIP · gold" in page
+    # No ticket behind either: the tier's first-response target counts from the handoff (VIPs: 30 minutes).
+    vip_row = page[page.index(f'data-conversation="{second}"'):page.index(f'data-conversation="{first}"')]
+    assert "30 mnt lagi" in vip_row
     only_vip = agent.get("/console/inbox/queue", params={"vip": "1"}).text
     assert [int(n) for n in re.findall(r'data-conversation="(\d+)"', only_vip)] == [second]
     assert agent.get("/console/inbox", params={"channel": "fax"}).status_code == 400

@@ -1,12 +1,6 @@
 // Sapa console: small progressive enhancements. Every page works without this file (forms post and redirect).
 "use strict";
 
-// Every htmx request carries the page's CSRF token (the server refuses state changes without it).
-document.addEventListener("htmx:configRequest", (event) => {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  if (meta) event.detail.headers["X-CSRF-Token"] = meta.content;
-});
-
 // SLA countdowns: "12 min left" / "5 min overdue", recomputed every 30 s from the deadline in data-due.
 function refreshCountdowns() {
   const lang = document.documentElement.lang;
