@@ -12,13 +12,13 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
 from bot.console import auth
-from bot.console.auth import StaffUser
+from bot.console.auth import StaffUser, sapa_of
 from bot.console.views import countdown, local_time
-from bot.console.web import language, page, texts, translator
+from bot.console.web import back, outcome_notice, page, path_id, texts
 from bot.contacts import normalise_email
 from bot.limits import parse_id
 from handlers import desk, vip
@@ -58,45 +58,19 @@ def mount(app: FastAPI) -> None:
     app.include_router(routes)
 
 
-def _sapa(request: Request) -> Any:
-    return request.app.state.sapa
-
-
-def _id(raw: str, what: str) -> int:
-    ident = parse_id(raw)
-    if ident is None:
-        raise HTTPException(404, f"no such {what}")
-    return ident
-
-
-def _allowed(staff: StaffUser, permission: Any) -> None:
-    if not can(staff.role, permission):
-        raise auth.Refused(staff)
-
-
-def _back(path: str, outcome: str, detail: str | None = None) -> RedirectResponse:
-    query = {"done": outcome, **({"detail": detail[:300]} if detail else {})}
-    return RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
-
-
 OUTCOMES = {"saved": "ok", "merged": "ok", "erased": "ok", "invalid": "error", "refused": "error"}
 
 
 def _notice(request: Request) -> dict[str, str] | None:
-    outcome = request.query_params.get("done")
-    if outcome not in OUTCOMES:
-        return None
-    words = translator(language(request))(f"cust.outcome.{outcome}")
-    detail = request.query_params.get("detail")
-    return {"kind": OUTCOMES[outcome], "text": f"{words} {detail}" if detail else words}
+    return outcome_notice(request, OUTCOMES, "cust.outcome.")
 
 
 # --- the customer --------------------------------------------------------------------------------------------------
 
 def customer_page(customer_id: str, request: Request, staff: CustomerReader) -> HTMLResponse:
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     settings, now = sapa.settings, sapa.clock.now()
-    ident = _id(customer_id, "customer")
+    ident = path_id(customer_id, "customer")
     with sapa.database.unit_of_work() as session:
         customer = session.get(Customer, ident)
         if customer is None:
@@ -121,7 +95,7 @@ def customer_page(customer_id: str, request: Request, staff: CustomerReader) -> 
         duplicates = duplicates_of(session, ident) if not customer.merged_into_id else []
         record(session, actor=f"agent:{staff.id}", action="customer.viewed", subject_type="customer",
                subject_id=ident, now=now, detail={"via": "console"})
-        context = {
+        context: dict[str, Any] = {
             "customer": customer, "identities": identities, "consents": consents, "current_consents": current,
             "tickets": [{"ticket": t, "ref": desk.ticket_reference(t.id), "events": events.get(t.id, []),
                          "opened": local_time(settings, t.created_at),
@@ -140,17 +114,17 @@ def customer_page(customer_id: str, request: Request, staff: CustomerReader) -> 
 
 def edit_profile(customer_id: str, request: Request, staff: CustomerEditor, name: str = Form(""), email: str = Form(""),
                  language_code: str = Form("", alias="language")) -> Response:
-    ident = _id(customer_id, "customer")
+    ident = path_id(customer_id, "customer")
     path = f"/console/customers/{ident}"
     name, email = name.strip(), email.strip()
     if len(name) > 200:
-        return _back(path, "invalid", "name: 200 characters at most")
+        return back(path, "invalid", "name: 200 characters at most")
     normalised = normalise_email(email) if email else None
     if email and normalised is None:
-        return _back(path, "invalid", "email: not an email address")
+        return back(path, "invalid", "email: not an email address")
     if language_code and language_code not in PROFILE_LANGUAGES:
-        return _back(path, "invalid", "language: id or en")
-    sapa = _sapa(request)
+        return back(path, "invalid", "language: id or en")
+    sapa = sapa_of(request)
     now = sapa.clock.now()
     with sapa.database.unit_of_work() as session:
         customer = session.get(Customer, ident)
@@ -165,31 +139,31 @@ def edit_profile(customer_id: str, request: Request, staff: CustomerEditor, name
             # Which fields changed, never their values: the audit log must not become a copy of personal data.
             record(session, actor=f"agent:{staff.id}", action="customer.update", subject_type="customer",
                    subject_id=ident, now=now, detail={"fields": changed, "via": "console"})
-    return _back(path, "saved")
+    return back(path, "saved")
 
 
 def merge(customer_id: str, request: Request, staff: CustomerMerger, keep_id: str = Form(...),
           reason: str = Form("")) -> Response:
     """Fold this customer (the duplicate) into `keep_id`, the record to keep."""
-    ident = _id(customer_id, "customer")
+    ident = path_id(customer_id, "customer")
     target = parse_id(keep_id)
     path = f"/console/customers/{ident}"
     if target is None or target == ident:
-        return _back(path, "invalid", "choose another customer to keep")
-    sapa = _sapa(request)
+        return back(path, "invalid", "choose another customer to keep")
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         source, keep = session.get(Customer, ident), session.get(Customer, target)
         if source is None or keep is None or source.merged_into_id or keep.merged_into_id:
-            return _back(path, "refused", "one of the two records does not exist or was already merged")
+            return back(path, "refused", "one of the two records does not exist or was already merged")
         merge_customers(session, ident, target, now=sapa.clock.now(), actor=f"agent:{staff.id}",
                         reason=reason.strip()[:300] or "merged in the console")
-    return _back(f"/console/customers/{target}", "merged")
+    return back(f"/console/customers/{target}", "merged")
 
 
 def export(customer_id: str, request: Request, staff: CustomerExporter) -> Response:
     """A full copy of what Sapa holds about the customer (a data-protection access request), as JSON."""
-    ident = _id(customer_id, "customer")
-    sapa = _sapa(request)
+    ident = path_id(customer_id, "customer")
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         if session.get(Customer, ident) is None:
             raise HTTPException(404, "no such customer")
@@ -203,43 +177,43 @@ def export(customer_id: str, request: Request, staff: CustomerExporter) -> Respo
 
 def erase(customer_id: str, request: Request, staff: CustomerEraser, reason: str = Form(""),
           confirm: str = Form("")) -> Response:
-    ident = _id(customer_id, "customer")
+    ident = path_id(customer_id, "customer")
     path = f"/console/customers/{ident}"
     if confirm.strip() != str(ident):
-        return _back(path, "invalid", f"type the customer number {ident} to confirm the erasure")
+        return back(path, "invalid", f"type the customer number {ident} to confirm the erasure")
     if not reason.strip():
-        return _back(path, "invalid", "say why (e.g. the request's reference); it is kept in the audit log")
-    sapa = _sapa(request)
+        return back(path, "invalid", "say why (e.g. the request's reference); it is kept in the audit log")
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         if session.get(Customer, ident) is None:
             raise HTTPException(404, "no such customer")
         erase_customer(session, ident, now=sapa.clock.now(), actor=f"agent:{staff.id}", reason=reason.strip()[:300])
-    return _back(path, "erased")
+    return back(path, "erased")
 
 
 def set_vip(customer_id: str, request: Request, staff: VipManager, change: str = Form(""),
             reason: str = Form("")) -> Response:
     """Make a customer a VIP by hand (tier `strategic`, which the rules never undo) or take it away, with a reason."""
-    ident = _id(customer_id, "customer")
+    ident = path_id(customer_id, "customer")
     path = f"/console/customers/{ident}"
     if change not in ("add", "remove"):
-        return _back(path, "invalid", "change: add or remove")
+        return back(path, "invalid", "change: add or remove")
     if not reason.strip():
-        return _back(path, "invalid", "say why; it is kept as the VIP reason and in the audit log")
-    sapa = _sapa(request)
+        return back(path, "invalid", "say why; it is kept as the VIP reason and in the audit log")
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         customer = session.get(Customer, ident)
         if customer is None or customer.merged_into_id:
             raise HTTPException(404, "no such customer")
         vip.set_by_hand(session, customer, session.get_one(Agent, staff.id), add=change == "add",
                         reason=reason.strip()[:300], now=sapa.clock.now())
-    return _back(path, "saved")
+    return back(path, "saved")
 
 
 # --- tickets -------------------------------------------------------------------------------------------------------
 
 def tickets_page(request: Request, staff: TicketReader) -> HTMLResponse:
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     settings, now = sapa.settings, sapa.clock.now()
     status = request.query_params.get("status") or ""
     kind = request.query_params.get("kind") or ""
@@ -273,9 +247,9 @@ def tickets_page(request: Request, staff: TicketReader) -> HTMLResponse:
 
 
 def ticket_page(ticket_id: str, request: Request, staff: TicketReader) -> HTMLResponse:
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     settings, now = sapa.settings, sapa.clock.now()
-    ident = _id(ticket_id, "ticket")
+    ident = path_id(ticket_id, "ticket")
     with sapa.database.unit_of_work() as session:
         ticket = session.get(Ticket, ident)
         if ticket is None:

@@ -22,15 +22,15 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot.console import auth
-from bot.console.auth import StaffUser
+from bot.console.auth import StaffUser, sapa_of
 from bot.console.views import countdown, local_time, message_view, waited
-from bot.console.web import environment, language, page, texts, translator
+from bot.console.web import back, environment, language, outcome_notice, page, path_id, texts, translator
 from bot.limits import parse_id
 from handlers import desk, sla
 from handlers.permissions import can
@@ -77,10 +77,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(router())
 
 
-def _sapa(request: Request) -> Any:
-    return request.app.state.sapa
-
-
 # --- the queue ------------------------------------------------------------------------------------------------------
 
 def _filters(request: Request) -> inbox.QueueFilters:
@@ -96,7 +92,7 @@ def _filters(request: Request) -> inbox.QueueFilters:
 
 
 def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     filters = _filters(request)
     cursor = request.query_params.get("cursor") or None
     now = sapa.clock.now()
@@ -120,7 +116,7 @@ def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
 
 def inbox_page(request: Request, staff: InboxViewer) -> HTMLResponse:
     context = _queue_context(request, staff)
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         record(session, actor=f"agent:{staff.id}", action="inbox.viewed", subject_type="queue", subject_id=None,
                now=sapa.clock.now(), detail={"filters": context["query"], "rows": len(context["rows"])})
@@ -138,7 +134,7 @@ def queue_partial(request: Request, staff: InboxViewer) -> HTMLResponse:
 
 async def inbox_events(request: Request, staff: InboxViewer) -> Response:
     """`event: queue` whenever the open queue changes (new handoff, claim, resolve, new message)."""
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
 
     def marker() -> str:
         return _shared_marker(sapa)
@@ -191,20 +187,13 @@ def set_availability(request: Request, staff: InboxViewer, availability: str = F
                      next_path: str = Form("/console/inbox")) -> Response:
     if availability not in ("online", "away"):
         raise HTTPException(400, "availability is online or away")
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         desk.set_availability(session, session.get_one(Agent, staff.id), availability, now=sapa.clock.now())
-    return _back(next_path if next_path.startswith("/console/") else "/console/inbox", f"availability_{availability}")
+    return back(next_path if next_path.startswith("/console/") else "/console/inbox", f"availability_{availability}")
 
 
 # --- one conversation -----------------------------------------------------------------------------------------------
-
-def _conversation_id(raw: str) -> int:
-    conversation_id = parse_id(raw)
-    if conversation_id is None:
-        raise HTTPException(404, "no such conversation")
-    return conversation_id
-
 
 def _transcript_views(session: Session, sapa: Any, customer: Customer, identity_name: str | None,
                       messages: list[Message]) -> list[Any]:
@@ -217,11 +206,11 @@ def _transcript_views(session: Session, sapa: Any, customer: Customer, identity_
 
 
 def conversation_page(conversation_id: str, request: Request, staff: Reader) -> HTMLResponse:
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     now = sapa.clock.now()
     before = parse_id(request.query_params.get("before") or "") if request.query_params.get("before") else None
     with sapa.database.unit_of_work() as session:
-        conversation = session.get(Conversation, _conversation_id(conversation_id))
+        conversation = session.get(Conversation, path_id(conversation_id, "conversation"))
         if conversation is None:
             raise HTTPException(404, "no such conversation")
         customer = session.get_one(Customer, conversation.customer_id)
@@ -239,7 +228,7 @@ def conversation_page(conversation_id: str, request: Request, staff: Reader) -> 
         colleagues = [a for a in desk.staff_for_transfer(session) if a.id != staff.id]
         record(session, actor=f"agent:{staff.id}", action="conversation.viewed", subject_type="conversation",
                subject_id=conversation.id, now=now, detail={"customer_id": customer.id})
-        context = {
+        context: dict[str, Any] = {
             "conversation": conversation, "customer": customer, "identity": identity, "owner": owner,
             "messages": messages,
             "older_url": f"/console/conversations/{conversation.id}?before={transcript.older_cursor}"
@@ -263,10 +252,10 @@ def conversation_page(conversation_id: str, request: Request, staff: Reader) -> 
 
 def messages_partial(conversation_id: str, request: Request, staff: Reader) -> HTMLResponse:
     """The messages after `?after=ID`: what the live stream announces, fetched as HTML."""
-    sapa = _sapa(request)
+    sapa = sapa_of(request)
     after = parse_id(request.query_params.get("after") or "0") or 0
     with sapa.database.unit_of_work(read_only=True) as session:
-        conversation = session.get(Conversation, _conversation_id(conversation_id))
+        conversation = session.get(Conversation, path_id(conversation_id, "conversation"))
         if conversation is None:
             raise HTTPException(404, "no such conversation")
         customer = session.get_one(Customer, conversation.customer_id)
@@ -282,8 +271,8 @@ def messages_partial(conversation_id: str, request: Request, staff: Reader) -> H
 async def conversation_events(conversation_id: str, request: Request, staff: Reader) -> Response:
     """`event: message` with the newest message id when the customer's transcript grows; `event: status` when the
     conversation changes hands or state. The page fetches what is new (messages_partial) or reloads its head."""
-    sapa = _sapa(request)
-    ident = _conversation_id(conversation_id)
+    sapa = sapa_of(request)
+    ident = path_id(conversation_id, "conversation")
     after_raw = parse_id(request.query_params.get("after") or "0") or 0
 
     def look() -> tuple[int, str] | None:
@@ -332,44 +321,44 @@ async def conversation_events(conversation_id: str, request: Request, staff: Rea
 
 
 def reply(conversation_id: str, request: Request, staff: Actor, text: str = Form("")) -> Response:
-    ident = _conversation_id(conversation_id)
+    ident = path_id(conversation_id, "conversation")
     words = text.strip()
     if not words:
-        return _back(f"/console/conversations/{ident}", "empty")
+        return back(f"/console/conversations/{ident}", "empty")
     if len(words) > REPLY_LIMIT:
-        return _back(f"/console/conversations/{ident}", "too_long")
-    sapa = _sapa(request)
+        return back(f"/console/conversations/{ident}", "too_long")
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         result = desk.reply(session, sapa.settings, conversation_id=ident, agent=session.get_one(Agent, staff.id),
                             text=words, now=sapa.clock.now())
     sapa.dispatcher.wake()
-    return _back(f"/console/conversations/{ident}", "sent" if result.ok else "refused", result.note)
+    return back(f"/console/conversations/{ident}", "sent" if result.ok else "refused", result.note)
 
 
 def note(conversation_id: str, request: Request, staff: Actor, text: str = Form("")) -> Response:
-    ident = _conversation_id(conversation_id)
+    ident = path_id(conversation_id, "conversation")
     words = text.strip()
     if not words:
-        return _back(f"/console/conversations/{ident}", "empty")
+        return back(f"/console/conversations/{ident}", "empty")
     if len(words) > REPLY_LIMIT:
-        return _back(f"/console/conversations/{ident}", "too_long")
-    sapa = _sapa(request)
+        return back(f"/console/conversations/{ident}", "too_long")
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         result = desk.add_note(session, sapa.settings, conversation_id=ident,
                                agent=session.get_one(Agent, staff.id), text=words, now=sapa.clock.now())
     sapa.dispatcher.wake()
-    return _back(f"/console/conversations/{ident}", "noted" if result.ok else "refused", result.note)
+    return back(f"/console/conversations/{ident}", "noted" if result.ok else "refused", result.note)
 
 
 def action(conversation_id: str, request: Request, staff: Actor, name: str = Form(...),
            to_agent_id: str = Form("")) -> Response:
-    ident = _conversation_id(conversation_id)
+    ident = path_id(conversation_id, "conversation")
     if name not in ACTIONS:
         raise HTTPException(400, f"unknown action {name!r}; use one of {', '.join(ACTIONS)}")
     target = parse_id(to_agent_id) if to_agent_id else None
     if name == "transfer" and target is None:
-        return _back(f"/console/conversations/{ident}", "choose_agent")
-    sapa = _sapa(request)
+        return back(f"/console/conversations/{ident}", "choose_agent")
+    sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
         conversation = session.get(Conversation, ident)
         # The satisfaction survey follows a resolved ticket (handlers/sla.py); a plain request for a person has none,
@@ -379,15 +368,10 @@ def action(conversation_id: str, request: Request, staff: Actor, name: str = For
                           agent=session.get_one(Agent, staff.id), now=sapa.clock.now(), to_agent_id=target)
     sapa.dispatcher.wake()
     outcome = "done_resolve_plain" if name == "resolve" and not surveyed else f"done_{name}"
-    return _back(f"/console/conversations/{ident}", outcome if result.ok else "refused", result.note)
+    return back(f"/console/conversations/{ident}", outcome if result.ok else "refused", result.note)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
-
-def _allowed(staff: StaffUser, permission: Any) -> None:
-    if not can(staff.role, permission):
-        raise auth.Refused(staff)
-
 
 def _still_signed_in(request: Request, staff: StaffUser) -> bool:
     return auth.session_valid(request, staff)
@@ -407,25 +391,14 @@ def _event_stream(body: AsyncIterator[str]) -> StreamingResponse:
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _back(path: str, outcome: str, detail: str | None = None) -> RedirectResponse:
-    query = {"done": outcome, **({"detail": detail[:300]} if detail else {})}
-    return RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
-
-
-OUTCOMES = ("sent", "noted", "refused", "empty", "too_long", "choose_agent", "availability_online",
-            "availability_away", "done_resolve_plain", *(f"done_{name}" for name in ACTIONS))
+ERRORS = ("refused", "empty", "too_long", "choose_agent")
+OUTCOMES = {outcome: "error" if outcome in ERRORS else "ok" for outcome in (
+    "sent", "noted", *ERRORS, "availability_online", "availability_away", "done_resolve_plain",
+    *(f"done_{name}" for name in ACTIONS))}
 
 
 def _notice(request: Request) -> dict[str, str] | None:
-    outcome = request.query_params.get("done")
-    if outcome not in OUTCOMES:
-        return None
-    lang = language(request)
-    words = translator(lang)(f"outcome.{outcome}")
-    detail = request.query_params.get("detail")
-    if outcome == "refused" and detail:
-        words = f"{words} {detail}"
-    return {"kind": "error" if outcome in ("refused", "empty", "too_long", "choose_agent") else "ok", "text": words}
+    return outcome_notice(request, OUTCOMES, "outcome.")
 
 
 def _canned(settings: Any, language_code: str) -> list[dict[str, str]]:

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from bot.limits import parse_id
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -74,6 +77,33 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="lax")
     response.headers["Cache-Control"] = "no-store"  # personal data: never cached by the browser or a proxy
     return response
+
+
+
+def back(path: str, outcome: str, detail: str | None = None) -> RedirectResponse:
+    """After a form: 303 back to `path`, which shows the outcome (`?done=`) and, for a refusal, why (`?detail=`)."""
+    query = {"done": outcome, **({"detail": detail[:300]} if detail else {})}
+    return RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
+
+
+def outcome_notice(request: Request, outcomes: Mapping[str, str], prefix: str) -> dict[str, str] | None:
+    """The notice a page shows after `back`: `outcomes` maps each outcome it knows to "ok" or "error"; the words are
+    the text `<prefix><outcome>`, and an error says why when the redirect carried it."""
+    outcome = request.query_params.get("done")
+    if outcome is None or outcome not in outcomes:
+        return None
+    words = translator(language(request))(f"{prefix}{outcome}")
+    detail = request.query_params.get("detail")
+    kind = outcomes[outcome]
+    return {"kind": kind, "text": f"{words} {detail}" if detail and kind == "error" else words}
+
+
+def path_id(raw: str, what: str) -> int:
+    """A record id from the URL; anything but ASCII digits that fit a BIGINT is a 404, as a missing record is."""
+    ident = parse_id(raw)
+    if ident is None:
+        raise HTTPException(404, f"no such {what}")
+    return ident
 
 
 texts({
