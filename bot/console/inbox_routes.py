@@ -31,7 +31,8 @@ from bot.console import auth
 from bot.console.auth import StaffUser, sapa_of
 from bot.console.views import countdown, local_time, message_view, waited
 from bot.console.web import back, environment, language, outcome_notice, page, path_id, texts, translator
-from bot.limits import parse_id
+from bot.http import media
+from bot.limits import is_ascii_number, parse_id
 from handlers import desk, sla
 from handlers.permissions import can
 from store import inbox
@@ -68,6 +69,7 @@ def router() -> APIRouter:
                          response_class=HTMLResponse)
     routes.add_api_route("/conversations/{conversation_id}/events", conversation_events, methods=["GET"])
     routes.add_api_route("/conversations/{conversation_id}/reply", reply, methods=["POST"])
+    routes.add_api_route("/media/{message_id}/{index}", media_file, methods=["GET"])
     routes.add_api_route("/conversations/{conversation_id}/note", note, methods=["POST"])
     routes.add_api_route("/conversations/{conversation_id}/action", action, methods=["POST"])
     return routes
@@ -318,6 +320,18 @@ async def conversation_events(conversation_id: str, request: Request, staff: Rea
                 yield ": still here\n\n"
 
     return _event_stream(stream())
+
+
+async def media_file(message_id: str, index: str, request: Request, staff: Reader) -> Response:
+    """A file of a transcript, for a signed-in reader: the same fetch as the signed links (bot/http/media.py), but
+    audited as `media.open` by this member of staff, not by "whoever held the link"."""
+    sapa = sapa_of(request)
+    ident = path_id(message_id, "file")
+    if not (is_ascii_number(index) and len(index) <= 3):  # a file's place in its message: 0, 1, 2...
+        raise HTTPException(404, "no such file")
+    position = int(index)
+    return await run_in_threadpool(media.serve_file, sapa, ident, position, media.requester_of(request),
+                                   actor=staff.actor)
 
 
 def reply(conversation_id: str, request: Request, staff: Actor, text: str = Form("")) -> Response:

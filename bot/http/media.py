@@ -56,61 +56,74 @@ def mount(app: FastAPI, sapa: Any) -> None:
             log.info("media link refused (forged or expired) for message %s from %s", message_id[:20],
                      requester.get("address"))
             return error(403, "this link is not valid or has expired; ask for a new one")
-        with sapa.database.unit_of_work(read_only=True) as session:
-            message = session.get(Message, int(message_id))
-            files = list(message.media or []) if message is not None else []
-            if message is None or int(index) >= len(files):
-                return error(404, "no such file: the message or the file is no longer here")
-            entry: dict[str, Any] = dict(files[int(index)])
-            channel, customer_id, direction = message.channel, message.customer_id, message.direction
-        reference = str(entry.get("url") or "")
-        origin = "slack" if reference.startswith("slack:") else channel
-        provider = PROVIDER_NAMES.get(origin, origin)
-        source = sapa.desk if origin == "slack" else sapa.channels.get(channel)
-        fetch = getattr(source, "fetch_media", None)
-        if fetch is None:
-            return error(502, f"{provider} is not enabled on this Sapa, so the file cannot be fetched from it")
-        try:
-            data, fetched_type = fetch(reference)
-        except (RetryLater, Undeliverable) as exc:
-            log.warning("media: %s did not hand over file %s/%s: %s", provider, message_id, index, exc.reason)
-            if origin == "slack" and isinstance(exc, Undeliverable):
-                _tell_agent(int(message_id), int(index), entry, exc.reason, now)
-            return error(502, f"{provider} did not hand over the file: {exc.reason}")
-        except Exception as exc:  # a provider's SDK failing in a way nobody mapped: still a clear answer
-            log.exception("media: fetching file %s/%s from %s failed", message_id, index, provider)
-            return error(502, f"{provider} did not hand over the file: {type(exc).__name__}")
-        content_type = _content_type(fetched_type, entry.get("content_type"))
-        with sapa.database.unit_of_work() as session:
-            record(session, actor="media_link", action="media.open", subject_type="message", subject_id=message_id,
-                   now=now, detail={"customer_id": customer_id, "message_id": int(message_id), "index": int(index),
-                                    "direction": direction, "channel": channel, "content_type": content_type,
-                                    "bytes": len(data), **requester})
-        return Response(content=data, media_type=content_type,
-                        headers={**HEADERS, "Content-Disposition": _disposition(content_type, entry)})
-
-    def _tell_agent(message_id: int, index: int, entry: dict[str, Any], reason: str, now: Any) -> None:
-        """An agent's file that Slack will not hand over (Twilio or the customer asked for it): say so in the
-        card's thread, once per file (the audit entry of the failure is the marker)."""
-        from handlers.desk_slack import file_not_delivered
-
-        with sapa.database.unit_of_work() as session:
-            seen = session.execute(select(AuditEntry.id).where(
-                AuditEntry.action == "media.unavailable", AuditEntry.subject_type == "message",
-                AuditEntry.subject_id == str(message_id))).first()
-            record(session, actor="media_link", action="media.unavailable", subject_type="message",
-                   subject_id=message_id, now=now, detail={"index": index, "reason": reason[:300]})
-            if seen is None:
-                file_not_delivered(session, message_id, str(entry.get("file_name") or "a file"), reason, now=now)
+        return serve_file(sapa, int(message_id), int(index), requester, actor="media_link")
 
     @app.get("/media/{message_id}/{index}", include_in_schema=False)
     async def media(message_id: str, index: str, request: Request, exp: str = "", sig: str = "") -> Response:
-        requester = {"address": request.client.host if request.client else "unknown"}
-        if forwarded := request.headers.get("x-forwarded-for"):
-            requester["forwarded_for"] = forwarded[:200]
-        if agent := request.headers.get("user-agent"):
-            requester["user_agent"] = agent[:200]
-        return await run_in_threadpool(serve, message_id, index, exp, sig, requester)
+        return await run_in_threadpool(serve, message_id, index, exp, sig, requester_of(request))
+
+
+def requester_of(request: Request) -> dict[str, str]:
+    """Who asked, for the audit row: the address, what a proxy said it forwarded for, the browser."""
+    requester = {"address": request.client.host if request.client else "unknown"}
+    if forwarded := request.headers.get("x-forwarded-for"):
+        requester["forwarded_for"] = forwarded[:200]
+    if agent := request.headers.get("user-agent"):
+        requester["user_agent"] = agent[:200]
+    return requester
+
+
+def serve_file(sapa: Any, message_id: int, index: int, requester: dict[str, str], *, actor: str) -> Response:
+    """The file `index` of message `message_id`, fetched from its provider, the access audited with `actor` (the
+    signed link's holder is "media_link"; the console passes the signed-in member of staff, `agent:<id>`)."""
+    now = sapa.clock.now()
+    with sapa.database.unit_of_work(read_only=True) as session:
+        message = session.get(Message, message_id)
+        files = list(message.media or []) if message is not None else []
+        if message is None or index >= len(files):
+            return error(404, "no such file: the message or the file is no longer here")
+        entry: dict[str, Any] = dict(files[index])
+        channel, customer_id, direction = message.channel, message.customer_id, message.direction
+    reference = str(entry.get("url") or "")
+    origin = "slack" if reference.startswith("slack:") else channel
+    provider = PROVIDER_NAMES.get(origin, origin)
+    source = sapa.desk if origin == "slack" else sapa.channels.get(channel)
+    fetch = getattr(source, "fetch_media", None)
+    if fetch is None:
+        return error(502, f"{provider} is not enabled on this Sapa, so the file cannot be fetched from it")
+    try:
+        data, fetched_type = fetch(reference)
+    except (RetryLater, Undeliverable) as exc:
+        log.warning("media: %s did not hand over file %s/%s: %s", provider, message_id, index, exc.reason)
+        if origin == "slack" and isinstance(exc, Undeliverable):
+            _tell_agent(sapa, message_id, index, entry, exc.reason, now)
+        return error(502, f"{provider} did not hand over the file: {exc.reason}")
+    except Exception as exc:  # a provider's SDK failing in a way nobody mapped: still a clear answer
+        log.exception("media: fetching file %s/%s from %s failed", message_id, index, provider)
+        return error(502, f"{provider} did not hand over the file: {type(exc).__name__}")
+    content_type = _content_type(fetched_type, entry.get("content_type"))
+    with sapa.database.unit_of_work() as session:
+        record(session, actor=actor, action="media.open", subject_type="message", subject_id=message_id,
+               now=now, detail={"customer_id": customer_id, "message_id": message_id, "index": index,
+                                "direction": direction, "channel": channel, "content_type": content_type,
+                                "bytes": len(data), **requester})
+    return Response(content=data, media_type=content_type,
+                    headers={**HEADERS, "Content-Disposition": _disposition(content_type, entry)})
+
+
+def _tell_agent(sapa: Any, message_id: int, index: int, entry: dict[str, Any], reason: str, now: Any) -> None:
+    """An agent's file that Slack will not hand over (Twilio or the customer asked for it): say so in the
+    card's thread, once per file (the audit entry of the failure is the marker)."""
+    from handlers.desk_slack import file_not_delivered
+
+    with sapa.database.unit_of_work() as session:
+        seen = session.execute(select(AuditEntry.id).where(
+            AuditEntry.action == "media.unavailable", AuditEntry.subject_type == "message",
+            AuditEntry.subject_id == str(message_id))).first()
+        record(session, actor="media_link", action="media.unavailable", subject_type="message",
+               subject_id=message_id, now=now, detail={"index": index, "reason": reason[:300]})
+        if seen is None:
+            file_not_delivered(session, message_id, str(entry.get("file_name") or "a file"), reason, now=now)
 
 
 def _content_type(fetched: str | None, stored: Any) -> str:

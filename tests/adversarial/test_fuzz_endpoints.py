@@ -486,7 +486,7 @@ STRATEGIES: dict[tuple[str, str], Callable[[Context], st.SearchStrategy[Req]]] =
         ("POST", "/console/conversations/{conversation_id}/reply"), ("GET", "/console/customers/{customer_id}"),
         ("POST", "/console/customers/{customer_id}/erase"), ("POST", "/console/customers/{customer_id}/export"),
         ("POST", "/console/customers/{customer_id}/merge"), ("POST", "/console/customers/{customer_id}/profile"),
-        ("POST", "/console/customers/{customer_id}/vip"),
+        ("POST", "/console/customers/{customer_id}/vip"), ("GET", "/console/media/{message_id}/{index}"),
         ("GET", "/console/inbox"), ("GET", "/console/inbox/events"), ("GET", "/console/inbox/queue"),
         ("GET", "/console/password"), ("POST", "/console/password"), ("GET", "/console/reset"),
         ("POST", "/console/reset"), ("GET", "/console/setup"), ("POST", "/console/setup"),

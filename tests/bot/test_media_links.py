@@ -190,6 +190,34 @@ def test_a_signed_link_serves_a_telegram_customers_photo_and_the_access_is_audit
     assert entry.detail["address"] == "testclient" and entry.detail["forwarded_for"] == "203.0.113.9"
 
 
+def test_the_console_shows_a_customers_photo_to_a_reader_and_audits_who_opened_it(client, fakes, sapa,
+                                                                                   monkeypatch) -> None:
+    """In the console a file is fetched for the signed-in member of staff (no link to pass around), and the audit
+    row names them; a role that may not read transcripts, or nobody, gets nothing fetched."""
+    from bot.console import auth
+    from tests.console.conftest import CHEAP, add_staff, another_browser, signed_in_client
+
+    monkeypatch.setattr(auth, "HASHER", CHEAP)
+    message = telegram_photo(client, fakes, sapa)
+    sari = add_staff(sapa, "Sari", "sari@example.co.id", "customer_service")
+    add_staff(sapa, "Maya", "maya@example.co.id", "marketing")
+    path = f"/console/media/{message.id}/0"
+    https = {"base_url": "https://testserver"}  # the public URL is https here: the console's cookies are Secure
+    assert another_browser(client, **https).get(path).status_code == 401  # the sign-in page
+    assert signed_in_client(another_browser(client, **https), "maya@example.co.id").get(path).status_code == 403
+    assert audit(sapa) == []
+    agent = signed_in_client(another_browser(client, **https), "sari@example.co.id")
+    page = agent.get(f"/console/conversations/{message.conversation_id}")
+    assert f'src="{path}"' in page.text  # the transcript shows the photo inline
+    response = agent.get(path)
+    assert response.status_code == 200 and response.content == PHOTO
+    assert response.headers["cache-control"] == "private, no-store"
+    [entry] = audit(sapa)
+    assert (entry.actor, entry.subject_id, entry.detail["customer_id"]) == (f"agent:{sari}", str(message.id),
+                                                                              message.customer_id)
+    assert agent.get(f"/console/media/{message.id}/9").status_code == 404
+
+
 @pytest.mark.parametrize("problem", ["forged", "expired"])
 def test_a_forged_or_expired_link_gets_403_and_nothing_is_fetched(client, fakes, sapa, clock, problem) -> None:
     message = telegram_photo(client, fakes, sapa)
