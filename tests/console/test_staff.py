@@ -144,3 +144,14 @@ def test_a_slack_agent_disabled_in_the_console_stays_disabled_after_a_restart(sa
     build(settings, clock=sapa.clock, interpreter=sapa.interpreter, database=sapa.database, model_cache=None)
     with sapa.database.unit_of_work(read_only=True) as session:
         assert not session.execute(select(Agent).where(Agent.slack_user_id == "U0SARI")).scalar_one().active
+
+
+def test_a_staff_id_that_is_no_row_id_is_refused_not_a_server_error(client: TestClient, sapa: Sapa) -> None:
+    """Found by the soak fuzz run: a staff id past 64 bits reached SQLite (OverflowError, 500)."""
+    add_staff(sapa, "Ani", "ani@example.co.id", "admin")
+    admin = signed_in_client(another_browser(client), "ani@example.co.id")
+    token = page_token(admin)
+    for staff_id in ("9" * 30, "²", "0", "-1"):
+        for action in ("disable", "reset"):
+            answer = admin.post(f"/console/staff/{staff_id}/{action}", data={"csrf_token": token})
+            assert answer.status_code in (400, 404), (staff_id, action, answer.status_code)
