@@ -109,7 +109,9 @@ def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
     rows = [{"row": row, "waited": waited(row.waiting_since, now, lang),
              "due": countdown(row.sla_due or _handoff_due(sapa.settings, row.status, row.vip, row.waiting_since), now)}
             for row in result.rows]
-    kept = {key: value for key, value in request.query_params.items() if key != "cursor" and value}
+    # The filters travel on to the next page and the live refresh; the page's cursor and a shown outcome do not.
+    kept = {key: value for key, value in request.query_params.items()
+            if key not in ("cursor", "done", "detail") and value}
     return {"rows": rows, "total": result.total, "filters": filters, "channels": CHANNELS, "statuses": STATUSES,
             "next_url": f"/console/inbox?{urlencode({**kept, 'cursor': result.next_cursor})}"
             if result.next_cursor else None,
