@@ -9,6 +9,9 @@ question (`can(role, permission)`), so a rule changes in one place. Roles (issue
 - management: like supervisor.
 - marketing: campaigns and the loyalty programme; never transcripts or customer profiles.
 - admin: IT: staff accounts and erasure; everything else too, so a first admin can try the whole product.
+
+The knowledge base (FAQ answers, reply texts) is edited by supervisors and management, who answer for what
+customers are told, and admins; agents propose changes to them rather than change what every customer reads.
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ Permission = Literal[
     "loyalty.adjust",  # points adjustments
     "loyalty.redeem",  # redeem a reward for a customer
     "staff.manage",  # staff accounts
+    "knowledge.edit",  # FAQ entries and reply texts (issue 17); reading them needs no permission beyond signing in
 ]
 
 _DESK: Final = frozenset({"inbox.view", "conversation.read", "conversation.act", "customer.read", "customer.edit",
                           "tickets.view", "loyalty.redeem"})
 _SENIOR: Final = _DESK | {"conversation.reassign", "customer.merge", "customer.export", "vip.manage",
-                          "dashboard.view", "loyalty.adjust"}
+                          "dashboard.view", "loyalty.adjust", "knowledge.edit"}
 GRANTS: Final[dict[str, frozenset[str]]] = {
     # Merging is a desk task in the Slack commands (`/sapa merge`) since issue 11: customer service keeps it.
     "customer_service": _DESK | {"customer.merge"},

@@ -591,4 +591,5 @@ texts({
     "perm.loyalty.adjust": {"id": "menyesuaikan poin loyalitas", "en": "adjust loyalty points"},
     "perm.loyalty.redeem": {"id": "menukarkan hadiah untuk pelanggan", "en": "redeem rewards for customers"},
     "perm.staff.manage": {"id": "mengelola akun staf", "en": "manage staff accounts"},
+    "perm.knowledge.edit": {"id": "mengubah FAQ dan teks balasan", "en": "edit FAQ answers and reply texts"},
 })

@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 
 
 def mount(app: FastAPI, sapa: Sapa) -> None:
-    from bot.console import auth_routes, customer_routes, inbox_routes
+    from bot.console import auth_routes, campaign_routes, customer_routes, dashboard_routes, inbox_routes, knowledge_routes
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     auth_routes.install(app)  # sign-in, staff accounts; anonymous visitors of any /console path get the sign-in page
     inbox_routes.mount(app)  # the queue, conversations, live updates
     customer_routes.mount(app)  # customers, tickets
+    dashboard_routes.mount(app)  # managers: the live queue, a period's numbers with charts, drill-down, exports
+    campaign_routes.mount(app)  # marketing: segments, broadcasts, the loyalty programme
+    knowledge_routes.mount(app)  # FAQ entries and reply texts, with history and rollback
