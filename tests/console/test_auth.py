@@ -74,6 +74,7 @@ def test_staff_sign_in_and_reach_their_start_page(client: TestClient, sapa: Sapa
     assert "mengelola kampanye dan siaran" in home.text  # what marketing may use
     assert "Masuk sebagai Maya (Pemasaran)" in home.text
     assert 'href="/console/inbox"' not in home.text  # no inbox for marketing
+    assert 'href="/console/campaigns"' in home.text and 'href="/console/dashboard"' not in home.text
     assert "staff.signed_in" in audit_actions(sapa)
 
 
