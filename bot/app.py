@@ -19,10 +19,11 @@ from channels.base import ChannelContext, CustomerChannel, Sender
 from channels.registry import build_channels
 from channels.slack import SlackDesk
 from handlers.desk import sync_agents
+from handlers.knowledge_live import Knowledge
 from nlu.backends import build_interpreter
 from nlu.interpretation import Interpreter
 from scheduler.clock import SchedulerClock
-from scheduler.jobs import task_kinds
+from scheduler.jobs import CurrentTaskKinds
 from scheduler.runner import TaskRunner
 from store import Database, create_database
 from store.tasks import schedule
@@ -44,6 +45,8 @@ class Sapa:
     dispatcher: OutboxDispatcher
     runner: TaskRunner
     scheduler: SchedulerClock
+    # The FAQ and reply texts as edited in the console over config.yml's (handlers/knowledge.py).
+    knowledge: Knowledge
     desk: SlackDesk | None = None  # the Slack agent desk, when slack.enabled
 
     def start_background(self) -> None:
@@ -90,10 +93,14 @@ def build(
     senders: dict[str, Sender] = {**channels, **({"slack": desk} if desk else {})}
     dispatcher = OutboxDispatcher(database, senders, clock, settings.outbox,
                                   broadcast_rates=settings.broadcasts.rate_per_second)
-    pipeline = Pipeline(database, interpreter, settings, clock, on_outbox=dispatcher.wake)
-    runner = TaskRunner(database, clock, task_kinds(settings), max_attempts=settings.scheduler.max_attempts)
+    knowledge = Knowledge(settings, database)
+    pipeline = Pipeline(database, interpreter, settings, clock, on_outbox=dispatcher.wake,
+                        current_settings=knowledge.settings)
+    runner = TaskRunner(database, clock, CurrentTaskKinds(knowledge.settings),
+                        max_attempts=settings.scheduler.max_attempts)
     scheduler = SchedulerClock(runner, settings.scheduler.poll_interval_s, settings.company.timezone)
-    sapa = Sapa(settings, database, clock, interpreter, channels, pipeline, dispatcher, runner, scheduler, desk)
+    sapa = Sapa(settings, database, clock, interpreter, channels, pipeline, dispatcher, runner, scheduler, knowledge,
+                desk)
     scheduler.add_periodic(
         "idle-sweep", sapa.schedule_idle_sweep, IntervalTrigger(minutes=IDLE_SWEEP_MINUTES)
     )

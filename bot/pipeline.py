@@ -59,10 +59,14 @@ class Pipeline:
         clock: Clock,
         routes: list[Route] = ROUTES,
         on_outbox: Callable[[], None] | None = None,
+        current_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.database = database
         self.interpreter = interpreter
         self.settings = settings
+        # The settings handlers answer with: config's, with the FAQ and reply texts edited in the console laid over
+        # (handlers/knowledge_live.Knowledge.settings, current within a second across replicas).
+        self.current_settings = current_settings or (lambda: settings)
         self.clock = clock
         self.routes = routes
         self.on_outbox = on_outbox  # wakes the dispatcher after commit
@@ -89,6 +93,7 @@ class Pipeline:
     def handle(self, message: InboundMessage) -> InboundResult:
         # Understanding is pure CPU: done before the transaction so no lock is held meanwhile.
         interpretation = self.understand(message)
+        settings = self.current_settings()  # before the transaction: it may read the database on its own
         now = self.clock.now()
         with self.database.unit_of_work() as session:
             identity, created = get_or_create_identity(
@@ -145,7 +150,8 @@ class Pipeline:
             row = inbound_row(message, conversation.id, customer.id, interpretation, now, refused=refused)
             session.add(row)
             session.flush()
-            self._reply(session, message, customer, identity, conversation, row, interpretation, created, refused)
+            self._reply(session, message, customer, identity, conversation, row, interpretation, created, refused,
+                        settings=settings)
             reply_ids = tuple(r.id for r in replies_to(session, row.id))
             result = InboundResult(row.id, False, conversation.id, customer.id, reply_ids)
         if reply_ids and self.on_outbox is not None:
@@ -194,14 +200,14 @@ class Pipeline:
 
     def _reply(self, session: Session, message: InboundMessage, customer: Customer, identity: ChannelIdentity,
                conversation: Conversation, row: Message, interpretation: Interpretation, created: bool,
-               refused: button_check.ButtonCheck | None = None) -> None:
+               refused: button_check.ButtonCheck | None = None, *, settings: Settings | None = None) -> None:
         # Replies go where the message came from, even if the handler changed the identity (an erasure
         # replaces the address; its confirmation must still reach the person who asked).
         address = identity.address
         turn = Turn(
             customer=customer, identity=identity, conversation=conversation, message=message,
             message_id=row.id, interpretation=interpretation, session=session,
-            settings=self.settings, clock=self.clock, is_new_customer=created,
+            settings=settings or self.settings, clock=self.clock, is_new_customer=created,
         )
         if refused is not None:
             # A button we never offered, or of an answered question: stored, answered, nothing changed.

@@ -46,6 +46,7 @@ ROUTES: list[Route] = [
     *consent.INTENT_ROUTES,  # opt_out / opt_in said in words
     *handoff.ROUTES,  # talk_to_agent
     *greeting.ROUTES,  # greet, thanks, goodbye
+    *inquiries.LAST_CHANCE_ROUTES,  # an FAQ entry covers words read as nothing else (a topic added in the console)
     *fallback.ROUTES,  # anything else
 ]
 

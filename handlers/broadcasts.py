@@ -215,6 +215,15 @@ def preview(session: Session, settings: Settings, broadcast_id: int, now: dateti
             "samples": rendered}
 
 
+def rendered_samples(session: Session, settings: Settings, broadcast_id: int, now: datetime) -> dict[str, Rendered]:
+    """What one customer would get in each language the broadcast has a text for: the text (with the opt-out line)
+    and the variables of the WhatsApp `broadcast` template, rendered for the same sample customer `preview` uses."""
+    broadcast = store.get(session, broadcast_id)
+    sample = _sample_values(session, settings, dict(broadcast.filters), now)[0]
+    return {lang: render_message(settings, broadcast.messages, lang, sample)
+            for lang in settings.languages if broadcast.messages.get(lang)}
+
+
 def render_preview(data: dict[str, Any]) -> str:
     channels = ", ".join(f"{c} {n}" for c, n in data["by_channel"].items())
     skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(data["skipped"].items())) or "none"

@@ -418,15 +418,16 @@ def someone_can_answer(session: Session, *, now: datetime) -> bool:
     staff = staff_for_transfer(session)
     if not staff:
         return True
+    return any(present(a, now) for a in staff)
 
-    def present(agent: Agent) -> bool:
-        if agent.availability != "online":
-            return agent.availability_changed_at is None and agent.slack_user_id is not None
-        if agent.password_hash is None:
-            return True
-        return agent.last_seen_at is not None and now - agent.last_seen_at <= PRESENCE
 
-    return any(present(a) for a in staff)
+def present(agent: Agent, now: datetime) -> bool:
+    """Whether this member of staff counts as able to answer now (someone_can_answer's rule, also the dashboard's)."""
+    if agent.availability != "online":
+        return agent.availability_changed_at is None and agent.slack_user_id is not None
+    if agent.password_hash is None:
+        return True
+    return agent.last_seen_at is not None and now - agent.last_seen_at <= PRESENCE
 
 
 def _locked(session: Session, conversation_id: int) -> Conversation | None:

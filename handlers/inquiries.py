@@ -299,9 +299,15 @@ class FaqIndex:
         words explain more of the question wins, then the more similar one. "bisa pake kartu kredit
         visa?" is most similar to instalments, but "visa" is no instalment word: payment methods answer.
         """
+        ranked = self.ranked(text)
+        return ranked[0] if ranked else None
+
+    def ranked(self, text: str) -> list[Match]:
+        """Every entry compared with `text`: the one that answers first (as `match` picks it), then the others
+        by similarity; empty if nothing compares. The console's "try a question" shows the first few."""
         cleaned = _clean(text)
         if not cleaned or not self.spaces:
-            return None
+            return []
         scores = self.similarities(cleaned)
         said = cleaned.split()
         in_phrase = {i for phrase in self.common_phrases for start in range(len(said) - len(phrase) + 1)
@@ -309,7 +315,7 @@ class FaqIndex:
         content = [word for i, word in enumerate(said) if i not in in_phrase and _is_content(word)]
         # A word some vocabulary knows as it is is no typo: "pasang" is not "padang" misspelt.
         typo = {word: not (self.common.has(word) or any(v.has(word) for v in self.vocabularies)) for word in content}
-        nearest: Match | None = None
+        candidates: list[Match] = []
         best: tuple[int, float, Match] | None = None
         for number in sorted(range(len(self.entries)), key=lambda number: -scores[number]):
             vocabulary, topic = self.vocabularies[number], self.topics[number]
@@ -318,10 +324,12 @@ class FaqIndex:
             own = sum(1 for word in content if topic.knows(word, typo[word]) and not self.common.has(word))
             answers = not uncovered and own > 0 and scores[number] >= self.min_similarity
             candidate = Match(self.entries[number], scores[number], answers, uncovered)
-            nearest = nearest or candidate
+            candidates.append(candidate)
             if answers and (best is None or (own, scores[number]) > best[:2]):
                 best = (own, scores[number], candidate)
-        return best[2] if best is not None else nearest
+        if best is None:
+            return candidates
+        return [best[2], *(candidate for candidate in candidates if candidate is not best[2])]
 
 
 def _words_of(text: str) -> list[str]:
@@ -382,6 +390,21 @@ def answer_question(turn: Turn) -> list[Reply]:
     return [turn.reply("faq_answer", name=name, answer=answer)]
 
 
+def answered_if_covered(turn: Turn) -> list[Reply] | None:
+    """The FAQ's answer when an entry covers the message, else None (nothing logged; the next route, the
+    fallback, answers). For messages no other route took, which the classifier did not read as a question: an
+    entry an editor has just added in the console (handlers/knowledge.py) may be on a topic the classifier was
+    never trained on ("ada lowongan kerja untuk kurir?" reads as out of scope), and the entry's own words still
+    answer it. The coverage rule is the one `ask_info` uses, so a message no entry covers is still "not
+    understood"."""
+    if turn.message.button_payload or not turn.message.text.strip():
+        return None
+    match = faq_index(turn.settings.faq).match(turn.message.text)
+    if match is None or not match.answers:
+        return None
+    return answer_question(turn)
+
+
 def _log(turn: Turn, match: Match | None, answered: bool) -> None:
     """Keep which entry answered (or came nearest, and which words it did not cover) with the message: the
     interaction log shows it, and questions the FAQ missed can be found to write new entries or terms."""
@@ -394,3 +417,5 @@ def _log(turn: Turn, match: Match | None, answered: bool) -> None:
 
 
 ROUTES = [Route(answer_question, intent="ask_info")]
+# Before the fallback: whatever no other route took, if an FAQ entry covers it (see `answered_if_covered`).
+LAST_CHANCE_ROUTES = [Route(answered_if_covered, payload_prefix="")]

@@ -45,6 +45,15 @@ def due_times(settings: Settings, tier: Tier, opened_at: datetime) -> tuple[date
             add_wall_minutes(opened_at, target.resolution_minutes))
 
 
+def handoff_due(settings: Settings, status: str, vip: bool, since: datetime | None) -> datetime | None:
+    """A conversation waiting for a person with no ticket (a plain "I want a person") still has the tier's
+    first-response target (sla.tiers: VIPs 30 minutes by the clock, others in business hours), counted from the
+    handoff, so a waiting VIP shows its countdown like a ticket would (the console's inbox and dashboard)."""
+    if status != "waiting" or since is None:
+        return None
+    return due_times(settings, "vip" if vip else "regular", since)[0]
+
+
 def _key(ticket: Ticket, stage: str) -> str:
     # A reopened ticket gets a fresh set of checks: the round (how often it was reopened) is in the key.
     round_ = f"r{ticket.reopened_count}:" if ticket.reopened_count else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,3 +91,34 @@ def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetim
             requests.STATUS_UPDATE: requests.status_update_task(settings),
             nps.ROUND: nps_round(settings), nps.ASK: nps.ask_task(settings),
             **loyalty.task_kinds(settings), **analysis.task_kinds(settings), **broadcasts.task_kinds(settings)}
+
+
+TaskFunction = Callable[[Session, Task, datetime], None]
+
+
+class CurrentTaskKinds(Mapping[str, TaskFunction]):
+    """The task functions made with the texts in force now: a survey question, a request's status update or a
+    broadcast's fixed footer edited in the console (handlers/knowledge.py) is used by the next task that sends it,
+    not after a restart. The functions are rebuilt only when `current()` returns another Settings object (the
+    knowledge base hands out the same object until a revision changes it)."""
+
+    def __init__(self, current: Callable[[], Settings]) -> None:
+        self._current = current
+        self._made: tuple[Settings, dict[str, TaskFunction]] | None = None
+
+    def _kinds(self) -> dict[str, TaskFunction]:
+        settings = self._current()
+        made = self._made
+        if made is None or made[0] is not settings:
+            made = (settings, task_kinds(settings))
+            self._made = made
+        return made[1]
+
+    def __getitem__(self, kind: str) -> TaskFunction:
+        return self._kinds()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
+
+    def __len__(self) -> int:
+        return len(self._kinds())

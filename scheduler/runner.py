@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ class TaskRunner:
         self,
         database: Database,
         clock: Clock,
-        kinds: dict[str, TaskFunction],
+        kinds: Mapping[str, TaskFunction],
         *,
         max_attempts: int = 5,
         claim_timeout: timedelta = timedelta(minutes=5),

@@ -33,6 +33,7 @@ from store.models import (
     Broadcast,
     BroadcastRecipient,
     Consent,
+    Customer,
     CustomerScore,
     LoyaltyEntry,
     Message,
@@ -265,3 +266,65 @@ def segment_participation(session: Session, start: datetime, end: datetime) -> l
     names += sorted((set(sizes) | set(earned) | set(redeemed)) - set(names))
     return [SegmentParticipation(name, sizes.get(name, 0), *earned.get(name, (0, 0)), *redeemed.get(name, (0, 0, 0)))
             for name in names]
+
+
+# --- one row per recipient (the console's drill-down and export) ---------------------------------------------
+
+OUTCOMES = ("waiting", "skipped", "pending", "paused", "sent", "delivered", "read", "failed")
+
+
+@dataclass(frozen=True)
+class RecipientRow:
+    """One recipient as marketing may see it: who (name), on which channel, what became of the message; never
+    the address or the words of a conversation."""
+
+    id: int
+    customer_id: int
+    name: str | None
+    channel: str | None
+    language: str | None
+    outcome: str  # one of OUTCOMES, defined as broadcast_stats counts them
+    reason: str | None  # why skipped or failed
+    queued_at: datetime | None
+    sent_at: datetime | None
+
+
+def _outcome() -> Any:
+    """The recipient's outcome as a SQL CASE over the recipient, its outbox row and its message."""
+    failed = or_(OutboxItem.status.in_(("failed", "cancelled")), Message.delivery_status == "failed")
+    return case(
+        (BroadcastRecipient.status == "skipped", "skipped"),
+        (BroadcastRecipient.status == "pending", "waiting"),
+        (failed, "failed"),
+        (OutboxItem.status == "paused", "paused"),
+        (OutboxItem.status != "sent", "pending"),
+        (Message.delivery_status == "read", "read"),
+        (Message.delivery_status == "delivered", "delivered"),
+        else_="sent")
+
+
+def recipient_rows(session: Session, broadcast_id: int, *, outcome: str | None = None, channel: str | None = None,
+                   after_id: int = 0, limit: int | None = 100) -> list[RecipientRow]:
+    """The broadcast's recipients in id order after `after_id` (keyset paging), optionally of one outcome and
+    channel. Failure reasons are the message's delivery error, else the outbox's last error."""
+    kind = _outcome()
+    reason = case((BroadcastRecipient.status == "skipped", BroadcastRecipient.skip_reason),
+                  (kind == "failed", func.coalesce(Message.delivery_error, OutboxItem.last_error, UNKNOWN)),
+                  else_=None)
+    message_id = func.coalesce(BroadcastRecipient.message_id, OutboxItem.message_id)
+    query = (select(BroadcastRecipient.id, BroadcastRecipient.customer_id, Customer.name, BroadcastRecipient.channel,
+                    BroadcastRecipient.language, kind, reason, BroadcastRecipient.queued_at, OutboxItem.sent_at)
+             .select_from(BroadcastRecipient)
+             .join(Customer, Customer.id == BroadcastRecipient.customer_id)
+             .outerjoin(OutboxItem, OutboxItem.id == BroadcastRecipient.outbox_id)
+             .outerjoin(Message, Message.id == message_id)
+             .where(BroadcastRecipient.broadcast_id == broadcast_id, BroadcastRecipient.id > after_id)
+             .order_by(BroadcastRecipient.id))
+    if outcome is not None:
+        query = query.where(kind == outcome)
+    if channel is not None:
+        query = query.where(BroadcastRecipient.channel == channel)
+    if limit is not None:
+        query = query.limit(limit)
+    return [RecipientRow(int(r[0]), int(r[1]), r[2], r[3], r[4], str(r[5]), r[6], r[7], r[8])
+            for r in session.execute(query)]

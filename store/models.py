@@ -44,6 +44,10 @@ class Base(DeclarativeBase):
 
 class Customer(Base):
     __tablename__ = "customers"
+    __table_args__ = (
+        # The dashboard's VIP section (issue 17): `customer_id IN (the VIPs)` reads the few VIPs from here.
+        Index("ix_customers_is_vip", "is_vip"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -160,6 +164,8 @@ class Conversation(Base):
         # The console's queue: the open human-held conversations, oldest handoff first (store/inbox.py).
         Index("ix_conversations_status_handed_off_at", "status", "handed_off_at"),
         Index("ix_conversations_owner_agent_id_status", "owner_agent_id", "status"),
+        # The dashboard's conversations per channel per day (issue 17): a covering range scan.
+        Index("ix_conversations_opened_at_channel", "opened_at", "channel", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -196,6 +202,10 @@ class Message(Base):
         Index("ix_messages_reply_to_id", "reply_to_id"),
         # Delivery status callbacks name only the provider's id (store.messages.apply_delivery).
         Index("ix_messages_provider_message_id", "provider_message_id"),
+        # The report's and dashboard's message counts per channel, direction and day (issue 17): covering.
+        Index("ix_messages_created_at_channel_direction", "created_at", "channel", "direction", "customer_id"),
+        # Agents' replies in a period (the dashboard's workload): few rows among the customers' and the bot's.
+        Index("ix_messages_sender_created_at", "sender", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -224,6 +234,11 @@ class Message(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (
+        # The report's cohort (opened in a period) and its "tickets resolved" (issue 17's dashboard).
+        Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_resolved_at", "resolved_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -252,6 +267,7 @@ class TicketEvent(Base):
     """The escalation log: every change to a ticket, who made it and when."""
 
     __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_kind_created_at", "kind", "created_at"),)  # escalations in a period
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
@@ -265,6 +281,10 @@ class Survey(Base):
     """A satisfaction question put to a customer and their answer: CSAT (1-5) after a ticket, NPS (0-10)."""
 
     __tablename__ = "surveys"
+    __table_args__ = (  # the report's answers and questions in a period (issue 17's dashboard)
+        Index("ix_surveys_kind_answered_at", "kind", "answered_at"),
+        Index("ix_surveys_kind_asked_at", "kind", "asked_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))  # csat, nps
@@ -566,3 +586,24 @@ class SlackRequest(Base):
     command: Mapped[str] = mapped_column(Text)  # what was typed after /sapa
     answer: Mapped[str] = mapped_column(Text)  # what Slack showed the agent
     created_at: Mapped[datetime] = mapped_column(index=True)  # rows past the replay window are pruned
+
+
+class KnowledgeRevision(Base):
+    """One saved version of a FAQ entry or a reply template (issue 17), written by the console.
+
+    The current text of an entry is its latest revision (highest id for its kind + key); an entry with no revision
+    is still the `config.yml` seed. `content` is the whole FAQ entry (id, question, answer, examples, terms) or a
+    template's {language: text}; None when the entry was deleted. History is never rewritten: a rollback is a new
+    revision with `restored_from_id` naming the revision it copied."""
+
+    __tablename__ = "knowledge_revisions"
+    __table_args__ = (Index("ix_knowledge_revisions_kind_key_id", "kind", "key", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # faq, template
+    key: Mapped[str] = mapped_column(String(120))  # the FAQ entry's id or the template's name
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(String(300))
+    restored_from_id: Mapped[int | None] = mapped_column(ForeignKey("knowledge_revisions.id"))
+    created_at: Mapped[datetime]

@@ -64,6 +64,9 @@ KEYS = (*LIST_KEYS, *INT_KEYS, "vip", "tier", "consent")
 CONSENT_VALUES = ("marketing", "any")
 PUSH_CHANNELS = ("whatsapp", "sms", "telegram")  # web chat cannot receive a push: nobody is listening
 SAMPLES = 5
+# The largest number each key takes: days must stay a date (now minus 10**12 days is no datetime), points a BIGINT.
+INT_LIMITS = {"last_purchase_within_days": 36_500, "last_purchase_before_days": 36_500, "min_points": 10**15,
+              "max_points": 10**15}
 
 
 class FilterError(ValueError):
@@ -107,6 +110,8 @@ def _as_int(key: str, value: Any) -> int:
         raise FilterError(f"filter {key!r}: give a whole number, not {value!r}") from None
     if number < 0:
         raise FilterError(f"filter {key!r}: must be 0 or more, not {number}")
+    if number > INT_LIMITS.get(key, 10**15):
+        raise FilterError(f"filter {key!r}: at most {INT_LIMITS.get(key, 10**15):,}, not {number}")
     return number
 
 

@@ -28,7 +28,7 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 def export_format(raw: str | None) -> Format:
     """The format a request asked for; anything else is a 400 that names the choices."""
     if raw in FORMATS:
-        return raw  # type: ignore[return-value]
+        return raw
     raise HTTPException(400, f"format: use one of {', '.join(FORMATS)}")
 
 

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -107,7 +106,8 @@ def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
         availability = me.availability
     lang = language(request)
     rows = [{"row": row, "waited": waited(row.waiting_since, now, lang),
-             "due": countdown(row.sla_due or _handoff_due(sapa.settings, row.status, row.vip, row.waiting_since), now)}
+             "due": countdown(row.sla_due or sla.handoff_due(sapa.settings, row.status, row.vip, row.waiting_since),
+                              now)}
             for row in result.rows]
     # The filters travel on to the next page and the live refresh; the page's cursor and a shown outcome do not.
     kept = {key: value for key, value in request.query_params.items()
@@ -227,7 +227,7 @@ def conversation_page(conversation_id: str, request: Request, staff: Reader) -> 
                                        .order_by(Ticket.id)).scalars())
         dues = [t.first_response_due_at for t in tickets if t.first_response_due_at and not t.first_responded_at]
         dues = dues or [t.resolution_due_at for t in tickets if t.resolution_due_at]
-        handoff_due = _handoff_due(sapa.settings, conversation.status, customer.is_vip, conversation.handed_off_at)
+        handoff_due = sla.handoff_due(sapa.settings, conversation.status, customer.is_vip, conversation.handed_off_at)
         dues = dues or ([handoff_due] if handoff_due else [])
         colleagues = [a for a in desk.staff_for_transfer(session) if a.id != staff.id]
         record(session, actor=f"agent:{staff.id}", action="conversation.viewed", subject_type="conversation",
@@ -242,7 +242,7 @@ def conversation_page(conversation_id: str, request: Request, staff: Reader) -> 
                          "due": countdown(t.first_response_due_at if not t.first_responded_at
                                           else t.resolution_due_at, now)} for t in tickets],
             "due": countdown(min(dues), now) if dues else None,
-            "colleagues": colleagues, "canned": _canned(sapa.settings, conversation.language),
+            "colleagues": colleagues, "canned": _canned(sapa.knowledge.settings(), conversation.language),
             "can_act": can(staff.role, "conversation.act"),
             "can_reassign": can(staff.role, "conversation.reassign"),
             "can_customer": can(staff.role, "customer.read"),
@@ -345,8 +345,8 @@ def reply(conversation_id: str, request: Request, staff: Actor, text: str = Form
         return back(f"/console/conversations/{ident}", "too_long")
     sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
-        result = desk.reply(session, sapa.settings, conversation_id=ident, agent=session.get_one(Agent, staff.id),
-                            text=words, now=sapa.clock.now())
+        result = desk.reply(session, sapa.knowledge.settings(), conversation_id=ident,
+                            agent=session.get_one(Agent, staff.id), text=words, now=sapa.clock.now())
     sapa.dispatcher.wake()
     return back(f"/console/conversations/{ident}", "sent" if result.ok else "refused", result.note)
 
@@ -360,7 +360,7 @@ def note(conversation_id: str, request: Request, staff: Actor, text: str = Form(
         return back(f"/console/conversations/{ident}", "too_long")
     sapa = sapa_of(request)
     with sapa.database.unit_of_work() as session:
-        result = desk.add_note(session, sapa.settings, conversation_id=ident,
+        result = desk.add_note(session, sapa.knowledge.settings(), conversation_id=ident,
                                agent=session.get_one(Agent, staff.id), text=words, now=sapa.clock.now())
     sapa.dispatcher.wake()
     return back(f"/console/conversations/{ident}", "noted" if result.ok else "refused", result.note)
@@ -380,7 +380,7 @@ def action(conversation_id: str, request: Request, staff: Actor, name: str = For
         # The satisfaction survey follows a resolved ticket (handlers/sla.py); a plain request for a person has none,
         # so the outcome only promises the survey when there was one to resolve.
         surveyed = conversation is not None and bool(desk.open_tickets(session, conversation.customer_id))
-        result = desk.act(session, sapa.settings, action=name, conversation_id=ident,
+        result = desk.act(session, sapa.knowledge.settings(), action=name, conversation_id=ident,
                           agent=session.get_one(Agent, staff.id), now=sapa.clock.now(), to_agent_id=target)
     sapa.dispatcher.wake()
     outcome = "done_resolve_plain" if name == "resolve" and not surveyed else f"done_{name}"
@@ -391,15 +391,6 @@ def action(conversation_id: str, request: Request, staff: Actor, name: str = For
 
 def _still_signed_in(request: Request, staff: StaffUser) -> bool:
     return auth.session_valid(request, staff)
-
-
-def _handoff_due(settings: Any, status: str, vip: bool, since: datetime | None) -> datetime | None:
-    """A conversation waiting for a person with no ticket (a plain "I want a person") still has the tier's
-    first-response target (sla.tiers: VIPs 30 minutes by the clock, others in business hours), counted from the
-    handoff, so a waiting VIP shows its countdown like a ticket would."""
-    if status != "waiting" or since is None:
-        return None
-    return sla.due_times(settings, "vip" if vip else "regular", since)[0]
 
 
 def _event_stream(body: AsyncIterator[str]) -> StreamingResponse:

@@ -14,7 +14,14 @@ if TYPE_CHECKING:
 
 
 def mount(app: FastAPI, sapa: Sapa) -> None:
-    from bot.console import auth_routes, campaign_routes, customer_routes, dashboard_routes, inbox_routes, knowledge_routes
+    from bot.console import (
+        auth_routes,
+        campaign_routes,
+        customer_routes,
+        dashboard_routes,
+        inbox_routes,
+        knowledge_routes,
+    )
 
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     auth_routes.install(app)  # sign-in, staff accounts; anonymous visitors of any /console path get the sign-in page

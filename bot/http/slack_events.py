@@ -89,8 +89,8 @@ def mount(app: FastAPI, sapa: Any) -> None:
                 log.warning("Slack slash command from %s replayed (%s): answered as before, not run again",
                             event.slack_user, key)
                 return slack_requests.answer_of(session, key) or ""
-            receipt.answer = run_command(session, sapa.settings, slack_user=event.slack_user, text=event.text,
-                                         now=now)
+            receipt.answer = run_command(session, sapa.knowledge.settings(), slack_user=event.slack_user,
+                                         text=event.text, now=now)
             return receipt.answer
 
     @app.post("/slack/events", include_in_schema=False)

@@ -26,13 +26,14 @@ import json
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
@@ -228,7 +229,9 @@ def completed_period(settings: Settings, now: datetime, every_days: int) -> tupl
 
 
 @dataclass
-class _TicketRow:
+class TicketRow:
+    """A ticket of a period's cohort with what the report groups it by; the console's drill-down lists these."""
+
     ticket: Ticket
     channel: str
     tier: str
@@ -240,12 +243,23 @@ class _TicketRow:
         # Resolving answers the customer too; the product cancels the first-response check then.
         return self.ticket.first_responded_at or self.ticket.resolved_at
 
+    def first_response_verdict(self, now: datetime) -> str | None:
+        return verdict(self.answered_at, self.ticket.first_response_due_at, now)
+
+    def resolution_verdict(self, now: datetime) -> str | None:
+        return verdict(self.ticket.resolved_at, self.ticket.resolution_due_at, now)
+
+    def unanswered_past_due(self, now: datetime) -> bool:
+        due = self.ticket.first_response_due_at
+        return self.answered_at is None and due is not None and due < now
+
 
 def _minutes(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / 60
 
 
-def _verdict(done_at: datetime | None, due_at: datetime | None, now: datetime) -> str | None:
+def verdict(done_at: datetime | None, due_at: datetime | None, now: datetime) -> str | None:
+    """met, breached or pending (None: no due time)."""
     if due_at is None:
         return None
     if done_at is not None:
@@ -258,12 +272,46 @@ def _compliance(verdicts: Iterable[str | None]) -> Compliance:
     return Compliance(counted["met"], counted["breached"], counted["pending"])
 
 
-def _agent_names(session: Session) -> dict[int, str]:
+_MEMO = "sapa.report_memo"
+T = TypeVar("T")
+
+
+@contextmanager
+def memoized(session: Session) -> Iterator[None]:
+    """Within the block, the period queries below run once per period for everyone and VIPs together (the VIP
+    figures are the same rows filtered), and a repeated call returns the rows already read: the dashboard asks for
+    one period's cohort, answers and counts from several places. Only for reading: a change made in the block is
+    not seen by a query already answered."""
+    session.info[_MEMO] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_MEMO, None)
+
+
+def remember(session: Session, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    memo: dict[tuple[Any, ...], Any] | None = session.info.get(_MEMO)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def agent_names(session: Session) -> dict[int, str]:
     return {a.id: a.name for a in session.execute(select(Agent)).scalars()}
 
 
-def _tickets(session: Session, start: datetime, end: datetime, vip_only: bool, agents: dict[int, str]
-             ) -> list[_TicketRow]:
+def ticket_rows(session: Session, start: datetime, end: datetime, vip_only: bool, agents: dict[int, str]
+                ) -> list[TicketRow]:
+    """The cohort: tickets opened in [start, end), oldest first."""
+    if _MEMO in session.info and vip_only:
+        return [r for r in ticket_rows(session, start, end, False, agents) if r.tier == "vip"]
+    return remember(session, ("tickets", start, end), lambda: _ticket_rows(session, start, end, vip_only, agents))
+
+
+def _ticket_rows(session: Session, start: datetime, end: datetime, vip_only: bool, agents: dict[int, str]
+                 ) -> list[TicketRow]:
     query = (select(Ticket, Customer.is_vip, Conversation.channel)
              .join(Customer, Customer.id == Ticket.customer_id)
              .outerjoin(Conversation, Conversation.id == Ticket.conversation_id)
@@ -275,31 +323,80 @@ def _tickets(session: Session, start: datetime, end: datetime, vip_only: bool, a
         select(TicketEvent.ticket_id, func.max(TicketEvent.created_at))
         .where(TicketEvent.kind == "reopened", TicketEvent.ticket_id.in_([t.id for t, _, _ in found]))
         .group_by(TicketEvent.ticket_id))}
-    return [_TicketRow(ticket, channel or NONE_LABEL, "vip" if is_vip else "regular",
+    return [TicketRow(ticket, channel or NONE_LABEL, "vip" if is_vip else "regular",
                        agents.get(ticket.assigned_agent_id or 0, UNASSIGNED),
                        reopened.get(ticket.id, ticket.created_at))
             for ticket, is_vip, channel in found]
 
 
-def _surveys(session: Session, start: datetime, end: datetime, vip_only: bool, kind: str = "csat"
-             ) -> tuple[list[Survey], int]:
-    answered = select(Survey).where(Survey.kind == kind, Survey.status == "answered", Survey.answered_at >= start,
-                                    Survey.answered_at < end).order_by(Survey.answered_at, Survey.id)
-    asked = select(func.count()).select_from(Survey).where(Survey.kind == kind, Survey.asked_at >= start,
-                                                           Survey.asked_at < end)
+def surveys_answered(session: Session, start: datetime, end: datetime, vip_only: bool, kind: str = "csat"
+                     ) -> tuple[list[Survey], int]:
+    """The `kind` surveys answered in [start, end) and how many were asked in it."""
+    def both() -> tuple[list[Survey], dict[str, int]]:
+        answered = select(Survey).where(Survey.kind == kind, Survey.status == "answered",
+                                        Survey.answered_at >= start, Survey.answered_at < end
+                                        ).order_by(Survey.answered_at, Survey.id)
+        asked = select(Survey.tier, func.count()).where(Survey.kind == kind, Survey.asked_at >= start,
+                                                        Survey.asked_at < end).group_by(Survey.tier)
+        return list(session.execute(answered).scalars()), {t: int(n) for t, n in session.execute(asked)}
+
+    answers, asked = remember(session, ("surveys", kind, start, end), both)
     if vip_only:
-        answered, asked = answered.where(Survey.tier == "vip"), asked.where(Survey.tier == "vip")
-    return list(session.execute(answered).scalars()), int(session.execute(asked).scalar_one())
+        return [s for s in answers if s.tier == "vip"], asked.get("vip", 0)
+    return answers, sum(asked.values())
 
 
-def _first_response_times(rows: list[_TicketRow]) -> Durations:
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
+
+
+def resolved_tickets(query: Q, start: datetime, end: datetime, vip_only: bool) -> Q:
+    """`query` narrowed to the tickets resolved in [start, end) ("Tickets resolved")."""
+    query = query.join(Customer, Customer.id == Ticket.customer_id).where(Ticket.resolved_at >= start,
+                                                                          Ticket.resolved_at < end)
+    return query.where(Customer.is_vip.is_(True)) if vip_only else query
+
+
+def escalation_events(query: Q, start: datetime, end: datetime, vip_only: bool) -> Q:
+    """`query` narrowed to the escalations (ticket events) made in [start, end); `detail.level` is the level."""
+    query = (query.join(Ticket, Ticket.id == TicketEvent.ticket_id).join(Customer, Customer.id == Ticket.customer_id)
+             .where(TicketEvent.kind == "escalated", TicketEvent.created_at >= start, TicketEvent.created_at < end))
+    return query.where(Customer.is_vip.is_(True)) if vip_only else query
+
+
+def message_totals(session: Session, start: datetime, end: datetime) -> dict[tuple[str, str, bool], int]:
+    """The counted messages of [start, end) per (channel, direction, from or to a VIP): one range scan of
+    ix_messages_created_at_channel_direction serves both the report for everyone and the one for VIPs."""
+    vip = Message.customer_id.in_(vip_customers()).label("vip")
+
+    def count() -> dict[tuple[str, str, bool], int]:
+        query = counted_messages(select(Message.channel, Message.direction, vip, func.count()), start, end, False)
+        return {(channel, direction, bool(is_vip)): int(n)
+                for channel, direction, is_vip, n in session.execute(query.group_by(Message.channel,
+                                                                                     Message.direction, vip))}
+
+    return remember(session, ("messages", start, end), count)
+
+
+def counted_messages(query: Q, start: datetime, end: datetime, vip_only: bool) -> Q:
+    """`query` narrowed to the messages the report counts: customers' and replies (not notes) in [start, end)."""
+    query = query.where(Message.created_at >= start, Message.created_at < end, Message.direction.in_(("in", "out")))
+    return query.where(Message.customer_id.in_(vip_customers())) if vip_only else query
+
+
+def vip_customers() -> Select[int]:
+    """The VIP customers' ids, for `... IN (...)`: the database reads the few VIPs once and then checks each row of
+    an index range scan against them, instead of looking every row's customer up (bench/dashboard.py)."""
+    return select(Customer.id).where(Customer.is_vip.is_(True))
+
+
+def _first_response_times(rows: list[TicketRow]) -> Durations:
     return Durations.of([_minutes(r.answered_at, r.started_at) for r in rows if r.answered_at])
 
 
-def _group(rows: list[_TicketRow], surveys: list[Survey], ticket_key: Callable[[_TicketRow], str],
+def _group(rows: list[TicketRow], surveys: list[Survey], ticket_key: Callable[[TicketRow], str],
            survey_key: Callable[[Survey], str], now: datetime, nps: tuple[list[Survey], int]
            ) -> list[Breakdown]:
-    tickets_by: dict[str, list[_TicketRow]] = defaultdict(list)
+    tickets_by: dict[str, list[TicketRow]] = defaultdict(list)
     scores_by: dict[str, list[int]] = defaultdict(list)
     nps_by: dict[str, list[int]] = defaultdict(list)
     for row in rows:
@@ -314,8 +411,8 @@ def _group(rows: list[_TicketRow], surveys: list[Survey], ticket_key: Callable[[
         mine = tickets_by.get(key, [])
         groups.append(Breakdown(
             key=key, tickets_opened=len(mine), first_response=_first_response_times(mine),
-            first_response_sla=_compliance(_verdict(r.answered_at, r.ticket.first_response_due_at, now) for r in mine),
-            resolution_sla=_compliance(_verdict(r.ticket.resolved_at, r.ticket.resolution_due_at, now) for r in mine),
+            first_response_sla=_compliance(r.first_response_verdict(now) for r in mine),
+            resolution_sla=_compliance(r.resolution_verdict(now) for r in mine),
             csat=CsatSummary.of(scores_by.get(key, [])),
             nps=NpsSummary.of(nps_by.get(key, []), detractor_max),
         ))
@@ -325,31 +422,22 @@ def _group(rows: list[_TicketRow], surveys: list[Survey], ticket_key: Callable[[
 def measure(session: Session, settings: Settings, start: datetime, end: datetime, *, now: datetime,
             vip_only: bool = False) -> Metrics:
     """The numbers for one period [start, end), as the data stands at `now`."""
-    agents = _agent_names(session)
-    rows = _tickets(session, start, end, vip_only, agents)
+    agents = agent_names(session)
+    rows = ticket_rows(session, start, end, vip_only, agents)
     tickets = [r.ticket for r in rows]
-    resolved_query = (select(Ticket.kind, func.count()).join(Customer, Customer.id == Ticket.customer_id)
-                      .where(Ticket.resolved_at >= start, Ticket.resolved_at < end).group_by(Ticket.kind))
-    escalation_query = (select(TicketEvent.detail).join(Ticket, Ticket.id == TicketEvent.ticket_id)
-                        .join(Customer, Customer.id == Ticket.customer_id)
-                        .where(TicketEvent.kind == "escalated", TicketEvent.created_at >= start,
-                               TicketEvent.created_at < end))
-    message_query = (select(Message.channel, Message.direction, func.count())
-                     .join(Customer, Customer.id == Message.customer_id)
-                     .where(Message.direction.in_(("in", "out")), Message.created_at >= start, Message.created_at < end)
-                     .group_by(Message.channel, Message.direction))
-    if vip_only:
-        resolved_query = resolved_query.where(Customer.is_vip.is_(True))
-        escalation_query = escalation_query.where(Customer.is_vip.is_(True))
-        message_query = message_query.where(Customer.is_vip.is_(True))
-    surveys, asked = _surveys(session, start, end, vip_only)
-    nps_answers, nps_asked = _surveys(session, start, end, vip_only, kind="nps")
+    resolved_query = (resolved_tickets(select(Ticket.kind, func.count()), start, end, vip_only)
+                      .group_by(Ticket.kind))
+    escalation_query = escalation_events(select(TicketEvent.detail), start, end, vip_only)
+    surveys, asked = surveys_answered(session, start, end, vip_only)
+    nps_answers, nps_asked = surveys_answered(session, start, end, vip_only, kind="nps")
     detractor_max = settings.surveys.nps.detractor_max
     nps = (nps_answers, detractor_max)
     detractors = [s for s in nps_answers if (s.score or 0) <= detractor_max]
     messages: dict[str, dict[str, int]] = {}
-    for channel, direction, count in session.execute(message_query):
-        messages.setdefault(channel, {"in": 0, "out": 0})[direction] = int(count)
+    for (channel, direction, vip), count in message_totals(session, start, end).items():
+        if vip or not vip_only:
+            counts = messages.setdefault(channel, {"in": 0, "out": 0})
+            counts[direction] += count
     levels = Counter(int(detail.get("level", 0)) for detail in session.execute(escalation_query).scalars())
     low_limit = settings.surveys.low_score
     customers = {c.id: c.name for c in session.execute(
@@ -369,10 +457,9 @@ def measure(session: Session, settings: Settings, start: datetime, end: datetime
         resolved_by_kind={kind: int(n) for kind, n in sorted(session.execute(resolved_query).all())},
         first_response=_first_response_times(rows),
         resolution=Durations.of([_minutes(r.ticket.resolved_at, r.started_at) for r in rows if r.ticket.resolved_at]),
-        first_response_sla=_compliance(_verdict(r.answered_at, r.ticket.first_response_due_at, now) for r in rows),
-        resolution_sla=_compliance(_verdict(r.ticket.resolved_at, r.ticket.resolution_due_at, now) for r in rows),
-        unanswered_past_due=sum(1 for r in rows if r.answered_at is None and r.ticket.first_response_due_at
-                                and r.ticket.first_response_due_at < now),
+        first_response_sla=_compliance(r.first_response_verdict(now) for r in rows),
+        resolution_sla=_compliance(r.resolution_verdict(now) for r in rows),
+        unanswered_past_due=sum(1 for r in rows if r.unanswered_past_due(now)),
         escalations_by_level=dict(sorted(levels.items())),
         csat_asked=asked,
         csat=CsatSummary.of([s.score or 0 for s in surveys]),

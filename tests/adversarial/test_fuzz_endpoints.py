@@ -407,12 +407,23 @@ def static(ctx: Context) -> st.SearchStrategy[Req]:
 
 CONSOLE_FIELDS = ("name", "change", "text", "to_agent_id", "availability", "next_path", "next", "email", "password",
                   "current_password", "new_password", "repeat_password", "role", "reason", "confirm", "keep_id",
-                  "language", "token", "slack_user_id", "csrf_token")
+                  "language", "token", "slack_user_id", "csrf_token",
+                  # issue 17: knowledge base, segments, broadcasts, loyalty
+                  "id", "question_id", "question_en", "answer_id", "answer_en", "examples", "terms", "note",
+                  "revision", "text_id", "text_en", "channel", "segment", "at", "when", "to", "code", "stock",
+                  "loyalty_tier", "vip", "vip_tier", "consent", "min_points", "max_points",
+                  "last_purchase_within_days", "last_purchase_before_days", "outcome")
 CONSOLE_VALUES = ("add", "remove", "claim", "resolve", "transfer", "escalate", "back_to_bot", "takeover", "online",
+                  "csv", "xlsx", "7", "365", "100000", "2026-12-01", "2026-02-30", "9999-12-31", "sla_breached",
+                  "live_breached", "faq", "templates", "config", "pause", "resume", "cancel", "opening_hours",
+                  "whatsapp", "telegram", "sms", "webchat", "gold", "marketing_ok",
                   "away", "1", "2", "0", "²", "9" * 19, str(2**63), "admin", "marketing", "supervisor",
                   "/console/inbox", "//evil.example/x", "https://evil.example", "id", "en", "", "a@b.co", "x" * 5000)
 CONSOLE_QUERY = ("mine", "unassigned", "vip", "channel", "status", "cursor", "before", "after", "kind", "lang", "token",
-                 "next", "done", "detail")
+                 "next", "done", "detail",
+                 # issue 17: dashboard periods, drill-downs and exports; knowledge search; campaign lists
+                 "days", "from", "to", "metric", "group", "key", "table", "format", "q", "show", "section",
+                 "reply_language", "segment", "name", "outcome", "page")
 
 
 def console(method: str, template: str) -> Callable[[Context], st.SearchStrategy[Req]]:
@@ -421,7 +432,8 @@ def console(method: str, template: str) -> Callable[[Context], st.SearchStrategy
     def strategy(ctx: Context) -> st.SearchStrategy[Req]:
         token = ctx.sign_in()  # afresh per route: sign-out, sign-in and password changes end the session
         values = st.one_of(st.sampled_from(CONSOLE_VALUES), texts).map(plain)
-        ids = st.one_of(st.sampled_from(["1", "2", "0", "-1", "²", "9" * 19, str(2**63), "abc", " 1"]), texts)
+        ids = st.one_of(st.sampled_from(["1", "2", "0", "-1", "²", "9" * 19, str(2**63), "abc", " 1",
+                                         "opening_hours", "csat_question"]), texts)
         names = re.findall(r"{(\w+)}", template)
 
         @st.composite
@@ -475,7 +487,8 @@ STRATEGIES: dict[tuple[str, str], Callable[[Context], st.SearchStrategy[Req]]] =
     ("GET", "/media/{message_id}/{index}"): media,
     ("POST", "/slack/events"): slack,
     ("GET", "/console/static"): lambda ctx: st.one_of(
-        st.sampled_from(["console.css", "console.js", "vendor/VENDORED.md", "../../auth.py", "%2e%2e/x", ""]),
+        st.sampled_from(["console.css", "console.js", "charts.js", "vendor/VENDORED.md", "../../auth.py", "%2e%2e/x",
+                         ""]),
         texts).map(lambda n: Req("GET", f"/console/static/{segment(n)}")),
     **{(method, path): console(method, path) for method, path in (
         ("GET", "/console"), ("POST", "/console/availability"), ("GET", "/console/conversations/{conversation_id}"),
@@ -493,7 +506,28 @@ STRATEGIES: dict[tuple[str, str], Callable[[Context], st.SearchStrategy[Req]]] =
         ("GET", "/console/sign-in"), ("POST", "/console/sign-in"), ("POST", "/console/sign-out"),
         ("GET", "/console/staff"), ("POST", "/console/staff"), ("POST", "/console/staff/{staff_id}/disable"),
         ("POST", "/console/staff/{staff_id}/reset"), ("GET", "/console/tickets"),
-        ("GET", "/console/tickets/{ticket_id}"))},
+        ("GET", "/console/tickets/{ticket_id}"),
+        # issue 17
+        ("GET", "/console/dashboard"), ("GET", "/console/dashboard/drill"), ("GET", "/console/dashboard/export"),
+        ("GET", "/console/dashboard/drill/export"),
+        ("GET", "/console/knowledge"), ("GET", "/console/knowledge/try"), ("GET", "/console/knowledge/faq/new"),
+        ("POST", "/console/knowledge/faq/new"), ("GET", "/console/knowledge/faq/{key}"),
+        ("POST", "/console/knowledge/faq/{key}"), ("POST", "/console/knowledge/faq/{key}/delete"),
+        ("GET", "/console/knowledge/faq/{key}/history"), ("POST", "/console/knowledge/faq/{key}/rollback"),
+        ("GET", "/console/knowledge/templates/{key}"), ("POST", "/console/knowledge/templates/{key}"),
+        ("GET", "/console/knowledge/templates/{key}/history"),
+        ("POST", "/console/knowledge/templates/{key}/rollback"),
+        ("GET", "/console/campaigns"), ("GET", "/console/campaigns/segments"),
+        ("GET", "/console/campaigns/segments/count"), ("POST", "/console/campaigns/segments"),
+        ("POST", "/console/campaigns/segments/delete"), ("GET", "/console/campaigns/broadcasts/new"),
+        ("POST", "/console/campaigns/broadcasts"), ("GET", "/console/campaigns/broadcasts/{broadcast_id}"),
+        ("POST", "/console/campaigns/broadcasts/{broadcast_id}/test"),
+        ("POST", "/console/campaigns/broadcasts/{broadcast_id}/schedule"),
+        ("POST", "/console/campaigns/broadcasts/{broadcast_id}/action"),
+        ("GET", "/console/campaigns/broadcasts/{broadcast_id}/progress"),
+        ("GET", "/console/campaigns/broadcasts/{broadcast_id}/recipients"),
+        ("GET", "/console/campaigns/broadcasts/{broadcast_id}/export"),
+        ("GET", "/console/campaigns/loyalty"), ("POST", "/console/campaigns/loyalty/rewards"))},
 }
 
 

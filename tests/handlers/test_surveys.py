@@ -214,3 +214,23 @@ def test_a_customers_words_in_the_low_score_alert_ping_nobody(customer, slack, s
     slack.settle()
     [alert] = [p["text"] for p in slack.posts("C0ESC") if p.get("text", "").startswith("📉 Low CSAT 1/5")]
     assert "<!channel>" not in alert and "&lt;!channel&gt;" in alert and "&lt;@U0BOSS&gt;" in alert
+
+
+def test_a_survey_question_edited_in_the_knowledge_base_is_the_one_sent_without_a_restart(customer, slack, sapa, clock):
+    """The survey goes from a scheduled task, whose functions were made at start-up: they follow the current texts
+    (scheduler/jobs.CurrentTaskKinds), so an editor's change reaches the next survey, not only the next reply."""
+    from handlers import knowledge
+
+    seed = sapa.settings.templates["csat_question"]
+    edited = {"id": seed["id"].replace("Seberapa puas", "Bagaimana penilaian"), "en": seed["en"]}
+    with sapa.database.unit_of_work() as session:
+        knowledge.save_template(session, sapa.knowledge, "csat_question", edited, actor="agent:1",
+                                now=sapa.clock.now())
+    sapa.knowledge.invalidate()
+    conversation = complained(customer, slack, "mesin cuci saya bocor terus, saya kecewa")
+    assert slack.press("U0RINA", "resolve", conversation.id, conversation.desk_ts) == 200
+    slack.settle()
+    clock.advance(timedelta(minutes=sapa.settings.surveys.csat_delay_minutes + 1))
+    slack.settle()
+    assert customer.history()[-1]["text"].startswith(
+        "Terima kasih telah menghubungi PT Contoh Sejahtera, Budi. Bagaimana penilaian Anda dengan penanganan tiket")

@@ -23,7 +23,7 @@ def test_downgrade_to_base_and_upgrade_again(db_url, database):
     upgrade(db_url)
     tables = set(inspect(database.engine).get_table_names())
     assert {"customers", "channel_identities", "conversations", "messages", "tickets", "ticket_events",
-            "agents", "tasks", "outbox", "consents", "audit_log"} <= tables
+            "agents", "tasks", "outbox", "consents", "audit_log", "knowledge_revisions"} <= tables
 
 
 def test_there_is_one_head():

@@ -63,6 +63,9 @@ function sapaDrawChart(figure) {
     tension: 0,
   }));
   const stacked = kind === "stacked";
+  // Counts are whole: no "2.5 messages" tick. Times and percentages keep their decimals.
+  const whole = series.every((s) => s.values.every((v) => v === null || Number.isInteger(v)));
+  const valueTicks = whole ? { precision: 0 } : {};
   figure.chart = new window.Chart(canvas, {
     type: line ? "line" : "bar",
     data: { labels, datasets },
@@ -73,7 +76,9 @@ function sapaDrawChart(figure) {
       indexAxis: kind === "hbar" ? "y" : "x",
       interaction: { mode: "index", intersect: false },
       plugins: { legend: { display: series.length > 1, labels: { usePointStyle: true, boxWidth: 10 } } },
-      scales: { x: { stacked, ticks: { maxRotation: 0, autoSkip: true } }, y: { stacked, beginAtZero: true } },
+      scales: kind === "hbar"
+        ? { x: { stacked, beginAtZero: true, ticks: valueTicks }, y: { stacked, ticks: { autoSkip: false } } }
+        : { x: { stacked, ticks: { maxRotation: 0, autoSkip: true } }, y: { stacked, beginAtZero: true, ticks: valueTicks } },
     },
   });
   figure.dataset.drawn = "1";
