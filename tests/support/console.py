@@ -24,8 +24,8 @@ from bot.devtools.fake_providers import FakeProviders
 from store import create_database
 from store.customers import find_identity
 from store.models import Conversation, Customer
-from tests.support.server import SapaServer, sapa_command
-from tests.support.slack import AGENTS
+from tests.support.server import SapaServer, running_sapa, sapa_command
+from tests.support.slack import AGENTS, SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -71,6 +71,17 @@ class Member:
     email: str
     role: str
     password: str = PASSWORD
+
+
+@contextmanager
+def console_server(workdir: Path, fakes: FakeProviders, *members: Member) -> Iterator[SapaServer]:
+    """One `sapa serve` with the console on `console_config`, its Slack desk on the fake Slack, and these members
+    of staff added through the CLI."""
+    env = {name: value for name, value in SECRETS.items() if name.startswith("SLACK")}
+    with running_sapa(workdir, config=console_config(workdir, fakes), env=env) as server:
+        for member in members:
+            add_staff(server, member)
+        yield server
 
 
 def add_staff(server: SapaServer, member: Member) -> None:

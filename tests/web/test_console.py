@@ -37,7 +37,7 @@ from tests.support.console import (
     add_staff,
     assert_fits,
     browsing,
-    console_config,
+    console_server,
     conversation_id,
     customer_id,
     desk_ts,
@@ -48,8 +48,8 @@ from tests.support.console import (
     sign_in,
     slack_posts_pending,
 )
-from tests.support.server import SapaServer, running_sapa, wait_for
-from tests.support.slack import SECRETS, Slack
+from tests.support.server import SapaServer, wait_for
+from tests.support.slack import Slack
 from tests.support.webchat import WebchatUser
 
 pytestmark = pytest.mark.browser
@@ -74,8 +74,7 @@ def fakes() -> Iterator[FakeProviders]:
 def server(browser: Any, fakes: FakeProviders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SapaServer]:
     """One `sapa serve` for the module, its Slack desk on the fake Slack (`browser` first: a skip costs nothing)."""
     workdir = tmp_path_factory.mktemp("sapa-console")
-    env = {name: value for name, value in SECRETS.items() if name.startswith("SLACK")}
-    with running_sapa(workdir, config=console_config(workdir, fakes), env=env) as server:
+    with console_server(workdir, fakes) as server:
         yield server
 
 

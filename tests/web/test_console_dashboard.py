@@ -31,16 +31,14 @@ from tests.support.console import (
     ChatCustomer,
     Member,
     Watch,
-    add_staff,
     assert_fits,
     browsing,
-    console_config,
+    console_server,
     customer_id,
     screenshot,
     sign_in,
 )
-from tests.support.server import SapaServer, running_sapa
-from tests.support.slack import SECRETS
+from tests.support.server import SapaServer
 
 pytestmark = pytest.mark.browser
 
@@ -61,10 +59,7 @@ def fakes() -> Iterator[FakeProviders]:
 @pytest.fixture(scope="module")
 def server(browser: Any, fakes: FakeProviders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SapaServer]:
     workdir = tmp_path_factory.mktemp("sapa-dashboard")
-    env = {name: value for name, value in SECRETS.items() if name.startswith("SLACK")}
-    with running_sapa(workdir, config=console_config(workdir, fakes), env=env) as server:
-        for member in (SUPERVISOR, MARKETING):
-            add_staff(server, member)
+    with console_server(workdir, fakes, SUPERVISOR, MARKETING) as server:
         yield server
 
 

@@ -17,15 +17,13 @@ from tests.support.console import (
     ChatCustomer,
     Member,
     Watch,
-    add_staff,
     assert_fits,
     browsing,
-    console_config,
+    console_server,
     screenshot,
     sign_in,
 )
-from tests.support.server import SapaServer, running_sapa
-from tests.support.slack import SECRETS
+from tests.support.server import SapaServer
 
 pytestmark = pytest.mark.browser
 
@@ -46,10 +44,7 @@ def fakes() -> Iterator[FakeProviders]:
 @pytest.fixture(scope="module")
 def server(browser: Any, fakes: FakeProviders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SapaServer]:
     workdir = tmp_path_factory.mktemp("sapa-knowledge")
-    env = {name: value for name, value in SECRETS.items() if name.startswith("SLACK")}  # the desk is on the fakes
-    with running_sapa(workdir, config=console_config(workdir, fakes), env=env) as server:
-        for member in (EDITOR, READER):
-            add_staff(server, member)
+    with console_server(workdir, fakes, EDITOR, READER) as server:
         yield server
 
 
