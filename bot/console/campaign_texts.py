@@ -296,6 +296,7 @@ texts({
 
 texts({
     "loy.title": _t("Program loyalitas", "Loyalty programme"),
+    "loy.export": _t("Unduh laporan program periode ini:", "Download this period's programme report:"),
     "loy.bad_period": _t("Periode tidak dipakai:", "Period not used:"),
     "loy.disabled": _t("Program loyalitas dimatikan di konfigurasi (loyalty.enabled).",
                        "The loyalty programme is switched off in the configuration (loyalty.enabled)."),

@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 
 from bot.console.auth import sapa_of
 from bot.console.campaign_texts import Marketer, outcome
+from bot.console.exports import download, export_format
 from bot.console.views import local_time
 from bot.console.web import back, language, page
 from bot.reports.management import local_period, previous_period
-from bot.reports.programme import build_programme_report, period_label
+from bot.reports.programme import build_programme_report, period_label, table_rows
 from store import loyalty
 from store.audit import record
 from store.models import LoyaltyAccount, Redemption
@@ -36,6 +37,7 @@ def mount(app: FastAPI) -> None:
     routes = APIRouter(prefix=BASE, include_in_schema=False)
     routes.add_api_route("", loyalty_page, methods=["GET"], response_class=HTMLResponse)
     routes.add_api_route("/rewards", change_reward, methods=["POST"])
+    routes.add_api_route("/export", export_report, methods=["GET"])
     app.include_router(routes)
 
 
@@ -92,6 +94,23 @@ def loyalty_page(request: Request, staff: Marketer) -> HTMLResponse:
     }
     return page(request, "loyalty.html", staff=staff, csrf_token=staff.csrf_token, active="campaigns",
                 notice=outcome(request), **context)
+
+
+def export_report(request: Request, staff: Marketer) -> Response:
+    """The programme report of the period as a table (`sapa report programme --format csv`'s rows): CSV or XLSX.
+    It names no customer, so it is not an audited export of personal data."""
+    fmt = export_format(request.query_params.get("format"))
+    sapa = sapa_of(request)
+    settings, now = sapa.settings, sapa.clock.now()
+    first, last, problem = _period(request, now.astimezone(settings.tz).date())
+    if problem:
+        return Response(problem, status_code=400, media_type="text/plain; charset=utf-8")
+    start, end = local_period(settings, first, last)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        report = build_programme_report(session, settings, start, end, compare_to=previous_period(start, end),
+                                        now=now)
+    return download(f"loyalty-programme-{first.isoformat()}-{last.isoformat()}", fmt,
+                    ["period", "section", "group", "metric", "value"], list(table_rows(report)))
 
 
 def change_reward(request: Request, staff: Marketer, code: str = Form(...), stock: str = Form(""),

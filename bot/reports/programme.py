@@ -366,9 +366,14 @@ def _csv_rows(period: str, m: ProgrammeMetrics) -> Iterable[list[Any]]:
             yield [period, "broadcasts", f"#{b.broadcast_id} {b.name}", f"{name}_rate", value]
 
 
-def to_csv(report: ProgrammeReport) -> str:
-    """One row per number: period (current/previous/now), section, group, metric, value."""
+def table_rows(report: ProgrammeReport) -> Iterable[list[Any]]:
+    """One row per number: period (current/previous/now), section, group, metric, value (the console's export)."""
     previous = _csv_rows("previous", report.previous) if report.previous is not None else ()
     segments = (["now", "segments", segment, "customers", n] for segment, n in report.segments.items())
     findings = (["current", "findings", "", "finding", finding] for finding in report.findings)
-    return csv_table(itertools.chain(_csv_rows("current", report.current), previous, segments, findings))
+    return itertools.chain(_csv_rows("current", report.current), previous, segments, findings)
+
+
+def to_csv(report: ProgrammeReport) -> str:
+    """One row per number: period (current/previous/now), section, group, metric, value."""
+    return csv_table(table_rows(report))

@@ -527,7 +527,8 @@ STRATEGIES: dict[tuple[str, str], Callable[[Context], st.SearchStrategy[Req]]] =
         ("GET", "/console/campaigns/broadcasts/{broadcast_id}/progress"),
         ("GET", "/console/campaigns/broadcasts/{broadcast_id}/recipients"),
         ("GET", "/console/campaigns/broadcasts/{broadcast_id}/export"),
-        ("GET", "/console/campaigns/loyalty"), ("POST", "/console/campaigns/loyalty/rewards"))},
+        ("GET", "/console/campaigns/loyalty"), ("POST", "/console/campaigns/loyalty/rewards"),
+        ("GET", "/console/campaigns/loyalty/export"))},
 }
 
 

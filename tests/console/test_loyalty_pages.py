@@ -5,16 +5,19 @@ the rewards catalogue and its stock, and the programme report as charts whose ta
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
 from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from bot.app import Sapa
 from bot.reports.management import local_period, previous_period
-from bot.reports.programme import build_programme_report
+from bot.reports.programme import build_programme_report, to_csv
 from store import loyalty
 from store.customers import get_or_create_identity
 from store.models import AuditEntry, Customer, Reward, Transaction
@@ -94,6 +97,30 @@ def test_the_page_shows_tiers_rewards_and_the_programme_report_as_charts_with_re
     assert "Ani" not in page.text  # nobody is named on this page
 
 
+def test_the_programme_report_exports_as_the_cli_writes_it(client: TestClient, sapa: Sapa) -> None:
+    members(sapa)
+    browser = marketer(client, sapa)
+    page = browser.get(PAGE, params={"from": "2026-01-01", "to": "2026-01-05"})
+    assert "/console/campaigns/loyalty/export?format=xlsx&amp;from=2026-01-01&amp;to=2026-01-05" in page.text
+    answer = browser.get(f"{PAGE}/export", params={"format": "csv", "from": "2026-01-01", "to": "2026-01-05"})
+    assert answer.status_code == 200
+    assert answer.headers["content-disposition"] == \
+        'attachment; filename="loyalty-programme-2026-01-01-2026-01-05.csv"'
+    start, end = local_period(sapa.settings, date(2026, 1, 1), date(2026, 1, 5))
+    with sapa.database.unit_of_work(read_only=True) as session:
+        report = build_programme_report(session, sapa.settings, start, end, compare_to=previous_period(start, end),
+                                        now=sapa.clock.now())
+    rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert rows[0] == ["period", "section", "group", "metric", "value"]
+    assert rows == list(csv.reader(io.StringIO(to_csv(report))))  # the CLI's header and rows, number for number
+    assert ["current", "summary", "", "points_earned", "770"] in rows
+    book = load_workbook(io.BytesIO(browser.get(f"{PAGE}/export", params={
+        "format": "xlsx", "from": "2026-01-01", "to": "2026-01-05"}).content))
+    assert [c.value for c in next(book.active.iter_rows())] == ["period", "section", "group", "metric", "value"]
+    assert browser.get(f"{PAGE}/export", params={"format": "pdf"}).status_code == 400
+    assert browser.get(f"{PAGE}/export", params={"format": "csv", "from": "2026-02-30"}).status_code == 400
+
+
 def test_a_bad_period_is_explained_and_the_default_used(client: TestClient, sapa: Sapa) -> None:
     browser = marketer(client, sapa)
     page = browser.get(PAGE, params={"from": "2026-02-01", "to": "2026-01-01"})
@@ -139,6 +166,7 @@ def test_only_marketing_and_admin_open_the_loyalty_page(client: TestClient, sapa
     for role in ("customer_service", "supervisor", "management"):
         other = marketer(client, sapa, role)
         assert other.get(PAGE).status_code == 403, role
+        assert other.get(f"{PAGE}/export", params={"format": "csv"}).status_code == 403, role
         token = csrf(other.get("/console/password").text)
         refused = other.post(f"{PAGE}/rewards", data={"code": "SERVIS", "stock": "0", "change": "stock",
                                                      "csrf_token": token}, follow_redirects=False)
