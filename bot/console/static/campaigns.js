@@ -15,7 +15,17 @@ function wireSegmentCount() {
     const response = await fetch(`${form.dataset.count}?${query}`, { credentials: "same-origin" });
     if (mine !== asked) return; // a newer question is on its way
     if (response.ok || response.status === 422) target.innerHTML = await response.text();
+    showMini();
   };
+  // On a phone the count is far below the filters: a bar stuck to the bottom of the form repeats its headline.
+  const mini = document.getElementById("segment-mini");
+  const showMini = () => {
+    const total = target.querySelector(".seg-total");
+    if (!mini) return;
+    mini.hidden = !total;
+    if (total) mini.textContent = total.textContent.replace(/\s+/g, " ").trim();
+  };
+  showMini();
   const later = () => { clearTimeout(timer); timer = setTimeout(refresh, 350); };
   form.addEventListener("change", later);
   form.addEventListener("input", later);
