@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.reports import daily_counts
 from bot.reports.management import build_report, completed_period, previous_period, render_markdown
 from handlers import analysis, broadcasts, loyalty, nps, requests, resolution_check, sla, surveys, vip
 from handlers.desk_slack import agent_action, agent_reply
@@ -19,6 +20,8 @@ from store.messages import add_desk_post
 from store.models import Task
 
 VIP_REPORT = "report.vip"
+DAILY_COUNTS = "report.daily_counts"
+ROLLUP_DAYS = 7  # each night also closes gaps of a server that was down, a week back
 
 
 def close_idle_conversations(session: Session, task: Task, now: datetime) -> None:
@@ -82,6 +85,25 @@ def nps_round(settings: Settings) -> PeriodicTask:
     return PeriodicTask(nps.round_task(settings), check_every=timedelta(hours=1), bucket=nps.round_bucket(settings))
 
 
+def daily_counts_task(settings: Settings) -> PeriodicTask:
+    """Issue 17: yesterday's messages and conversations per channel kept in daily_counts, so the dashboard's first
+    view of the day reads them instead of counting. Checked hourly; the day is the dedupe key, named only once it is
+    complete (daily_counts.SETTLE after local midnight)."""
+
+    def last_complete(now: datetime) -> date:
+        return (now - daily_counts.SETTLE).astimezone(settings.tz).date() - timedelta(days=1)
+
+    def bucket(now: datetime) -> tuple[str, dict[str, Any]]:
+        day = last_complete(now)
+        return f"{DAILY_COUNTS}:{day.isoformat()}", {"day": day.isoformat()}
+
+    def run(session: Session, task: Task, now: datetime) -> None:
+        day = date.fromisoformat(task.payload["day"])
+        daily_counts.fill(session, settings, day - timedelta(days=ROLLUP_DAYS - 1), day, now)
+
+    return PeriodicTask(run, check_every=timedelta(hours=1), bucket=bucket)
+
+
 def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetime], None]]:
     return {"conversation.close_idle": close_idle_conversations, "slack.desk": desk_task(settings),
             sla.CHECK: check_task(settings), sla.CONFIRM: resolution_check.ask_task(settings),
@@ -89,7 +111,7 @@ def task_kinds(settings: Settings) -> dict[str, Callable[[Session, Task, datetim
             vip.REEVALUATE: vip_reevaluation(settings),
             requests.REMINDER: requests.reminder_task(settings),
             requests.STATUS_UPDATE: requests.status_update_task(settings),
-            nps.ROUND: nps_round(settings), nps.ASK: nps.ask_task(settings),
+            nps.ROUND: nps_round(settings), nps.ASK: nps.ask_task(settings), DAILY_COUNTS: daily_counts_task(settings),
             **loyalty.task_kinds(settings), **analysis.task_kinds(settings), **broadcasts.task_kinds(settings)}
 
 

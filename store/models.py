@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -166,6 +167,7 @@ class Conversation(Base):
         Index("ix_conversations_owner_agent_id_status", "owner_agent_id", "status"),
         # The dashboard's conversations per channel per day (issue 17): a covering range scan.
         Index("ix_conversations_opened_at_channel", "opened_at", "channel", "customer_id"),
+        Index("ix_conversations_customer_id_opened_at", "customer_id", "opened_at", "channel"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -204,6 +206,8 @@ class Message(Base):
         Index("ix_messages_provider_message_id", "provider_message_id"),
         # The report's and dashboard's message counts per channel, direction and day (issue 17): covering.
         Index("ix_messages_created_at_channel_direction", "created_at", "channel", "direction", "customer_id"),
+        # The VIPs' share of those counts, counted live per VIP (bot/reports/daily_counts.py): covering.
+        Index("ix_messages_customer_id_created_at", "customer_id", "created_at", "channel", "direction"),
         # Agents' replies in a period (the dashboard's workload): few rows among the customers' and the bot's.
         Index("ix_messages_sender_created_at", "sender", "created_at"),
     )
@@ -607,3 +611,18 @@ class KnowledgeRevision(Base):
     note: Mapped[str | None] = mapped_column(String(300))
     restored_from_id: Mapped[int | None] = mapped_column(ForeignKey("knowledge_revisions.id"))
     created_at: Mapped[datetime]
+
+
+class DailyCount(Base):
+    """A completed local day's messages or conversations opened per channel (and direction), for everyone: the
+    dashboard's charts read these instead of scanning a year (bot/reports/daily_counts.py says why they stay right).
+    A row with channel "" marks a day as computed, so a day with nothing is not counted again."""
+
+    __tablename__ = "daily_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the company's local day
+    what: Mapped[str] = mapped_column(String(16), primary_key=True)  # messages, conversations
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)  # in, out; "" for conversations
+    count: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime]

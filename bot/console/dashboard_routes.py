@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.exc import IntegrityError
 
 from bot.console import auth, dashboard_live, dashboard_tables
 from bot.console.auth import StaffUser, sapa_of
@@ -23,7 +24,7 @@ from bot.console.dashboard_texts import METRIC_DRILLS
 from bot.console.exports import download, export_format
 from bot.console.views import local_time
 from bot.console.web import language, page, translator
-from bot.reports import dashboard, dashboard_drill
+from bot.reports import daily_counts, dashboard, dashboard_drill
 from bot.reports.dashboard import Period, PeriodError
 from bot.reports.management import format_minutes
 from store.audit import record
@@ -76,9 +77,24 @@ def _audit(request: Request, staff: StaffUser, action: str, detail: dict[str, An
 # --- the page ---------------------------------------------------------------------------------------------------
 
 
+def _keep_daily_counts(request: Request, period: Period, now: datetime) -> None:
+    """Store the completed days of the period (and the one before) not kept yet, so this view and the next read
+    them from daily_counts; usually the nightly task has, and this only reads."""
+    sapa = sapa_of(request)
+    with sapa.database.unit_of_work(read_only=True) as session:
+        if not daily_counts.missing(session, sapa.settings, period.previous_first, period.last, now):
+            return
+    try:
+        with sapa.database.unit_of_work() as session:
+            daily_counts.fill(session, sapa.settings, period.previous_first, period.last, now)
+    except IntegrityError:
+        pass  # another server stored the same days first: the same numbers
+
+
 def _build(request: Request, staff: StaffUser, period: Period) -> tuple[dashboard.Dashboard, dashboard_live.Live]:
     sapa = sapa_of(request)
     now = sapa.clock.now()
+    _keep_daily_counts(request, period, now)
     with sapa.database.unit_of_work(read_only=True) as session:
         built = dashboard.build(session, sapa.settings, period, now=now)
         live = dashboard_live.snapshot(session, sapa.settings, viewer_id=staff.id, now=now)

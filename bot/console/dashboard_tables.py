@@ -136,13 +136,14 @@ def _series_rows(series: dashboard.Series) -> Rows:
 
 def conversation_series_rows(session: Session, settings: Settings, period: Period, *, now: datetime,
                              vip_only: bool, viewer_id: int) -> Rows:
-    counts = dashboard.conversation_counts(session, settings, period.start, period.end, vip_only=vip_only)
+    counts = dashboard.conversation_counts(session, settings, period.start, period.end, now=now,
+                                           vip_only=vip_only)
     return _series_rows(dashboard.series(counts, period.first, period.last))
 
 
 def message_series_rows(session: Session, settings: Settings, period: Period, *, now: datetime, vip_only: bool,
                         viewer_id: int) -> Rows:
-    counts = dashboard.message_counts(session, settings, period.start, period.end, vip_only=vip_only)
+    counts = dashboard.message_counts(session, settings, period.start, period.end, now=now, vip_only=vip_only)
     return _series_rows(dashboard.series(counts, period.first, period.last))
 
 

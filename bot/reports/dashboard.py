@@ -5,9 +5,8 @@ The headline numbers, breakdowns, comparison with the previous period and findin
 channel per day (or week, or month), CSAT and NPS per bucket, root causes of the cohort's tickets and each agent's
 workload. Every series adds up to the report's total for the period (tests/reports/test_dashboard_report.py).
 
-Days are the company's local days. A day's counts come from one grouped query per stretch of the period with a
-constant UTC offset (PostgreSQL converts each timestamp itself; SQLite has no time zones, so the offset is added
-to the stored UTC time), so a year costs two index range scans of `messages (created_at, ...)`, not a query a day.
+Days are the company's local days; the counts per day come from bot/reports/daily_counts.py (completed days kept
+in a table, the rest counted live, the same numbers either way).
 """
 
 from __future__ import annotations
@@ -18,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, distinct, func, literal, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.reports import management
-from bot.reports.management import NONE_LABEL, CsatSummary, NpsSummary, Report
-from store.models import Conversation, Message, Survey
+from bot.reports import daily_counts, management
+from bot.reports.daily_counts import conversations_opened
+from bot.reports.management import NONE_LABEL, CsatSummary, NpsSummary, Report, SurveyFacts
+from store.models import Conversation, Message
 
 PRESETS = (7, 30, 90, 365)
 DEFAULT_DAYS = 7
@@ -101,80 +101,19 @@ def choose_period(settings: Settings, now: datetime, *, days: str | None = None,
 # --- counts per local day ---------------------------------------------------------------------------------------
 
 
-def _offset_stretches(settings: Settings, start: datetime, end: datetime) -> list[tuple[datetime, datetime, int]]:
-    """[start, end) cut where the company's UTC offset changes (daylight saving); each with its offset in seconds."""
-    stretches: list[tuple[datetime, datetime, int]] = []
-    day = start.astimezone(settings.tz).date()
-    while True:
-        moment = datetime.combine(day, datetime.min.time(), settings.tz)
-        if moment >= end:
-            break
-        offset = int((moment.utcoffset() or timedelta()).total_seconds())
-        following = datetime.combine(day + timedelta(days=1), datetime.min.time(), settings.tz)
-        if stretches and stretches[-1][2] == offset:
-            stretches[-1] = (stretches[-1][0], min(following, end), offset)
-        else:
-            stretches.append((max(moment, start), min(following, end), offset))
-        day += timedelta(days=1)
-    return stretches
-
-
-def _local_day(session: Session, settings: Settings, column: Any, offset: int) -> ColumnElement[Any]:
-    """What to group by for local days: the day itself, or on SQLite with a whole-hour offset the stored UTC day
-    with a mark for the hours that belong to the next (+) or previous (-) local day, cut from the stored text
-    ("YYYY-MM-DD HH:MM:SS"): no date parsing per row, which halves a year's scan. _as_date reads either."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone(settings.company.timezone, column))
-    hours = offset // 3600
-    if offset % 3600 or not -23 <= hours <= 23:
-        return func.date(column, f"{offset:+d} seconds")
-    day = func.substr(column, 1, 10)
-    if hours == 0:
-        return day
-    hour = func.substr(column, 12, 2)
-    shifted = case((hour >= f"{24 - hours:02d}", "+"), else_="") if hours > 0 else \
-        case((hour < f"{-hours:02d}", "-"), else_="")
-    return day.concat(shifted)
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, date):
-        return value
-    text = str(value)
-    if text.endswith("+"):
-        return date.fromisoformat(text[:-1]) + timedelta(days=1)
-    if text.endswith("-"):
-        return date.fromisoformat(text[:-1]) - timedelta(days=1)
-    return date.fromisoformat(text)
-
-
-def _per_day(session: Session, settings: Settings, start: datetime, end: datetime, what: str,
+def _per_day(session: Session, settings: Settings, start: datetime, end: datetime, what: str, now: datetime,
              vip_only: bool) -> dict[tuple[date, str], int]:
     """Counts per local day and channel of the messages the report counts (what="messages",
-    management.counted_messages) or the conversations opened (what="conversations"). One query per stretch counts
-    everyone's and VIPs' together (VIP rows flagged), remembered while management.memoized is on, so the page's
-    two sections cost one index range scan."""
+    management.counted_messages) or the conversations opened (what="conversations"), everyone's and VIPs' read
+    together (daily_counts.per_day: completed days from the table, the rest live) and remembered while
+    management.memoized is on, so the page's two sections read them once."""
     def count() -> dict[tuple[date, str, str, bool], int]:
-        counts: dict[tuple[date, str, str, bool], int] = defaultdict(int)
-        messages = what == "messages"
-        column, channel_of, customer = ((Message.created_at, Message.channel, Message.customer_id) if messages else
-                                        (Conversation.opened_at, Conversation.channel, Conversation.customer_id))
-        direction = Message.direction if messages else literal("")
-        vip = customer.in_(management.vip_customers()).label("vip")
-        for first, last, offset in _offset_stretches(settings, start, end):
-            day = _local_day(session, settings, column, offset)
-            query = select(day, channel_of, direction, vip, func.count())
-            query = (management.counted_messages(query, first, last, False) if messages
-                     else conversations_opened(query, first, last, False))
-            grouped = query.group_by(day, channel_of, direction, vip) if messages else \
-                query.group_by(day, channel_of, vip)
-            for when, channel, way, is_vip, n in session.execute(grouped):
-                counts[(_as_date(when), channel, way, bool(is_vip))] += int(n)
-        if messages:  # the same scan gives the report's totals for the period (management.message_totals)
-            totals: dict[tuple[str, str, bool], int] = defaultdict(int)
-            for (_, channel, way, is_vip), n in counts.items():
-                totals[(channel, way, is_vip)] += n
-            management.remember(session, ("messages", start, end), lambda: dict(totals))
+        counts = daily_counts.per_day(session, settings, start, end, what, now)
+        totals: dict[tuple[str, str, bool], int] = defaultdict(int)
+        for (_, channel, way, is_vip), n in counts.items():
+            totals[(channel, way, is_vip)] += n
+        # The same counts give the report's totals for the period (management.message_totals).
+        management.remember(session, (what, start, end), lambda: dict(totals))
         return counts
 
     flagged = management.remember(session, ("per_day", what, start, end), count)
@@ -185,22 +124,16 @@ def _per_day(session: Session, settings: Settings, start: datetime, end: datetim
     return out
 
 
-def message_counts(session: Session, settings: Settings, start: datetime, end: datetime, *, vip_only: bool
-                   ) -> dict[tuple[date, str], int]:
+def message_counts(session: Session, settings: Settings, start: datetime, end: datetime, *, now: datetime,
+                   vip_only: bool) -> dict[tuple[date, str], int]:
     """Messages the report counts (management.counted_messages), per local day and channel."""
-    return _per_day(session, settings, start, end, "messages", vip_only)
+    return _per_day(session, settings, start, end, "messages", now, vip_only)
 
 
-def conversations_opened(query: Any, start: datetime, end: datetime, vip_only: bool) -> Any:
-    """`query` narrowed to the conversations opened in [start, end) (VIP customers' only with vip_only)."""
-    query = query.where(Conversation.opened_at >= start, Conversation.opened_at < end)
-    return query.where(Conversation.customer_id.in_(management.vip_customers())) if vip_only else query
-
-
-def conversation_counts(session: Session, settings: Settings, start: datetime, end: datetime, *, vip_only: bool
-                        ) -> dict[tuple[date, str], int]:
+def conversation_counts(session: Session, settings: Settings, start: datetime, end: datetime, *, now: datetime,
+                        vip_only: bool) -> dict[tuple[date, str], int]:
     """Conversations opened, per local day and channel."""
-    return _per_day(session, settings, start, end, "conversations", vip_only)
+    return _per_day(session, settings, start, end, "conversations", now, vip_only)
 
 
 # --- buckets ----------------------------------------------------------------------------------------------------
@@ -278,12 +211,13 @@ class TrendPoint:
     nps: NpsSummary
 
 
-def trend(settings: Settings, csat: list[Survey], nps: list[Survey], first: date, last: date) -> list[TrendPoint]:
+def trend(settings: Settings, csat: list[SurveyFacts], nps: list[SurveyFacts], first: date, last: date
+          ) -> list[TrendPoint]:
     """CSAT and NPS per bucket, from the very answers the report counts (management.surveys_answered)."""
     _, parts = buckets(first, last)
     index = _bucket_index(parts)
 
-    def scores(answers: list[Survey]) -> list[list[int]]:
+    def scores(answers: list[SurveyFacts]) -> list[list[int]]:
         found: list[list[int]] = [[] for _ in parts]
         for s in answers:
             at = index.get(s.answered_at.astimezone(settings.tz).date()) if s.answered_at else None
@@ -371,14 +305,17 @@ def _conversation_totals(session: Session, start: datetime, end: datetime) -> di
 
 def section(session: Session, settings: Settings, period: Period, *, now: datetime, vip_only: bool,
             names: dict[int, str]) -> Section:
-    # The messages per day first: their scan also answers the report's message totals (management.memoized).
-    messages = series(message_counts(session, settings, period.start, period.end, vip_only=vip_only),
+    # The messages per day first, of this period and the one before: they also answer the report's message totals
+    # (management.memoized), read from the completed days kept in daily_counts rather than a scan of the period.
+    before_start, before_end = period.previous
+    messages = series(message_counts(session, settings, period.start, period.end, now=now, vip_only=vip_only),
                       period.first, period.last)
+    message_counts(session, settings, before_start, before_end, now=now, vip_only=vip_only)
+    conversation_counts(session, settings, before_start, before_end, now=now, vip_only=vip_only)
     report = management.build_report(session, settings, period.start, period.end, vip_only=vip_only,
                                      compare_to=period.previous, now=now)
-    conversations = series(conversation_counts(session, settings, period.start, period.end, vip_only=vip_only),
-                           period.first, period.last)
-    before_start, before_end = period.previous
+    conversations = series(conversation_counts(session, settings, period.start, period.end, now=now,
+                                               vip_only=vip_only), period.first, period.last)
     previous_messages = sum(n for (_, _, vip), n in management.message_totals(session, before_start, before_end).items()
                             if vip or not vip_only)
     previous_conversations = sum(n for (_, _, vip), n in _conversation_totals(session, before_start, before_end).items()

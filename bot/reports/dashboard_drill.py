@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.reports import management
 from bot.reports.dashboard import agent_replies, conversations_opened
-from bot.reports.management import NONE_LABEL, UNASSIGNED, TicketRow
+from bot.reports.management import NONE_LABEL, UNASSIGNED, SurveyFacts, TicketFacts, TicketRow
 from handlers.desk import ticket_reference
 from store.models import Agent, Conversation, Customer, Message, Survey, Ticket, TicketEvent
 
@@ -181,7 +181,7 @@ def _rows_for(session: Session, tickets: list[Ticket], names: dict[int, str]) ->
             .group_by(TicketEvent.ticket_id)).all())
         for ticket_id in part:
             ticket = by_id[ticket_id]
-            cohort.append(TicketRow(ticket, channels.get(ticket_id) or NONE_LABEL,
+            cohort.append(TicketRow(TicketFacts.of(ticket), channels.get(ticket_id) or NONE_LABEL,
                                     "vip" if vip.get(ticket_id) else "regular",
                                     names.get(ticket.assigned_agent_id or 0, UNASSIGNED),
                                     reopened.get(ticket_id, ticket.created_at)))
@@ -196,7 +196,7 @@ def _tickets_drill(session: Session, rows: list[TicketRow], metric: str, limit: 
 # --- surveys ----------------------------------------------------------------------------------------------------
 
 
-def _survey_drill(session: Session, settings: Settings, answers: list[Survey], names: dict[int, str],
+def _survey_drill(session: Session, settings: Settings, answers: list[SurveyFacts], names: dict[int, str],
                   limit: int) -> Drill:
     customers = _customers(session, (s.customer_id for s in answers[:limit]))
     lines = [SurveyLine(
@@ -208,7 +208,7 @@ def _survey_drill(session: Session, settings: Settings, answers: list[Survey], n
     return Drill("surveys", len(answers), lines)
 
 
-SURVEY_GROUPS: dict[str, Callable[[Survey, dict[int, str]], str]] = {
+SURVEY_GROUPS: dict[str, Callable[[SurveyFacts, dict[int, str]], str]] = {
     "category": lambda s, names: s.category or NONE_LABEL,
     "channel": lambda s, names: s.channel,
     "agent": lambda s, names: names.get(s.agent_id or 0, UNASSIGNED),

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
@@ -228,11 +228,57 @@ def completed_period(settings: Settings, now: datetime, every_days: int) -> tupl
 # --- measuring ------------------------------------------------------------------------------------------
 
 
+class TicketFacts(NamedTuple):
+    """What the report reads of a ticket, as a plain row: a year's cohort is 25,000 tickets, and loading them as ORM
+    objects cost more than the rest of the page (bench/dashboard.py)."""
+
+    id: int
+    customer_id: int
+    conversation_id: int | None
+    kind: str
+    status: str
+    category: str | None
+    root_cause: str | None
+    assigned_agent_id: int | None
+    escalation_level: int
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    first_responded_at: datetime | None
+    resolved_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketFacts:
+        return cls(*(getattr(ticket, name) for name in cls._fields))
+
+
+class SurveyFacts(NamedTuple):
+    """What the report reads of a survey answer, as a plain row (see TicketFacts)."""
+
+    id: int
+    kind: str
+    customer_id: int
+    ticket_id: int | None
+    conversation_id: int | None
+    agent_id: int | None
+    channel: str
+    category: str | None
+    tier: str
+    score: int | None
+    comment: str | None
+    asked_at: datetime
+    answered_at: datetime | None
+
+
+_TICKET_COLUMNS = [getattr(Ticket, name) for name in TicketFacts._fields]
+_SURVEY_COLUMNS = [getattr(Survey, name) for name in SurveyFacts._fields]
+
+
 @dataclass
 class TicketRow:
     """A ticket of a period's cohort with what the report groups it by; the console's drill-down lists these."""
 
-    ticket: Ticket
+    ticket: TicketFacts
     channel: str
     tier: str
     agent: str
@@ -312,33 +358,39 @@ def ticket_rows(session: Session, start: datetime, end: datetime, vip_only: bool
 
 def _ticket_rows(session: Session, start: datetime, end: datetime, vip_only: bool, agents: dict[int, str]
                  ) -> list[TicketRow]:
-    query = (select(Ticket, Customer.is_vip, Conversation.channel)
+    query = (select(*_TICKET_COLUMNS, Customer.is_vip, Conversation.channel)
              .join(Customer, Customer.id == Ticket.customer_id)
              .outerjoin(Conversation, Conversation.id == Ticket.conversation_id)
              .where(Ticket.created_at >= start, Ticket.created_at < end).order_by(Ticket.id))
     if vip_only:
         query = query.where(Customer.is_vip.is_(True))
-    found = list(session.execute(query))
-    reopened = {ticket_id: at for ticket_id, at in session.execute(
-        select(TicketEvent.ticket_id, func.max(TicketEvent.created_at))
-        .where(TicketEvent.kind == "reopened", TicketEvent.ticket_id.in_([t.id for t, _, _ in found]))
-        .group_by(TicketEvent.ticket_id))}
+    width = len(_TICKET_COLUMNS)
+    found = [(TicketFacts._make(row[:width]), row[width], row[width + 1]) for row in session.execute(query)]
+    reopened: dict[int, datetime] = {}
+    if found:  # the cohort's range, not a list of ids: a year's cohort is 25,000 ids
+        reopened = {ticket_id: at for ticket_id, at in session.execute(
+            select(TicketEvent.ticket_id, func.max(TicketEvent.created_at))
+            .where(TicketEvent.kind == "reopened",
+                   TicketEvent.ticket_id.in_(select(Ticket.id).where(Ticket.created_at >= start,
+                                                                     Ticket.created_at < end)))
+            .group_by(TicketEvent.ticket_id))}
     return [TicketRow(ticket, channel or NONE_LABEL, "vip" if is_vip else "regular",
-                       agents.get(ticket.assigned_agent_id or 0, UNASSIGNED),
-                       reopened.get(ticket.id, ticket.created_at))
+                      agents.get(ticket.assigned_agent_id or 0, UNASSIGNED),
+                      reopened.get(ticket.id, ticket.created_at))
             for ticket, is_vip, channel in found]
 
 
 def surveys_answered(session: Session, start: datetime, end: datetime, vip_only: bool, kind: str = "csat"
-                     ) -> tuple[list[Survey], int]:
+                     ) -> tuple[list[SurveyFacts], int]:
     """The `kind` surveys answered in [start, end) and how many were asked in it."""
-    def both() -> tuple[list[Survey], dict[str, int]]:
-        answered = select(Survey).where(Survey.kind == kind, Survey.status == "answered",
+    def both() -> tuple[list[SurveyFacts], dict[str, int]]:
+        answered = select(*_SURVEY_COLUMNS).where(Survey.kind == kind, Survey.status == "answered",
                                         Survey.answered_at >= start, Survey.answered_at < end
                                         ).order_by(Survey.answered_at, Survey.id)
         asked = select(Survey.tier, func.count()).where(Survey.kind == kind, Survey.asked_at >= start,
                                                         Survey.asked_at < end).group_by(Survey.tier)
-        return list(session.execute(answered).scalars()), {t: int(n) for t, n in session.execute(asked)}
+        return ([SurveyFacts._make(row) for row in session.execute(answered)],
+                {t: int(n) for t, n in session.execute(asked)})
 
     answers, asked = remember(session, ("surveys", kind, start, end), both)
     if vip_only:
@@ -389,18 +441,32 @@ def vip_customers() -> Select[int]:
     return select(Customer.id).where(Customer.is_vip.is_(True))
 
 
-def _first_response_times(rows: list[TicketRow]) -> Durations:
-    return Durations.of([_minutes(r.answered_at, r.started_at) for r in rows if r.answered_at])
+class _Judged(NamedTuple):
+    """A cohort ticket judged once for all the breakdowns: minutes to the first answer and both SLA verdicts."""
+
+    row: TicketRow
+    first_response_minutes: float | None
+    first_response: str | None
+    resolution: str | None
 
 
-def _group(rows: list[TicketRow], surveys: list[Survey], ticket_key: Callable[[TicketRow], str],
-           survey_key: Callable[[Survey], str], now: datetime, nps: tuple[list[Survey], int]
-           ) -> list[Breakdown]:
-    tickets_by: dict[str, list[TicketRow]] = defaultdict(list)
+def _judge(rows: list[TicketRow], now: datetime) -> list[_Judged]:
+    out = []
+    for r in rows:
+        answered = r.answered_at
+        out.append(_Judged(r, _minutes(answered, r.started_at) if answered else None,
+                           verdict(answered, r.ticket.first_response_due_at, now),
+                           verdict(r.ticket.resolved_at, r.ticket.resolution_due_at, now)))
+    return out
+
+
+def _group(judged: list[_Judged], surveys: list[SurveyFacts], ticket_key: Callable[[TicketRow], str],
+           survey_key: Callable[[SurveyFacts], str], nps: tuple[list[SurveyFacts], int]) -> list[Breakdown]:
+    tickets_by: dict[str, list[_Judged]] = defaultdict(list)
     scores_by: dict[str, list[int]] = defaultdict(list)
     nps_by: dict[str, list[int]] = defaultdict(list)
-    for row in rows:
-        tickets_by[ticket_key(row)].append(row)
+    for j in judged:
+        tickets_by[ticket_key(j.row)].append(j)
     for survey in surveys:
         scores_by[survey_key(survey)].append(survey.score or 0)
     nps_answers, detractor_max = nps
@@ -410,9 +476,11 @@ def _group(rows: list[TicketRow], surveys: list[Survey], ticket_key: Callable[[T
     for key in sorted(set(tickets_by) | set(scores_by) | set(nps_by)):
         mine = tickets_by.get(key, [])
         groups.append(Breakdown(
-            key=key, tickets_opened=len(mine), first_response=_first_response_times(mine),
-            first_response_sla=_compliance(r.first_response_verdict(now) for r in mine),
-            resolution_sla=_compliance(r.resolution_verdict(now) for r in mine),
+            key=key, tickets_opened=len(mine),
+            first_response=Durations.of([j.first_response_minutes for j in mine
+                                         if j.first_response_minutes is not None]),
+            first_response_sla=_compliance(j.first_response for j in mine),
+            resolution_sla=_compliance(j.resolution for j in mine),
             csat=CsatSummary.of(scores_by.get(key, [])),
             nps=NpsSummary.of(nps_by.get(key, []), detractor_max),
         ))
@@ -425,6 +493,7 @@ def measure(session: Session, settings: Settings, start: datetime, end: datetime
     agents = agent_names(session)
     rows = ticket_rows(session, start, end, vip_only, agents)
     tickets = [r.ticket for r in rows]
+    judged = _judge(rows, now)
     resolved_query = (resolved_tickets(select(Ticket.kind, func.count()), start, end, vip_only)
                       .group_by(Ticket.kind))
     escalation_query = escalation_events(select(TicketEvent.detail), start, end, vip_only)
@@ -440,12 +509,13 @@ def measure(session: Session, settings: Settings, start: datetime, end: datetime
             counts[direction] += count
     levels = Counter(int(detail.get("level", 0)) for detail in session.execute(escalation_query).scalars())
     low_limit = settings.surveys.low_score
-    customers = {c.id: c.name for c in session.execute(
-        select(Customer).where(Customer.id.in_({s.customer_id for s in surveys if (s.score or 0) <= low_limit}
-                                               | {s.customer_id for s in detractors}))
-    ).scalars()}
+    customers: dict[int, str | None] = {  # names only: a year has thousands of low scores
+        customer_id: name for customer_id, name in session.execute(
+            select(Customer.id, Customer.name).where(Customer.id.in_({s.customer_id for s in surveys
+                                                                      if (s.score or 0) <= low_limit}
+                                                                     | {s.customer_id for s in detractors})))}
 
-    def flagged(s: Survey) -> LowScore:
+    def flagged(s: SurveyFacts) -> LowScore:
         return LowScore(s.id, ticket_reference(s.ticket_id) if s.ticket_id else None,
                         customers.get(s.customer_id) or f"customer #{s.customer_id}", s.score or 0, s.comment,
                         s.channel, agents.get(s.agent_id or 0, UNASSIGNED), s.tier, s.answered_at or s.asked_at)
@@ -455,21 +525,21 @@ def measure(session: Session, settings: Settings, start: datetime, end: datetime
         start=start, end=end,
         opened_by_kind=dict(sorted(Counter(t.kind for t in tickets).items())),
         resolved_by_kind={kind: int(n) for kind, n in sorted(session.execute(resolved_query).all())},
-        first_response=_first_response_times(rows),
+        first_response=Durations.of([j.first_response_minutes for j in judged
+                                     if j.first_response_minutes is not None]),
         resolution=Durations.of([_minutes(r.ticket.resolved_at, r.started_at) for r in rows if r.ticket.resolved_at]),
-        first_response_sla=_compliance(r.first_response_verdict(now) for r in rows),
-        resolution_sla=_compliance(r.resolution_verdict(now) for r in rows),
+        first_response_sla=_compliance(j.first_response for j in judged),
+        resolution_sla=_compliance(j.resolution for j in judged),
         unanswered_past_due=sum(1 for r in rows if r.unanswered_past_due(now)),
         escalations_by_level=dict(sorted(levels.items())),
         csat_asked=asked,
         csat=CsatSummary.of([s.score or 0 for s in surveys]),
         low_scores=low,
-        by_category=_group(rows, surveys, lambda r: r.ticket.category or NONE_LABEL,
-                           lambda s: s.category or NONE_LABEL, now, nps),
-        by_channel=_group(rows, surveys, lambda r: r.channel, lambda s: s.channel, now, nps),
-        by_agent=_group(rows, surveys, lambda r: r.agent, lambda s: agents.get(s.agent_id or 0, UNASSIGNED), now,
-                        nps),
-        by_tier=_group(rows, surveys, lambda r: r.tier, lambda s: s.tier, now, nps),
+        by_category=_group(judged, surveys, lambda r: r.ticket.category or NONE_LABEL,
+                           lambda s: s.category or NONE_LABEL, nps),
+        by_channel=_group(judged, surveys, lambda r: r.channel, lambda s: s.channel, nps),
+        by_agent=_group(judged, surveys, lambda r: r.agent, lambda s: agents.get(s.agent_id or 0, UNASSIGNED), nps),
+        by_tier=_group(judged, surveys, lambda r: r.tier, lambda s: s.tier, nps),
         messages_by_channel=dict(sorted(messages.items())),
         nps_asked=nps_asked,
         nps=NpsSummary.of([s.score or 0 for s in nps_answers], detractor_max),
