@@ -16,7 +16,7 @@ from bot.console import dashboard_live
 from bot.console.dashboard_texts import METRIC_DRILLS
 from bot.reports import dashboard, dashboard_drill, management
 from bot.reports.dashboard import Period, Section
-from bot.reports.management import LABELS, Compliance, format_minutes
+from bot.reports.management import LABELS, Compliance, Report, findings, format_minutes
 from handlers.desk import ESCALATION_ROLES
 from store.models import Conversation
 
@@ -48,6 +48,10 @@ class View:
 
     def __init__(self, settings: Settings, period: Period, t: Callable[..., str], lang: str) -> None:
         self.settings, self.period, self.t, self.lang = settings, period, t, lang
+
+    def findings(self, report: Report) -> list[str]:
+        """`sapa report`'s findings for this report, in the page's language."""
+        return findings(report.current, report.previous, self.lang)
 
     def value(self, name: str, value: float | None) -> str:
         if value is None:

@@ -583,68 +583,130 @@ def _pct(value: float) -> str:
     return f"{value:.0f}%"
 
 
-def _lowest_csat(kind: str, groups: list[Breakdown]) -> str | None:
+# The findings in each language the console speaks: `sapa report` prints English, the dashboard the page's language.
+# Each sentence is one key; the numbers are formatted once (format_minutes, _pct, _signed) for both.
+_FINDINGS: dict[str, dict[str, str]] = {
+    "quiet": {"en": "No tickets were opened and no CSAT answers came in during this period.",
+              "id": "Tidak ada tiket dibuka dan tidak ada jawaban CSAT pada periode ini."},
+    "sla_up": {"en": "{label} SLA compliance rose from {before} to {after}",
+               "id": "Kepatuhan SLA {label} naik dari {before} menjadi {after}"},
+    "sla_down": {"en": "{label} SLA compliance fell from {before} to {after}",
+                 "id": "Kepatuhan SLA {label} turun dari {before} menjadi {after}"},
+    "time_better": {"en": "{label} improved: {before} -> {after}", "id": "{label} membaik: {before} -> {after}"},
+    "time_worse": {"en": "{label} got slower: {before} -> {after}",
+                   "id": "{label} makin lambat: {before} -> {after}"},
+    "csat_up": {"en": "Average CSAT rose from {before} to {after}",
+                "id": "Rata-rata CSAT naik dari {before} menjadi {after}"},
+    "csat_down": {"en": "Average CSAT fell from {before} to {after}",
+                  "id": "Rata-rata CSAT turun dari {before} menjadi {after}"},
+    "nps_up": {"en": "NPS rose from {before} to {after}", "id": "NPS naik dari {before} menjadi {after}"},
+    "nps_down": {"en": "NPS fell from {before} to {after}", "id": "NPS turun dari {before} menjadi {after}"},
+    "tickets_up": {"en": "Tickets opened rose from {before} to {after}",
+                   "id": "Tiket dibuka naik dari {before} menjadi {after}"},
+    "tickets_down": {"en": "Tickets opened fell from {before} to {after}",
+                     "id": "Tiket dibuka turun dari {before} menjadi {after}"},
+    "first_breached": {"en": "{tickets} missed the first-response SLA",
+                       "id": "{n} tiket melewati SLA respons pertama"},
+    "unanswered": {"en": "{tickets} still {wait} for a first answer past the due time",
+                   "id": "{n} tiket masih menunggu jawaban pertama melewati tenggat"},
+    "resolution_breached": {"en": "{tickets} missed the resolution SLA", "id": "{n} tiket melewati SLA penyelesaian"},
+    "escalations": {"en": "{escalations}: {parts}", "id": "{n} eskalasi: {parts}"},
+    "escalation_part": {"en": "{n} to {role} (level {level})", "id": "{n} ke {role} (tingkat {level})"},
+    "lowest_csat": {"en": "{kind} {key} has the lowest CSAT ({score})",
+                    "id": "{kind} {key} punya CSAT terendah ({score})"},
+    "low_scores": {"en": "{scores} {need} follow-up", "id": "{n} skor CSAT rendah perlu ditindaklanjuti"},
+    "vip_detractors": {"en": "{detractors} in the NPS survey", "id": "{n} detraktor VIP dalam survei NPS"},
+}
+_FINDING_WORDS: dict[str, dict[str, str]] = {
+    "First-response": {"en": "First-response", "id": "respons pertama"},
+    "Resolution": {"en": "Resolution", "id": "penyelesaian"},
+    "Median first response": {"en": "Median first response", "id": "Median respons pertama"},
+    "Median resolution time": {"en": "Median resolution time", "id": "Median waktu penyelesaian"},
+    "Channel": {"en": "Channel", "id": "Kanal"},
+    "Category": {"en": "Category", "id": "Kategori"},
+    "Agent": {"en": "Agent", "id": "Agen"},
+}
+FINDING_LANGUAGES = ("en", "id")
+
+
+def _say(lang: str, sentence: str, **values: Any) -> str:
+    return _FINDINGS[sentence][lang].format(**values)
+
+
+def _word(lang: str, word: str) -> str:
+    return _FINDING_WORDS[word][lang]
+
+
+def _lowest_csat(kind: str, groups: list[Breakdown], lang: str = "en") -> str | None:
     rated = [g for g in groups if g.csat.average is not None]
     if len(rated) < 2:
         return None
     lowest = min(rated, key=lambda g: (g.csat.average or 0, g.key))
     if all(g.csat.average == lowest.csat.average for g in rated):
         return None
-    return f"{kind} {lowest.key} has the lowest CSAT ({lowest.csat.average:.1f})"
+    return _say(lang, "lowest_csat", kind=_word(lang, kind), key=lowest.key, score=f"{lowest.csat.average:.1f}")
 
 
-def findings(current: Metrics, previous: Metrics | None) -> list[str]:
-    """Plain-English observations, each one computed from the numbers above."""
+def findings(current: Metrics, previous: Metrics | None, lang: str = "en") -> list[str]:
+    """Plain observations, each one computed from the numbers above, in English (`sapa report`) or Indonesian
+    (the console's dashboard): the same findings, sentence for sentence."""
+    if lang not in FINDING_LANGUAGES:
+        lang = "en"
     found: list[str] = []
     if current.tickets_opened == 0 and current.csat.answered == 0:
-        found.append("No tickets were opened and no CSAT answers came in during this period.")
+        found.append(_say(lang, "quiet"))
     if previous is not None:
-        for name, verb_up, verb_down in (("first_response_sla", "rose", "fell"), ("resolution_sla", "rose", "fell")):
+        for name in ("first_response_sla", "resolution_sla"):
             before = getattr(previous, name).percent
             after = getattr(current, name).percent
-            label = "First-response" if name == "first_response_sla" else "Resolution"
+            label = _word(lang, "First-response" if name == "first_response_sla" else "Resolution")
             if before is not None and after is not None and round(before) != round(after):
-                found.append(f"{label} SLA compliance {verb_up if after > before else verb_down} "
-                             f"from {_pct(before)} to {_pct(after)}")
+                found.append(_say(lang, "sla_up" if after > before else "sla_down", label=label,
+                                  before=_pct(before), after=_pct(after)))
         for label, get in (("Median first response", lambda m: m.first_response.median),
                            ("Median resolution time", lambda m: m.resolution.median)):
             before, after = get(previous), get(current)
             if before is not None and after is not None and round(before) != round(after):
-                trend = "improved" if after < before else "got slower"
-                found.append(f"{label} {trend}: {format_minutes(before)} -> {format_minutes(after)}")
+                found.append(_say(lang, "time_better" if after < before else "time_worse", label=_word(lang, label),
+                                  before=format_minutes(before), after=format_minutes(after)))
         if previous.csat.average is not None and current.csat.average is not None \
                 and round(previous.csat.average, 1) != round(current.csat.average, 1):
-            trend = "rose" if current.csat.average > previous.csat.average else "fell"
-            found.append(f"Average CSAT {trend} from {previous.csat.average:.1f} to {current.csat.average:.1f}")
+            found.append(_say(lang, "csat_up" if current.csat.average > previous.csat.average else "csat_down",
+                              before=f"{previous.csat.average:.1f}", after=f"{current.csat.average:.1f}"))
         if previous.nps.score is not None and current.nps.score is not None \
                 and round(previous.nps.score) != round(current.nps.score):
-            trend = "rose" if current.nps.score > previous.nps.score else "fell"
-            found.append(f"NPS {trend} from {_signed(previous.nps.score)} to {_signed(current.nps.score)}")
+            found.append(_say(lang, "nps_up" if current.nps.score > previous.nps.score else "nps_down",
+                              before=_signed(previous.nps.score), after=_signed(current.nps.score)))
         if previous.tickets_opened != current.tickets_opened:
-            trend = "rose" if current.tickets_opened > previous.tickets_opened else "fell"
-            found.append(f"Tickets opened {trend} from {previous.tickets_opened} to {current.tickets_opened}")
+            found.append(_say(lang, "tickets_up" if current.tickets_opened > previous.tickets_opened
+                              else "tickets_down", before=previous.tickets_opened, after=current.tickets_opened))
     if current.first_response_sla.breached:
-        found.append(f"{_plural(current.first_response_sla.breached, 'ticket')} missed the first-response SLA")
+        n = current.first_response_sla.breached
+        found.append(_say(lang, "first_breached", n=n, tickets=_plural(n, "ticket")))
     if current.unanswered_past_due:
-        found.append(f"{_plural(current.unanswered_past_due, 'ticket')} still "
-                     f"{'waits' if current.unanswered_past_due == 1 else 'wait'} for a first answer past the due time")
+        n = current.unanswered_past_due
+        found.append(_say(lang, "unanswered", n=n, tickets=_plural(n, "ticket"), wait="waits" if n == 1 else "wait"))
     if current.resolution_sla.breached:
-        found.append(f"{_plural(current.resolution_sla.breached, 'ticket')} missed the resolution SLA")
+        n = current.resolution_sla.breached
+        found.append(_say(lang, "resolution_breached", n=n, tickets=_plural(n, "ticket")))
     if current.escalations:
-        parts = ", ".join(f"{n} to {ESCALATION_ROLES.get(level, 'level')} (level {level})"
+        parts = ", ".join(_say(lang, "escalation_part", n=n, role=ESCALATION_ROLES.get(level, "level"), level=level)
                           for level, n in current.escalations_by_level.items())
-        found.append(f"{_plural(current.escalations, 'escalation')}: {parts}")
+        found.append(_say(lang, "escalations", n=current.escalations,
+                          escalations=_plural(current.escalations, "escalation"), parts=parts))
     for kind, groups in (("Channel", current.by_channel), ("Category", current.by_category),
                          ("Agent", current.by_agent)):
-        lowest = _lowest_csat(kind, groups)
+        lowest = _lowest_csat(kind, groups, lang)
         if lowest:
             found.append(lowest)
     if current.low_scores:
-        count = len(current.low_scores)
-        found.append(f"{_plural(count, 'low CSAT score')} {'needs' if count == 1 else 'need'} follow-up")
+        n = len(current.low_scores)
+        found.append(_say(lang, "low_scores", n=n, scores=_plural(n, "low CSAT score"),
+                          need="needs" if n == 1 else "need"))
     vip_detractors = sum(1 for d in current.nps_detractors if d.tier == "vip")
     if vip_detractors:
-        found.append(f"{_plural(vip_detractors, 'VIP detractor')} in the NPS survey")
+        found.append(_say(lang, "vip_detractors", n=vip_detractors,
+                          detractors=_plural(vip_detractors, "VIP detractor")))
     return found
 
 

@@ -53,9 +53,9 @@ def test_a_supervisor_sees_the_week_against_the_week_before_and_the_queue_now(ma
     assert row(html, "tickets_opened") == "Tiket dibuka 1 4 ▲ +3 (lebih buruk)"
     assert row(html, "escalations").startswith("Eskalasi 0 2")
     assert row(html, "first_response_sla_percent").startswith("SLA respons pertama 100.0% 33.3%")
-    # The findings `sapa report` computes, beside the charts.
-    assert "2 tickets missed the first-response SLA" in html
-    assert "1 VIP detractor in the NPS survey" in html
+    # The findings `sapa report` computes, beside the charts, in the page's language.
+    assert "2 tiket melewati SLA respons pertama" in html
+    assert "1 detraktor VIP dalam survei NPS" in html
     # Now: Joko (ticket due 3 days ago) and Sri (due an hour ago) are past their deadline in the queue.
     live = re.search(r'data-live="breached">(.*?)</li>', html, re.S)
     assert live and text_of(live.group(1)) == "2 Lewat SLA"
@@ -131,3 +131,15 @@ def test_bad_periods_and_formats_are_refused_with_the_reason(manager: TestClient
     assert manager.get("/console/dashboard/drill?metric=nonsense").status_code == 404
     assert manager.get("/console/dashboard?days=30").status_code == 200
     assert manager.get("/console/dashboard?days=365").status_code == 200
+
+
+def test_the_findings_are_sapa_reports_in_the_pages_language(manager: TestClient) -> None:
+    """The same findings, sentence for sentence: English as `sapa report` prints them, Indonesian on an Indonesian
+    page."""
+    english = manager.get("/console/dashboard", params={"lang": "en"}).text
+    indonesian = manager.get("/console/dashboard", params={"lang": "id"}).text
+    assert "2 tickets missed the first-response SLA" in english and "1 VIP detractor in the NPS survey" in english
+    assert "2 tiket melewati SLA respons pertama" in indonesian
+    assert "1 detraktor VIP dalam survei NPS" in indonesian
+    assert "Tiket dibuka naik dari 1 menjadi 4" in indonesian and "Tickets opened rose from 1 to 4" in english
+    assert "missed the first-response SLA" not in indonesian
