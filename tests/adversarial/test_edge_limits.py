@@ -140,7 +140,7 @@ def test_hostile_api_values_are_4xx(client: TestClient, sapa: Sapa) -> None:
         (client.post(f"/api/broadcasts/{2**63}/pause", headers=AUTH), 404, "no broadcast"),
         (client.get("/api/segments/a%00b", headers=AUTH), 422, "NUL"),
         (client.post("/api/segments", json={"name": "old", "filters": {"last_purchase_within_days": 2**62}},
-                     headers=AUTH), 422, "out of range"),
+                     headers=AUTH), 422, "at most 36,500"),
     ]:
         assert response.status_code == status and reason in response.json()["error"], response.text
     with sapa.database.unit_of_work(read_only=True) as session:

@@ -176,7 +176,10 @@ def test_an_unclear_relay_is_looked_up_in_the_thread_and_posted_once(sapa, fakes
     assert relayed["thread_ts"] == card_ts
     took_it = fakes.requests("slack", "chat.postMessage")[1].delivered
     assert len(fakes.requests("slack", "chat.postMessage")) == (2 if took_it else 3)
-    assert lookups(fakes) == {"conversations.replies": 1}
+    # Looked up in the card's thread (not the channel's history). Usually once; on a loaded machine a lookup that
+    # outlasts the client's timeout is asked again (seen in CI), which is right: it never turns into a second post.
+    found = lookups(fakes)
+    assert set(found) == {"conversations.replies"} and found["conversations.replies"] >= 1
     assert row(sapa, relay).status == "sent"
 
 
