@@ -196,15 +196,15 @@ SEQUENCED = ("customers", "channel_identities", "conversations", "messages", "ou
              "tickets", "ticket_events")
 
 
-def load_history(url: str, messages: int, postgres: bool, t0: datetime, *, analyze: bool = True
-                 ) -> tuple[float, dict[str, float]]:
-    """Fill the migrated database at `url`; returns (wall seconds, {table or step: seconds}).
+def bulk_load(url: str, postgres: bool, statements: list[tuple[str, str]], sequenced: tuple[str, ...], *,
+              analyze: bool = True) -> dict[str, float]:
+    """Run bulk `INSERT ... SELECT` statements ((step, sql) pairs) into the migrated database at `url` in one
+    transaction, set the id sequences of `sequenced` past the rows, and return {step: seconds}. The benches share it
+    (history, inbox, dashboard).
 
     `analyze` False leaves a SQLite file without planner statistics (sqlite_stat1), as Sapa itself leaves it:
     it never runs ANALYZE or PRAGMA optimize. PostgreSQL is always VACUUM ANALYZEd, as autovacuum would."""
     steps: dict[str, float] = {}
-    started = time.perf_counter()
-    statements = history_statements(Dialect(postgres, t0), messages) if messages else []
     if postgres:
         import psycopg
 
@@ -212,11 +212,11 @@ def load_history(url: str, messages: int, postgres: bool, t0: datetime, *, analy
         with psycopg.connect(dsn) as conn:
             conn.execute("SET session_replication_role = replica")  # no FK triggers while bulk loading
             conn.execute("SET maintenance_work_mem = '256MB'")
-            for table, statement in statements:
+            for step, statement in statements:
                 began = time.perf_counter()
                 conn.execute(statement)  # type: ignore[arg-type]  # no parameters: % is modulo, not a placeholder
-                steps[table] = steps.get(table, 0.0) + time.perf_counter() - began
-            for table in SEQUENCED:
+                steps[step] = steps.get(step, 0.0) + time.perf_counter() - began
+            for table in sequenced:
                 conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # type: ignore[arg-type]
                              f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
             conn.commit()
@@ -225,16 +225,18 @@ def load_history(url: str, messages: int, postgres: bool, t0: datetime, *, analy
             conn.execute("VACUUM ANALYZE")
         steps["vacuum analyze"] = time.perf_counter() - began
     else:
-        path = url.removeprefix("sqlite:///")
-        conn = sqlite3.connect(path, isolation_level=None)
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         try:
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("PRAGMA cache_size=-400000")  # 400 MB: the indexes stay in memory while loading
             conn.execute("BEGIN")
-            for table, statement in statements:
+            for step, statement in statements:
                 began = time.perf_counter()
-                conn.execute(statement)
-                steps[table] = steps.get(table, 0.0) + time.perf_counter() - began
+                try:
+                    conn.execute(statement)
+                except sqlite3.Error as exc:
+                    raise RuntimeError(f"{step}: {exc}") from exc
+                steps[step] = steps.get(step, 0.0) + time.perf_counter() - began
             conn.execute("COMMIT")
             if analyze:
                 began = time.perf_counter()
@@ -243,6 +245,15 @@ def load_history(url: str, messages: int, postgres: bool, t0: datetime, *, analy
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
+    return steps
+
+
+def load_history(url: str, messages: int, postgres: bool, t0: datetime, *, analyze: bool = True
+                 ) -> tuple[float, dict[str, float]]:
+    """Fill the migrated database at `url`; returns (wall seconds, {table or step: seconds}) (see `bulk_load`)."""
+    started = time.perf_counter()
+    statements = history_statements(Dialect(postgres, t0), messages) if messages else []
+    steps = bulk_load(url, postgres, statements, SEQUENCED, analyze=analyze)
     return time.perf_counter() - started, steps
 
 

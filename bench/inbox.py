@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/history.py imports its neighbours this way
-from history import Dialect  # noqa: E402
+from history import Dialect, bulk_load  # noqa: E402
 
 from store import create_database, inbox  # noqa: E402
 from store.inbox import QueueFilters  # noqa: E402
@@ -150,31 +150,9 @@ SEQUENCED = ("agents", "customers", "channel_identities", "conversations", "mess
 
 def load(url: str, postgres: bool, args: argparse.Namespace) -> float:
     started = time.perf_counter()
+    # Without ANALYZE on SQLite, as Sapa leaves its database (history.bulk_load).
     sql = statements(Dialect(postgres, T0 - timedelta(seconds=SHIFT)), args.open, args.history, args.transcript)
-    if postgres:
-        import psycopg
-
-        dsn = url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn) as conn:
-            conn.execute("SET session_replication_role = replica")  # no FK triggers while bulk loading
-            for _, statement in sql:
-                conn.execute(statement)  # no parameters: % is modulo, not a placeholder
-            for table in SEQUENCED:
-                conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                             f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
-            conn.commit()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-    else:
-        lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        try:
-            lite.execute("PRAGMA synchronous=OFF")
-            lite.execute("BEGIN")
-            for _, statement in sql:
-                lite.execute(statement)
-            lite.execute("COMMIT")
-        finally:
-            lite.close()
+    bulk_load(url, postgres, sql, SEQUENCED, analyze=False)
     return time.perf_counter() - started
 
 
