@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test soak lint install clean
+.PHONY: run test soak lint install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Sapa needs Python 3.11 or newer"'
@@ -43,6 +43,11 @@ soak: $(VENV)/.installed-test
 	SAPA_CRASH_MESSAGES=$${SAPA_CRASH_MESSAGES:-1000} SAPA_E2E_BROADCAST_CUSTOMERS=$${SAPA_E2E_BROADCAST_CUSTOMERS:-100000} \
 	SAPA_FAULT_MESSAGES=$${SAPA_FAULT_MESSAGES:-1000} \
 	$(BIN)/pytest -p no:cacheprovider -s $(SOAK_TESTS)
+
+# Issue 18's figures in one table against its goals (about 10-15 minutes; needs wrk: apt-get install -y wrk).
+# `make bench BENCH_ARGS=--quick` is a smoke run; --skip-postgres leaves out the PostgreSQL runs.
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

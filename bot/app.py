@@ -13,8 +13,10 @@ from fastapi import FastAPI
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, SlackConfig
+from bot.metrics import TimedInterpreter
 from bot.outbox import OutboxDispatcher
 from bot.pipeline import Pipeline
+from bot.ratelimit_shared import limiter_for
 from channels.base import ChannelContext, CustomerChannel, Sender
 from channels.registry import build_channels
 from channels.slack import SlackDesk
@@ -92,9 +94,10 @@ def build(
     desk = build_desk(settings.slack) if settings.slack.enabled else None
     senders: dict[str, Sender] = {**channels, **({"slack": desk} if desk else {})}
     dispatcher = OutboxDispatcher(database, senders, clock, settings.outbox,
-                                  broadcast_rates=settings.broadcasts.rate_per_second)
+                                  broadcast_rates=settings.broadcasts.rate_per_second,
+                                  limiter=limiter_for(database, clock))
     knowledge = Knowledge(settings, database)
-    pipeline = Pipeline(database, interpreter, settings, clock, on_outbox=dispatcher.wake,
+    pipeline = Pipeline(database, TimedInterpreter(interpreter), settings, clock, on_outbox=dispatcher.wake,
                         current_settings=knowledge.settings)
     runner = TaskRunner(database, clock, CurrentTaskKinds(knowledge.settings),
                         max_attempts=settings.scheduler.max_attempts)
@@ -124,6 +127,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
         docs,
         health,
         media,
+        metrics,
         slack_events,
         transactions_api,
         unavailable,
@@ -148,6 +152,7 @@ def create_app(sapa: Sapa, *, background: bool = True) -> FastAPI:
     unavailable.install(app)  # a database that cannot be reached: 503 with Retry-After, not a 500
     app.state.sapa = sapa
     app.include_router(health.router)
+    metrics.mount(app, sapa)  # /metrics for Prometheus
     if "webchat" in sapa.channels:
         webchat_api.mount(app, sapa)
     webhooks.mount(app, sapa)

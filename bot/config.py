@@ -201,6 +201,10 @@ class ServerConfig(_Section):
     api_token: SecretStr | None = Field(
         None, description="the SAPA_API_TOKEN environment variable (the bearer token of POST /api/transactions)"
     )
+    # Secret: from SAPA_METRICS_TOKEN only, never from the file. Unset: /metrics is open, like /healthz.
+    metrics_token: SecretStr | None = Field(
+        None, description="the SAPA_METRICS_TOKEN environment variable (the bearer token of GET /metrics)"
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or networks (e.g. 127.0.0.1, 10.0.0.0/8) of reverse proxies whose X-Forwarded-For "
@@ -996,6 +1000,13 @@ def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str], so
         )
     if environ.get("SAPA_API_TOKEN"):
         data["server"] = {**server, "api_token": environ["SAPA_API_TOKEN"]}
+    if "metrics_token" in server:
+        raise ConfigError(
+            f"Invalid configuration in {source}:\n  - server.metrics_token: secrets must not be in the file. "
+            "Fix: remove it and set the SAPA_METRICS_TOKEN environment variable."
+        )
+    if environ.get("SAPA_METRICS_TOKEN"):
+        data["server"] = {**dict(data.get("server") or {}), "metrics_token": environ["SAPA_METRICS_TOKEN"]}
     if environ.get("DATABASE_URL"):
         data["database"] = {**dict(data.get("database") or {}), "url": environ["DATABASE_URL"]}
     media_links = dict(data.get("media_links") or {})

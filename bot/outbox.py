@@ -29,17 +29,22 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from bot import metrics
 from bot.clock import Clock, SystemClock
 from bot.config import OutboxConfig
 from bot.messages import Button, Media, OutboundMessage
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import Limiter, RateLimiter
 from channels.base import MaybeSent, RateKey, RetryLater, Sender, Undeliverable
 from store import Database
 from store.db import unavailable_reason
 from store.messages import (
+    ClaimedRow,
+    PutBack,
+    Sent,
+    Settled,
     claim_outbox,
     failed_desk_card,
-    last_inbound_at,
+    last_inbound_times,
     outbox_defer,
     outbox_failed,
     outbox_known_sent,
@@ -60,6 +65,7 @@ RECORD_WITHIN_S = 1.0
 PACE_S = 0.05  # rate-limit waits up to this long are slept through rather than deferred
 BROADCAST_BURST_S = 0.1  # the broadcast bucket holds this many seconds' worth of sends
 START_GROUP = 50  # guarded rows of a reconcilable channel whose starts are committed together
+ABANDONED_LOOKS_PER_TIMEOUT = 4  # rows of a dead worker are looked for this often per claim_timeout, not every pass
 KNOWN_SIDS_WINDOW = timedelta(days=1)  # sids recorded this long before a start are not taken for an unclear send
 CARD_WAIT_S = 2.0  # how often a thread post looks again for its card (not an attempt)
 SLACK_FILE = "slack:"  # an agent's file reference (channels/slack.py FILE_PREFIX): no provider can fetch it
@@ -88,6 +94,8 @@ class Claimed:
     at_most_once: bool = False
     started_at: datetime | None = None  # an earlier attempt's start that never got an outcome
     guarded: bool = False  # started before the send; an unknown outcome is looked up or settled, never resent
+    message_id: int | None = None  # what an outcome is also written to, known from the claim (nothing read again)
+    card_for: int | None = None  # a desk card: the conversation whose thread its post opens
 
 
 def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
@@ -95,7 +103,7 @@ def backoff_seconds(attempt: int, config: OutboxConfig) -> float:
     return min(config.backoff_base_s * (2 ** max(attempt - 1, 0)), config.backoff_max_s)
 
 
-def to_outbound(item: OutboxItem, window_open: bool | None, options: dict[str, Any] | None = None
+def to_outbound(item: OutboxItem | ClaimedRow, window_open: bool | None, options: dict[str, Any] | None = None
                 ) -> OutboundMessage:
     payload = item.payload
     return OutboundMessage(
@@ -121,7 +129,7 @@ def _fetched(item: Media, data_url: str) -> Media:
     return replace(item, url=data_url, content_type=item.content_type or data_url[5:].split(";", 1)[0] or None)
 
 
-def desk_options(session: Session, item: OutboxItem) -> dict[str, Any] | None:
+def desk_options(session: Session, item: OutboxItem | ClaimedRow) -> dict[str, Any] | None:
     """Options with the conversation's card thread filled in; None while the card is not posted yet."""
     options = dict(item.payload.get("options", {}))
     for key, target in (("thread_of", "thread_ts"), ("update_card_of", "update_ts")):
@@ -142,6 +150,7 @@ class OutboxDispatcher:
         config: OutboxConfig,
         worker: str | None = None,
         broadcast_rates: dict[str, float] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.database = database
         self.channels = channels
@@ -150,49 +159,24 @@ class OutboxDispatcher:
         # CRM-4.3: broadcasts per second per channel, below the provider's limit, so replies keep headroom.
         self.broadcast_rates = dict(broadcast_rates or {})
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.limiter = RateLimiter(clock)
+        # Shared by the replicas on PostgreSQL (bot/ratelimit_shared.py, chosen in bot/app.py build()).
+        self.limiter: Limiter = limiter or RateLimiter(clock)
         # A short rate-limit wait is slept through on the real clock; a manual clock (tests) never moves by
         # itself, so there the row is put back instead.
         self.paces = isinstance(clock, SystemClock)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._abandoned_look_at: datetime | None = None  # when to look for a dead worker's rows next (None: now)
+        self._batch: dict[int, Claimed] = {}  # the pass in progress, by row id: what recording its outcomes needs
 
     def run_once(self) -> int:
         """Send everything due now; returns how many rows were attempted."""
-        now = self.clock.now()
         with self.database.unit_of_work() as session:
-            items = claim_outbox(
-                session, now=now, worker=self.worker, limit=self.config.batch_size,
-                claim_timeout=timedelta(seconds=self.config.claim_timeout_s),
-            )
-            held = waiting_behind(session, items, now=now, hold_s=self.config.poll_interval_s)
-            claimed = []
-            for item in items:
-                options = desk_options(session, item)
-                if options is None:  # a thread post whose card is not in Slack yet
-                    # Waiting for the card is not an attempt (a busy minute of 429s on the card must not spend
-                    # the relay's budget); it gives up only when the card itself gave up, and says so.
-                    gave_up = failed_desk_card(session, item.conversation_id)
-                    if gave_up is None:
-                        outbox_defer(session, item.id, next_attempt_at=now + timedelta(seconds=CARD_WAIT_S))
-                    else:
-                        reason = f"not relayed: the conversation's Slack card could not be posted ({gave_up})"
-                        outbox_failed(session, item.id, error=reason)
-                        log.error("outbox %s: %s", item.id, reason)
-                    continue
-                if item.id in held:  # an older message to this customer goes first
-                    outbox_defer(session, item.id, next_attempt_at=held[item.id], keep_started=True)
-                    continue
-                at_most_once = bool(item.payload.get("at_most_once"))
-                # Customer messages (SMS, WhatsApp, Telegram) and every Slack desk post (no message row) say
-                # `guard_sends` through their channel; only desk posts are rows without a message.
-                guarded = at_most_once or self._guards(item.channel)
-                claimed.append(Claimed(item.id, item.attempts, item.message_id is not None,
-                                       to_outbound(item, self._window_open(session, item, now), options),
-                                       at_most_once, item.send_started_at if guarded else None, guarded))
+            claimed = self._claim(session, self.clock.now())
         # Oldest first: a retried row (later next_attempt_at, lower id) goes before what was written after it.
         claimed.sort(key=lambda entry: entry.item_id)
+        self._batch = {entry.item_id: entry for entry in claimed}
         outcomes: list[Outcome] = []
         waiting: dict[tuple[str, str], float] = {}  # customer addresses whose earlier message did not go
         last_flush = time.monotonic()
@@ -218,16 +202,68 @@ class OutboxDispatcher:
                 self._record(outcomes)
                 outcomes, last_flush = [], time.monotonic()
         self._record(outcomes)
+        self._batch = {}
         return len(claimed)
 
-    def _window_open(self, session: Session, item: OutboxItem, now: datetime) -> bool | None:
-        """For channels with a session window (WhatsApp): did the customer write recently enough?"""
-        channel = self.channels.get(item.channel)
-        window = getattr(channel, "session_window", None)
-        if window is None:
-            return None
-        last = last_inbound_at(session, item.channel, item.recipient)
-        return last is not None and now - last < window
+    def _claim(self, session: Session, now: datetime) -> list[Claimed]:
+        """Claim the due rows (per-customer order kept by the claim: store.messages.claim_outbox), put back what
+        must still wait, and turn the rest into messages with everything their send needs, in one transaction."""
+        timeout = timedelta(seconds=self.config.claim_timeout_s)
+        look = self._abandoned_look_at is None or now >= self._abandoned_look_at
+        rows = claim_outbox(session, now=now, worker=self.worker, limit=self.config.batch_size,
+                            claim_timeout=timeout, release_abandoned=look)
+        if look:
+            self._abandoned_look_at = now + timeout / ABANDONED_LOOKS_PER_TIMEOUT
+        # The claim leaves an earlier message out only when the batch is full, or (PostgreSQL) when another process
+        # is claiming it right now and SKIP LOCKED hid it: only then is the batch checked against older rows.
+        held: dict[int, datetime] = {}
+        if len(rows) >= self.config.batch_size or self.database.dialect != "sqlite":
+            held = waiting_behind(session, rows, now=now, hold_s=self.config.poll_interval_s)
+        windows = self._windows(session, rows, now)
+        put_back: list[PutBack] = []
+        gave_up: list[Settled] = []
+        claimed: list[Claimed] = []
+        for row in rows:
+            options = desk_options(session, row)
+            if options is None:  # a thread post whose card is not in Slack yet
+                # Waiting for the card is not an attempt (a busy minute of 429s on the card must not spend
+                # the relay's budget); it gives up only when the card itself gave up, and says so.
+                card = failed_desk_card(session, row.conversation_id)
+                if card is None:
+                    put_back.append(PutBack(row.id, now + timedelta(seconds=CARD_WAIT_S)))
+                else:
+                    reason = f"not relayed: the conversation's Slack card could not be posted ({card})"
+                    gave_up.append(Settled(row.id, row.message_id, reason))
+                    log.error("outbox %s: %s", row.id, reason)
+                continue
+            if row.id in held:  # an older message to this customer goes first
+                put_back.append(PutBack(row.id, held[row.id], keep_started=True, customer=(row.channel, row.recipient)))
+                continue
+            at_most_once = bool(row.payload.get("at_most_once"))
+            # Customer messages (SMS, WhatsApp, Telegram) and every Slack desk post (no message row) say
+            # `guard_sends` through their channel; only desk posts are rows without a message.
+            guarded = at_most_once or self._guards(row.channel)
+            claimed.append(Claimed(row.id, row.attempts, row.message_id is not None,
+                                   to_outbound(row, windows.get(row.id), options), at_most_once,
+                                   row.send_started_at if guarded else None, guarded, row.message_id, row.card_for))
+        outbox_defer(session, put_back)
+        outbox_failed(session, gave_up)
+        return claimed
+
+    def _windows(self, session: Session, rows: list[ClaimedRow], now: datetime) -> dict[int, bool]:
+        """For rows on a channel with a session window (WhatsApp): did the customer write recently enough?
+        Computed now, at send time, not when the message was written; one query per such channel."""
+        open_by_row: dict[int, bool] = {}
+        for name in {row.channel for row in rows}:
+            window = getattr(self.channels.get(name), "session_window", None)
+            if window is None:
+                continue
+            mine = [row for row in rows if row.channel == name]
+            last = last_inbound_times(session, name, [row.recipient for row in mine])
+            for row in mine:
+                when = last.get(row.recipient)
+                open_by_row[row.id] = when is not None and now - when < window
+        return open_by_row
 
     def _guards(self, channel: str) -> bool:
         return bool(getattr(self.channels.get(channel), "guard_sends", False))
@@ -256,6 +292,7 @@ class OutboxDispatcher:
         with self.database.unit_of_work() as session:
             self._record_in(session, unrecorded)
             outbox_started(session, group, now=self.clock.now())
+        self._count(unrecorded)
         unrecorded.clear()
         started.update(group)
 
@@ -280,6 +317,7 @@ class OutboxDispatcher:
         try:
             provider_id: str | None = finder(message, entry.started_at, exclude=known)
         except Exception as exc:  # the provider cannot answer now: ask again later, keeping the start
+            metrics.provider_error(message.channel, metrics.error_kind(exc))
             reason = exc.reason if isinstance(exc, (RetryLater, Undeliverable)) else f"{type(exc).__name__}: {exc}"
             log.warning("outbox %s: could not check whether an unclear send arrived: %s", entry.item_id, reason)
             return Outcome(entry.item_id, "retry", error=f"checking an unclear send: {reason}",
@@ -337,10 +375,14 @@ class OutboxDispatcher:
             calling = True
             return Outcome(item_id, "sent", provider_id=channel.send(message))
         except Undeliverable as exc:
+            if calling:  # the provider refused (not "channel not enabled", which is ours)
+                metrics.provider_error(message.channel, "undeliverable")
             log.warning("outbox %s undeliverable on %s: %s", item_id, message.channel, exc.reason)
             return Outcome(item_id, "failed", error=exc.reason, recipient=message.recipient,
                            channel=message.channel, permanent=exc.address_dead, unsubscribed=exc.unsubscribed)
         except Exception as exc:  # RetryLater, and anything unexpected: retry with backoff
+            if calling:
+                metrics.provider_error(message.channel, metrics.error_kind(exc))
             if guarded is not None and calling and (isinstance(exc, MaybeSent) or not isinstance(exc, RetryLater)):
                 return self._unclear(guarded, exc)
             after = exc.after_s if isinstance(exc, RetryLater) else None
@@ -395,28 +437,48 @@ class OutboxDispatcher:
             return
         with self.database.unit_of_work() as session:
             self._record_in(session, outcomes)
+        self._count(outcomes)
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        """The Prometheus counts of outcomes just committed (a deferral is no attempt: not counted)."""
+        for outcome in outcomes:
+            if outcome.status != "deferred":
+                metrics.outbound(self._batch[outcome.item_id].message.channel, outcome.status)
 
     def _record_in(self, session: Session, outcomes: list[Outcome]) -> None:
+        """The one place where outcomes are written: a few executemany UPDATEs per kind of outcome, whatever the
+        number of rows (what each row's message is comes from the claim, `self._batch`)."""
         now = self.clock.now()
-        outbox_sent(session, [(o.item_id, o.provider_id) for o in outcomes if o.status == "sent"], now=now)
+        sent: list[Sent] = []
+        retries: list[PutBack] = []
+        deferred: list[PutBack] = []
+        failed: list[Settled] = []
+        unconfirmed: list[Settled] = []
         for outcome in outcomes:
+            entry = self._batch[outcome.item_id]
+            customer = (entry.message.channel, entry.message.recipient) if entry.to_customer else None
             if outcome.status == "sent":
-                continue
-            if outcome.status == "deferred":
-                outbox_defer(session, outcome.item_id, next_attempt_at=now + timedelta(seconds=outcome.delay_s),
-                             keep_started=outcome.keep_started)
+                sent.append(Sent(outcome.item_id, outcome.provider_id, entry.message_id, entry.message.recipient,
+                                 entry.card_for))
+            elif outcome.status == "deferred":
+                deferred.append(PutBack(outcome.item_id, now + timedelta(seconds=outcome.delay_s),
+                                        keep_started=outcome.keep_started, customer=customer))
             elif outcome.status == "unconfirmed":
-                outbox_unconfirmed(session, outcome.item_id, error=outcome.error)
+                unconfirmed.append(Settled(outcome.item_id, entry.message_id, outcome.error))
             elif outcome.status == "failed":
-                outbox_failed(session, outcome.item_id, error=outcome.error)
+                failed.append(Settled(outcome.item_id, entry.message_id, outcome.error))
                 if outcome.permanent:
                     record_refusal(session, outcome.channel, outcome.recipient, reason=outcome.error,
                                    unsubscribed=outcome.unsubscribed, evidence=f"refused at send: {outcome.error}",
                                    now=now)
             else:
-                outbox_retry(session, outcome.item_id, error=outcome.error,
-                             next_attempt_at=now + timedelta(seconds=outcome.delay_s),
-                             keep_started=outcome.keep_started)
+                retries.append(PutBack(outcome.item_id, now + timedelta(seconds=outcome.delay_s),
+                                       keep_started=outcome.keep_started, error=outcome.error, customer=customer))
+        outbox_sent(session, sent, now=now)
+        outbox_defer(session, deferred)
+        outbox_unconfirmed(session, unconfirmed)
+        outbox_failed(session, failed)
+        outbox_retry(session, retries)
 
     # --- background loop -----------------------------------------------------------------------
 

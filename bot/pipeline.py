@@ -28,6 +28,7 @@ from nlu.sentiment import analyse as analyse_sentiment
 from store import Database
 from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.customers import find_customer_by_phone, get_customer, get_or_create_identity
+from store.inbound_context import read_inbound_context
 from store.merge import merge_customers
 from store.messages import add_outbound, apply_delivery, find_by_provider_id, replies_to
 from store.models import ChannelIdentity, Conversation, Customer, Message
@@ -48,6 +49,14 @@ class InboundResult:
     conversation_id: int
     customer_id: int
     reply_ids: tuple[int, ...] = field(default=())
+    # The reply rows themselves, as written (loaded, usable after the commit): a caller that shows them (the web
+    # chat API) needs no second transaction to read back what was just written.
+    replies: tuple[Message, ...] = field(default=(), compare=False)
+
+
+# Checks a channel makes in the message's own transaction before anything is recorded (the web chat: the session
+# exists; its language). It returns the message to handle, or raises to refuse it with nothing stored.
+Prepare = Callable[[Session, InboundMessage], InboundMessage]
 
 
 class Pipeline:
@@ -90,22 +99,36 @@ class Pipeline:
         # Relative dates ("besok") count from when the customer wrote, not from when we got to it.
         return self.interpreter.interpret(message.text, message.language_hint, message.received_at)
 
-    def handle(self, message: InboundMessage) -> InboundResult:
+    def handle(self, message: InboundMessage, prepare: Prepare | None = None) -> InboundResult:
         # Understanding is pure CPU: done before the transaction so no lock is held meanwhile.
         interpretation = self.understand(message)
         settings = self.current_settings()  # before the transaction: it may read the database on its own
         now = self.clock.now()
         with self.database.unit_of_work() as session:
-            identity, created = get_or_create_identity(
-                session, message.channel, message.sender, now=now,
-                display_name=message.display_name, language_hint=message.language_hint, phone=message.phone,
-            )
-            earlier = find_by_provider_id(session, message.channel, message.provider_message_id)
+            if prepare is not None:
+                prepared = prepare(session, message)
+                if prepared.language_hint != message.language_hint:
+                    # The hint the message was understood with was not the one that holds (rare: the web chat page
+                    # sent no language, or one Sapa does not speak): understood again, as if it had been known.
+                    interpretation = self.understand(prepared)
+                message = prepared
+            context = (read_inbound_context(session, message.channel, message.sender, message.provider_message_id)
+                       if self.database.dialect == "sqlite" else None)
+            if context is not None:
+                identity, created = context.identity, False
+                earlier = session.get(Message, context.duplicate_of) if context.duplicate_of is not None else None
+            else:
+                identity, created = get_or_create_identity(
+                    session, message.channel, message.sender, now=now,
+                    display_name=message.display_name, language_hint=message.language_hint, phone=message.phone,
+                )
+                earlier = find_by_provider_id(session, message.channel, message.provider_message_id)
             if earlier is not None:
                 log.info("duplicate delivery %s/%s ignored", message.channel, earlier.id)
+                earlier_replies = tuple(replies_to(session, earlier.id))
                 return InboundResult(
                     earlier.id, True, earlier.conversation_id, earlier.customer_id,
-                    tuple(r.id for r in replies_to(session, earlier.id)),
+                    tuple(r.id for r in earlier_replies), earlier_replies,
                 )
             if message.shared_phone:
                 link_shared_phone(session, identity, message.shared_phone, now=now)
@@ -114,20 +137,15 @@ class Pipeline:
             language = customer.language or interpretation.language or message.language_hint
             if language not in self.settings.languages:
                 language = self.settings.default_language
+            # The open conversation read with the identity, unless a shared phone just merged customers (and moved
+            # conversations).
+            known = (context.conversation,) if context is not None and not message.shared_phone else None
             conversation, _ = continue_or_open(
-                session, identity, now=now, language=language, idle_close=self._idle_close
+                session, identity, now=now, language=language, idle_close=self._idle_close, current=known
             )
-            if interpretation.language in self.settings.languages:
-                conversation.language = interpretation.language
-            identity.last_inbound_at = now
-            if identity.undeliverable_reason is not None:
-                identity.undeliverable_reason = None  # they wrote: the address works again
-            if message.display_name:
-                identity.display_name = message.display_name
-            conversation.last_inbound_at = now
-            conversation.last_message_at = now
             if message.edit_of is not None:
                 # An edit is logged against the message it changes; it is not a new question.
+                self._note_arrival(identity, conversation, message, interpretation, now)
                 original = find_by_provider_id(session, message.channel, message.edit_of)
                 row = inbound_row(message, conversation.id, customer.id, None, now)
                 row.edit_of_id = original.id if original else None
@@ -149,11 +167,14 @@ class Pipeline:
                     interpretation = Interpretation("out_of_scope", 0.0, message.language_hint, backend="button")
             row = inbound_row(message, conversation.id, customer.id, interpretation, now, refused=refused)
             session.add(row)
-            session.flush()
-            self._reply(session, message, customer, identity, conversation, row, interpretation, created, refused,
-                        settings=settings)
-            reply_ids = tuple(r.id for r in replies_to(session, row.id))
-            result = InboundResult(row.id, False, conversation.id, customer.id, reply_ids)
+            session.flush()  # the row's id is the Turn's
+            # Noted after that flush, so the identity's and conversation's changes go with the handlers' in the one
+            # flush after them: one UPDATE per row instead of two (issue 18).
+            self._note_arrival(identity, conversation, message, interpretation, now)
+            replies = self._reply(session, message, customer, identity, conversation, row, interpretation, created,
+                                  refused, settings=settings)
+            reply_ids = tuple(r.id for r in replies)
+            result = InboundResult(row.id, False, conversation.id, customer.id, reply_ids, replies)
         if reply_ids and self.on_outbox is not None:
             self.on_outbox()
         return result
@@ -198,9 +219,22 @@ class Pipeline:
                      "reachable" if update.reachable else "unreachable", update.reason)
             return True
 
+    def _note_arrival(self, identity: ChannelIdentity, conversation: Conversation, message: InboundMessage,
+                      interpretation: Interpretation, now: datetime) -> None:
+        if interpretation.language in self.settings.languages:
+            conversation.language = interpretation.language
+        identity.last_inbound_at = now
+        if identity.undeliverable_reason is not None:
+            identity.undeliverable_reason = None  # they wrote: the address works again
+        if message.display_name:
+            identity.display_name = message.display_name
+        conversation.last_inbound_at = now
+        conversation.last_message_at = now
+
     def _reply(self, session: Session, message: InboundMessage, customer: Customer, identity: ChannelIdentity,
                conversation: Conversation, row: Message, interpretation: Interpretation, created: bool,
-               refused: button_check.ButtonCheck | None = None, *, settings: Settings | None = None) -> None:
+               refused: button_check.ButtonCheck | None = None, *, settings: Settings | None = None
+               ) -> tuple[Message, ...]:
         # Replies go where the message came from, even if the handler changed the identity (an erasure
         # replaces the address; its confirmation must still reach the person who asked).
         address = identity.address
@@ -222,12 +256,16 @@ class Pipeline:
             replies = dispatch(turn, self.routes)
         # Variables an approved template may need if the reply has to wait past a session window.
         variables = {"name": customer.name or identity.display_name or "", "company": self.settings.company.name}
-        for reply in replies:
+        written = tuple(
             add_outbound(
                 session, conversation, recipient=address, text=reply.text, now=row.created_at,
                 buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], reply_to_id=row.id,
-                template_variables=variables,
+                template_variables=variables, flush=False,
             )
+            for reply in replies
+        )
+        session.flush()  # every reply and its outbox row in one flush, with what the handlers changed
+        return written
 
 
 # Interpretations made without the classifier (see Pipeline.understand).

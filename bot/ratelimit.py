@@ -1,16 +1,24 @@
 """Token buckets for provider rate limits, on the injected clock (tests move time, never sleep).
 
-Limits hold per process; several replicas each keep their own buckets, so a deployment divides
-the configured rates by its replica count.
+These buckets live in one process: enough for SQLite, which runs one. On PostgreSQL, where several replicas
+may send, the outbox uses bot/ratelimit_shared.py instead, whose buckets are rows every replica draws from; both
+answer `reserve` the same way (the Limiter protocol).
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Protocol
 
 from bot.clock import Clock
 from channels.base import RateKey
+
+
+class Limiter(Protocol):
+    def reserve(self, keys: list[RateKey]) -> float:
+        """0.0 and take the tokens if every bucket allows the send now; else the seconds to wait."""
+        ...
 
 
 class RateLimiter:

@@ -5,9 +5,13 @@ Telegram authenticates a webhook only by echoing the secret given to setWebhook 
 PTB's own types, and what a message carries (files, places, contacts, forwarding) from the JSON
 itself: those fields differ most between Bot API versions, and PTB refuses a whole object for one
 field it expects. Any update Telegram may send is answered 2xx, as events or logged as ignored, so
-it is never redelivered forever; only a body that is no update at all is refused. Sending goes
-through one `telegram.Bot` (and so one httpx client) running on an event loop this adapter owns,
-because PTB is async and the outbox dispatcher that calls `send` is a plain thread.
+it is never redelivered forever; only a body that is no update at all is refused. Calls go through
+one `telegram.Bot` (and so one httpx client) running on an event loop this adapter owns, because
+PTB is async and the outbox dispatcher that calls `send` is a plain thread; except text messages
+(`sendMessage`, what nearly every send is), which the dispatcher's thread posts itself on a pooled
+urllib3 connection (`_post`): handing each one to the loop and back, and PTB building a Message from
+the answer, cost several times the HTTP exchange (bench/outbox_send.py). Error answers are turned
+into PTB's own exceptions the way PTB does (`_bot_api_error`), so both paths map errors alike.
 
 Addresses: the sender of an inbound message is the chat id, because that is where replies go. In a
 private chat it equals the user id; in a group (only with `allow_groups`) the whole group is one
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hmac
+import json
 import logging
 import os
 import re
@@ -27,10 +32,12 @@ import threading
 import warnings
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import urllib3
 from telegram import (
     Bot,
     CallbackQuery,
@@ -42,9 +49,19 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, ChatMigrated, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.error import Forbidden as TelegramForbidden
 from telegram.warnings import PTBDeprecationWarning
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from bot import limits
 from bot.messages import (
@@ -76,6 +93,7 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_TEXT = 4096  # Bot API limit for sendMessage text
 MAX_CALLBACK_DATA = 64  # bytes, Bot API limit for InlineKeyboardButton.callback_data
 CALL_TIMEOUT_S = 30.0  # PTB's own connect/read/write timeouts (5 s each) normally end a call sooner
+PTB_TIMEOUT_S = 5.0  # PTB's default connect and read timeouts, kept by the direct sendMessage path
 # The update kinds parse reads, and so the ones set_webhook subscribes to.
 # Things a customer sends that Sapa cannot read, but that are the customer's own doing (unlike service
 # messages): stored and answered "we cannot handle this kind of message", never silently dropped.
@@ -137,6 +155,7 @@ class TelegramChannel:
         self._thread: threading.Thread | None = None
         self._loop_lock = threading.Lock()
         self._initialized = False  # the HTTP client is open and the token checked (see _ensure_initialized)
+        self._pool = urllib3.PoolManager(maxsize=4, retries=False, block=False)  # sendMessage (`_post`)
 
     # -- inbound -------------------------------------------------------------------------------
 
@@ -344,9 +363,7 @@ class TelegramChannel:
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             try:
-                sent = self._call(
-                    self.bot.send_message(chat_id=chat_id, text=part, reply_markup=markup if last else None)
-                )
+                sent = self._send_text(chat_id, part, markup if last else None)
             except (RetryLater, Undeliverable) as exc:
                 if first_id is None:
                     raise
@@ -358,7 +375,7 @@ class TelegramChannel:
                 )
                 break
             if first_id is None:
-                first_id = f"{sent.chat.id}:{sent.message_id}"  # the same form parse() gives
+                first_id = sent  # the same form parse() gives
         assert first_id is not None  # split_text always returns at least one part
         return first_id
 
@@ -386,26 +403,65 @@ class TelegramChannel:
             raise
         try:
             return self._run(coroutine)
-        except RetryAfter as exc:
-            raise RetryLater(f"flood control: {exc.message}", after_s=_retry_after_s(exc)) from exc
-        except ChatMigrated as exc:
-            raise Undeliverable(f"migrated: the group is now chat {exc.new_chat_id}") from exc
-        except TelegramForbidden as exc:
-            raise Undeliverable(f"blocked: {self._redact(exc.message)}") from exc
-        except InvalidToken:
+        except (TelegramError, concurrent.futures.TimeoutError) as exc:
+            raise self._translated(exc) from (None if isinstance(exc, InvalidToken) else exc)
+
+    def _translated(self, exc: TelegramError | concurrent.futures.TimeoutError) -> RetryLater | Undeliverable:
+        """PTB's error (or our own call timeout) as the channel's: what the outbox does next depends on it."""
+        if isinstance(exc, RetryAfter):
+            return RetryLater(f"flood control: {exc.message}", after_s=_retry_after_s(exc))
+        if isinstance(exc, ChatMigrated):
+            return Undeliverable(f"migrated: the group is now chat {exc.new_chat_id}")
+        if isinstance(exc, TelegramForbidden):
+            return Undeliverable(f"blocked: {self._redact(exc.message)}")
+        if isinstance(exc, InvalidToken):
             # PTB puts the token itself in this message: never let it reach the outbox or the logs.
-            raise Undeliverable("invalid bot token: rejected by Telegram") from None
-        except BadRequest as exc:  # a subclass of NetworkError, so it must come first
-            raise Undeliverable(f"rejected: {self._redact(exc.message)}") from exc
-        except NetworkError as exc:  # timeouts, connection errors and 5xx
+            return Undeliverable("invalid bot token: rejected by Telegram")
+        if isinstance(exc, BadRequest):  # a subclass of NetworkError, so it must come first
+            return Undeliverable(f"rejected: {self._redact(exc.message)}")
+        if isinstance(exc, NetworkError):  # timeouts, connection errors and 5xx
             if _never_sent(exc):
-                raise RetryLater(f"network: {self._redact(exc.message)}") from exc
+                return RetryLater(f"network: {self._redact(exc.message)}")
             # A 5xx, a read timeout, a connection lost after sending: Telegram may have delivered it.
-            raise MaybeSent(f"no clear answer from Telegram: {self._redact(exc.message)}") from exc
-        except TelegramError as exc:  # e.g. 409 Conflict: nothing says it is permanent
-            raise RetryLater(f"telegram: {self._redact(exc.message)}") from exc
-        except concurrent.futures.TimeoutError as exc:
-            raise MaybeSent(f"no answer from Telegram within {CALL_TIMEOUT_S:g} s") from exc
+            return MaybeSent(f"no clear answer from Telegram: {self._redact(exc.message)}")
+        if isinstance(exc, TelegramError):  # e.g. 409 Conflict: nothing says it is permanent
+            return RetryLater(f"telegram: {self._redact(exc.message)}")
+        return MaybeSent(f"no answer from Telegram within {CALL_TIMEOUT_S:g} s")
+
+    def _send_text(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> str:
+        """sendMessage, posted from the calling thread (see the module's docstring); "chat:message" ids."""
+        self._ensure_initialized()  # the token is checked (getMe) once, through PTB, before the first send
+        fields = {"chat_id": str(chat_id), "text": text}
+        if markup is not None:  # PTB sends objects as JSON inside the form, and so do we
+            fields["reply_markup"] = json.dumps(markup.to_dict())
+        try:
+            sent = self._post("sendMessage", fields)
+        except TelegramError as exc:
+            raise self._translated(exc) from (None if isinstance(exc, InvalidToken) else exc)
+        return f"{sent['chat']['id']}:{sent['message_id']}"
+
+    def _post(self, method: str, fields: dict[str, str]) -> Any:
+        """One Bot API call as PTB's HTTPXRequest makes it (a form, PTB's timeouts, no retries); its `result`.
+
+        Raises PTB's exceptions, made as PTB makes them: a connection that never opened is a NetworkError caused
+        by urllib3's connect error (`_never_sent`), a timeout TimedOut, an error answer `_bot_api_error`."""
+        timeout = min(PTB_TIMEOUT_S, CALL_TIMEOUT_S)
+        try:
+            response = self._pool.request(
+                "POST", f"{self.bot.base_url}/{method}", fields=fields, encode_multipart=False,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout), redirect=False)
+        except NewConnectionError as exc:
+            raise NetworkError(f"urllib3.{type(exc).__name__}: {exc}") from exc
+        except urllib3.exceptions.TimeoutError as exc:
+            raise TimedOut from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise NetworkError(f"urllib3.{type(exc).__name__}: {exc}") from exc
+        if not 200 <= response.status <= 299:
+            raise _bot_api_error(response.status, response.data)
+        try:
+            return json.loads(response.data.decode("utf-8", "replace"))["result"]
+        except ValueError as exc:
+            raise TelegramError("Invalid server response") from exc
 
     def _redact(self, text: str) -> str:
         # Error texts can quote request URLs, and the token is part of every Bot API URL.
@@ -637,9 +693,49 @@ def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | None:
 def _never_sent(exc: NetworkError) -> bool:
     """PTB's NetworkError for a request that never left: no connection (refused, DNS, connect timeout) or no free
     pooled connection. Everything else (an HTTP 5xx, a read or write timeout, a connection lost mid-request)
-    may have reached Telegram."""
+    may have reached Telegram. (urllib3's connect errors: the direct sendMessage path, `_post`.)"""
     cause = exc.__cause__
-    return isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol))
+    return isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+                              ConnectTimeoutError))
+
+
+def _bot_api_error(code: int, payload: bytes) -> TelegramError:
+    """The exception PTB raises for an error answer (telegram.request.BaseRequest._request_wrapper), made the
+    same way: `parameters` first (a migrated chat, flood control), then by HTTP status."""
+    try:
+        message = f"{HTTPStatus(code).phrase} ({code})"
+    except ValueError:
+        message = f"Unknown HTTPError ({code})"
+    parsing_failed: Exception | None = None
+    try:
+        data = json.loads(payload.decode("utf-8", "replace"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        message += f". Parsing the server response {payload!r} failed"
+        parsing_failed = exc
+    else:
+        message = data.get("description") or message
+        parameters = data.get("parameters")
+        if parameters:
+            if migrate_to_chat_id := parameters.get("migrate_to_chat_id"):
+                return ChatMigrated(migrate_to_chat_id)
+            if retry_after := parameters.get("retry_after"):
+                return RetryAfter(retry_after)
+            message += f". The server response contained unknown parameters: {parameters}"
+    error: TelegramError
+    if code == HTTPStatus.FORBIDDEN:
+        error = TelegramForbidden(message)
+    elif code in (HTTPStatus.NOT_FOUND, HTTPStatus.UNAUTHORIZED):
+        error = InvalidToken(message)
+    elif code == HTTPStatus.BAD_REQUEST:
+        error = BadRequest(message)
+    elif code == HTTPStatus.CONFLICT:
+        error = Conflict(message)
+    else:
+        error = NetworkError(message)
+    error.__cause__ = parsing_failed
+    return error
 
 
 def _retry_after_s(exc: RetryAfter) -> float:

@@ -10,18 +10,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import platform
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3
+from twilio import __version__ as twilio_version
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.version import Version
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError, SSLError
 
 from bot.messages import DeliveryStatus, DeliveryUpdate, InboundMessage, Location, Media, MediaKind, OutboundMessage
 from channels.base import (
@@ -192,16 +197,20 @@ def _location(request: WebhookRequest) -> Location | None:
     return Location(*point, name=request.form_value("Label") or None, address=request.form_value("Address") or None)
 
 
-def _transport_failure(exc: requests.exceptions.RequestException) -> RetryLater:
-    """A create that ended without an HTTP answer. No connection (refused, DNS, connect timeout, TLS handshake):
-    the request never left, so a plain retry. Anything later (read timeout, connection reset or closed before the
-    answer): Twilio may have accepted it (MaybeSent), so the outbox looks it up before any resend."""
-    cause = exc.args[0] if exc.args else None
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError,
-                        requests.exceptions.ProxyError)) or isinstance(getattr(cause, "reason", cause),
-                                                                         NewConnectionError):
+def _transport_failure(exc: HTTPError) -> RetryLater:
+    """A create that ended without an HTTP answer. No connection (refused, DNS, connect timeout, TLS handshake,
+    proxy): the request never left, so a plain retry. Anything later (read timeout, connection reset or closed
+    before the answer): Twilio may have accepted it (MaybeSent), so the outbox looks it up before any resend."""
+    if isinstance(exc, (ConnectTimeoutError, SSLError, ProxyError)):  # NewConnectionError is a ConnectTimeoutError
         return RetryLater(f"Twilio unreachable: {type(exc).__name__}")
     return MaybeSent(f"no answer from Twilio ({type(exc).__name__}): it may have accepted the message")
+
+
+def _form(params: dict[str, str | Sequence[str]]) -> str:
+    """Twilio's Messages.json form: a list (MediaUrl) is the key repeated, as the SDK sends it."""
+    pairs = [(key, item) for key, value in params.items()
+             for item in ([value] if isinstance(value, str) else value)]
+    return urlencode(pairs)
 
 
 def _reason(exc: TwilioRestException | TwilioServiceException) -> str:
@@ -248,6 +257,21 @@ class TwilioChannel:
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=HTTP_TIMEOUT_S))
         if api_base_url:
             self.client.api.base_url = api_base_url.rstrip("/")
+        # Sends skip the SDK: per message its layers and requests' session machinery cost more CPU than the HTTP
+        # exchange itself (bench/outbox_send.py). One pooled urllib3 manager posts the same form with the same Basic
+        # auth and headers; error answers are still turned into the SDK's exceptions (`Version.exception`), so
+        # `_mapped` judges them as before. Lookups (find_sent) and media downloads keep the SDK and requests.
+        self._pool = urllib3.PoolManager(maxsize=4, retries=False, block=False)
+        self._messages_path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self._headers = {
+            **urllib3.make_headers(basic_auth=f"{account_sid}:{auth_token}"),
+            "User-Agent": f"twilio-python/{twilio_version} ({platform.system()} {platform.machine()}) "
+                          f"Python/{platform.python_version()}",
+            "X-Twilio-Client": f"python-{twilio_version}",
+            "Accept-Charset": "utf-8",
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
 
     # --- inbound -------------------------------------------------------------------------------
 
@@ -373,22 +397,16 @@ class TwilioChannel:
         if message.media:  # an agent's files: see send_media at the end of the class
             return self.send_media(message)
         to = self._address(message.recipient)
-        sender: dict[str, str] = (
-            {"from_": self._address(self.from_number)}
-            if self.from_number
-            else {"messaging_service_sid": self.messaging_service_sid or ""}
-        )
-        if self.public_base_url:
-            sender["status_callback"] = self.public_base_url + STATUS_CALLBACK_PATH
+        sender = self._sender()
         template = self._template(message)
         if template is not None:
             content_sid, variables = template
-            return self._create(to=to, content_sid=content_sid, content_variables=variables, **sender)
+            return self._create({"To": to, "ContentSid": content_sid, "ContentVariables": variables, **sender})
         parts = self._parts(message)
-        first = self._create(to=to, body=parts[0], **sender)
+        first = self._create({"To": to, "Body": parts[0], **sender})
         for number, part in enumerate(parts[1:], start=2):
             try:
-                self._create(to=to, body=part, **sender)
+                self._create({"To": to, "Body": part, **sender})
             except (RetryLater, Undeliverable) as exc:
                 # The first part is delivered and its sid is what the outbox records: failing the
                 # whole send would resend (duplicate) the parts the customer already has.
@@ -399,15 +417,34 @@ class TwilioChannel:
                 break
         return first
 
-    def _create(self, **params: str) -> str:
+    def _sender(self) -> dict[str, str]:
+        """Who sends (a number or a messaging service) and where Twilio reports the message's status."""
+        sender = ({"From": self._address(self.from_number)} if self.from_number
+                  else {"MessagingServiceSid": self.messaging_service_sid or ""})
+        if self.public_base_url:
+            sender["StatusCallback"] = self.public_base_url + STATUS_CALLBACK_PATH
+        return sender
+
+    def _create(self, params: dict[str, str | Sequence[str]]) -> str:
+        """POST one message to Twilio's Messages.json (fields by Twilio's names); its sid.
+
+        The timeout is the SDK client's (`client.http_client.timeout`), read per call so it can be tuned in one
+        place. An error answer becomes the SDK's exception and then ours (`_mapped`); no answer, `_transport_failure`.
+        """
+        timeout = self.client.http_client.timeout or HTTP_TIMEOUT_S
         try:
-            instance = self.client.messages.create(**params)
-        except (TwilioRestException, TwilioServiceException) as exc:
-            raise self._mapped(exc) from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            response = self._pool.request(
+                "POST", self.client.api.base_url + self._messages_path, body=_form(params), headers=self._headers,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout), redirect=False)
+        except HTTPError as exc:
             raise _transport_failure(exc) from exc
+        text = response.data.decode("utf-8", "replace")
+        if not 200 <= response.status < 300:
+            error = Version.exception("POST", self._messages_path, Response(response.status, text, response.headers),
+                                      "Unable to create record")
+            raise self._mapped(error) from error
         # A 2xx means Twilio took the message; without a sid there is nothing better to record.
-        return instance.sid or ""
+        return str(json.loads(text).get("sid") or "")
 
     @staticmethod
     def _mapped(exc: TwilioRestException | TwilioServiceException, *, sending: bool = True
@@ -574,7 +611,6 @@ class TwilioChannel:
         approved template cannot carry them. Returns the first message's sid.
         """
         from dataclasses import replace
-        from typing import Any
 
         urls = [item.url for item in message.media]
         if any(not url.startswith("https://") for url in urls):
@@ -583,29 +619,18 @@ class TwilioChannel:
             raise Undeliverable("WhatsApp 24-hour window closed: files can only be sent while it is open",
                                 address_dead=False)
         to = self._address(message.recipient)
-        sender: dict[str, Any] = (
-            {"from_": self._address(self.from_number)}
-            if self.from_number
-            else {"messaging_service_sid": self.messaging_service_sid or ""}
-        )
-        if self.public_base_url:
-            sender["status_callback"] = self.public_base_url + STATUS_CALLBACK_PATH
+        sender = self._sender()
         text = message.text.strip()
         first: str | None = None
         if len(text) > MAX_BODY:  # too long for a caption: the text goes first, in parts, then the files
             first, text = self.send(replace(message, media=())), ""
         groups = [urls[i:i + 10] for i in range(0, len(urls), 10)] if self.name == "sms" else [[u] for u in urls]
         for index, group in enumerate(groups):
-            params: dict[str, Any] = {"to": to, "media_url": group, **sender}
+            params: dict[str, str | Sequence[str]] = {"To": to, "MediaUrl": group, **sender}
             if text and index == 0:
-                params["body"] = text
+                params["Body"] = text
             try:
-                try:
-                    sid = self.client.messages.create(**params).sid or ""
-                except (TwilioRestException, TwilioServiceException) as exc:
-                    raise self._mapped(exc) from exc
-                except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                    raise _transport_failure(exc) from exc
+                sid = self._create(params)
             except (RetryLater, Undeliverable) as exc:
                 if first is None:
                     raise

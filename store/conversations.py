@@ -22,13 +22,15 @@ def current_conversation(session: Session, identity: ChannelIdentity) -> Convers
 
 
 def continue_or_open(
-    session: Session, identity: ChannelIdentity, *, now: datetime, language: str, idle_close: timedelta
+    session: Session, identity: ChannelIdentity, *, now: datetime, language: str, idle_close: timedelta,
+    current: tuple[Conversation | None] | None = None,
 ) -> tuple[Conversation, bool]:
     """The identity's open conversation, or a new one if there is none or the bot's one went idle.
 
-    A conversation a human holds is never closed for idleness: the agent closes it.
+    A conversation a human holds is never closed for idleness: the agent closes it. `current`: the open
+    conversation as already read in this transaction (store.inbound_context), in a 1-tuple; None: read it here.
     """
-    conversation = current_conversation(session, identity)
+    conversation = current_conversation(session, identity) if current is None else current[0]
     if conversation is not None:
         idle = now - conversation.last_message_at > idle_close
         if not idle or conversation.status in HUMAN_STATUSES:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Boolean, Integer, Table, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import ChannelIdentity, Conversation, Message, OutboxItem
@@ -44,8 +45,12 @@ def add_outbound(
     template_variables: dict[str, str] | None = None,
     purpose: str = "reply",
     media: list[dict[str, Any]] | None = None,
+    flush: bool = True,
 ) -> Message:
     """Log an outbound message and queue it for sending, in the caller's transaction.
+
+    `flush=False`: the message and its outbox row are only added; the caller's next flush (or commit) writes both,
+    and only then does the message have an id. The pipeline writes all replies of a message in one flush.
 
     `media`: files sent with the text ({"url", "content_type", "kind", "file_name", ...}), kept on the message and
     handed to the channel by the outbox (OutboundMessage.media).
@@ -66,7 +71,8 @@ def add_outbound(
         created_at=now,
     )
     session.add(message)
-    session.flush()
+    if flush:
+        session.flush()
     payload: dict[str, Any] = {
         "text": text, "buttons": buttons or [], "purpose": purpose, "language": conversation.language,
     }
@@ -78,7 +84,7 @@ def add_outbound(
         payload["media"] = [dict(item) for item in media]
     session.add(
         OutboxItem(
-            message_id=message.id,
+            message=message,
             channel=conversation.channel,
             recipient=recipient,
             payload=payload,
@@ -109,43 +115,107 @@ def history(session: Session, conversation_ids: list[int], after_id: int, limit:
 # --- the outbox -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """An outbox row as claimed: what sending it and recording its outcome need, without ORM state per row."""
+
+    id: int
+    message_id: int | None  # None: a desk post (Slack), not part of a customer's history
+    conversation_id: int | None
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+    attempts: int  # counting this one
+    next_attempt_at: datetime
+    send_started_at: datetime | None
+
+    @property
+    def card_for(self) -> int | None:
+        """The conversation whose desk card this row is: its post sets the conversation's thread."""
+        value = (self.payload or {}).get("desk_card_for")
+        return int(value) if value is not None else None
+
+
+# The outbox's statements are built once, with bound parameters: building them per call (aliases, column
+# collections, cache keys) cost more CPU than running them (bench/outbox_send.py).
+_OUTBOX = cast(Table, OutboxItem.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+_RETURNED = (_OUTBOX.c.id, _OUTBOX.c.message_id, _OUTBOX.c.conversation_id, _OUTBOX.c.channel, _OUTBOX.c.recipient,
+             _OUTBOX.c.payload, _OUTBOX.c.attempts, _OUTBOX.c.next_attempt_at, _OUTBOX.c.send_started_at)
+_NOW = bindparam("now", type_=_OUTBOX.c.next_attempt_at.type)
+_LIMIT = bindparam("limit", type_=Integer)
+
+
+def _claim_statement() -> Any:
+    candidate, older = _OUTBOX.alias("candidate"), _OUTBOX.alias("older")
+    # An older unfinished message to the same address that cannot be claimed now holds this one back.
+    blocked = exists().where(
+        older.c.recipient == candidate.c.recipient, older.c.status.in_(("pending", "sending")),
+        older.c.channel == candidate.c.channel, older.c.message_id.is_not(None), older.c.id < candidate.c.id,
+        or_(older.c.status == "sending", older.c.next_attempt_at > _NOW))
+    due = (select(candidate.c.id)
+           .where(candidate.c.status == "pending", candidate.c.next_attempt_at <= _NOW,
+                  or_(candidate.c.message_id.is_(None), ~blocked))
+           .order_by(candidate.c.next_attempt_at, candidate.c.id)
+           .limit(_LIMIT)
+           .with_for_update(skip_locked=True))
+    return (update(_OUTBOX).where(_OUTBOX.c.id.in_(due.scalar_subquery()))
+            .values(status="sending", claimed_by=bindparam("worker"), claimed_at=_NOW,
+                    attempts=_OUTBOX.c.attempts + 1)
+            .returning(*_RETURNED))
+
+
+def _release_statement() -> Any:
+    # Ordered and limited like the claim: walking the index in order is what keeps SQLite on it (with
+    # statistics saying most rows are `sent`, it otherwise scans the table; tests/store/test_query_plans.py).
+    abandoned = (select(_OUTBOX.c.id)
+                 .where(_OUTBOX.c.status == "sending",
+                        _OUTBOX.c.claimed_at < bindparam("cutoff", type_=_OUTBOX.c.claimed_at.type))
+                 .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+                 .limit(_LIMIT)
+                 .with_for_update(skip_locked=True))
+    return update(_OUTBOX).where(_OUTBOX.c.id.in_(abandoned.scalar_subquery())).values(status="pending",
+                                                                                       claimed_by=None)
+
+
+_CLAIM = _claim_statement()
+_RELEASE = _release_statement()
+
+
 def claim_outbox(
-    session: Session, *, now: datetime, worker: str, limit: int, claim_timeout: timedelta
-) -> list[OutboxItem]:
-    """Claim due rows for this worker. Rows claimed by a worker that died are claimed again.
+    session: Session, *, now: datetime, worker: str, limit: int, claim_timeout: timedelta,
+    release_abandoned: bool = True,
+) -> list[ClaimedRow]:
+    """Claim due rows for this worker, oldest due first: one UPDATE ... RETURNING (status `sending`, an attempt
+    counted), not rows loaded and flushed one by one.
 
-    FOR UPDATE SKIP LOCKED lets several processes share one PostgreSQL without taking the same row.
-    Two queries, not one with OR: with statistics (ANALYZE, `PRAGMA optimize`) saying nearly every row is `sent`,
-    SQLite answered the OR with a scan of the whole table (issue 15: 88 ms of 118 per message at 1,000,000
-    messages, bench/history.py); each half alone walks ix_outbox_status_next_attempt_at.
+    Per-customer order is kept by the claim itself: a customer message with an older unfinished message to the
+    same address that cannot go in this claim (in backoff, or `sending`: in flight in another process) is not
+    claimed; it stays pending, spending no attempt, and is looked at again on the next pass. An older one that is
+    due sorts before it (oldest due first), so it is in the same batch unless the batch is full or another process
+    is claiming it at this moment: `waiting_behind` covers those two cases. Desk posts (no message) are not ordered
+    here: they wait for their card.
+
+    `release_abandoned`: rows claimed by a worker that died (`sending`, claimed longer than `claim_timeout` ago) are
+    first put back to pending, keeping their attempts and start, so this claim takes them in their turn (the
+    caller decides how often to look; nothing is abandoned in under `claim_timeout`). Each step walks
+    ix_outbox_status_next_attempt_at; a single query with OR made SQLite scan the whole table (issue 15: 88 ms of
+    118 per message at 1,000,000 messages, bench/history.py). FOR UPDATE SKIP LOCKED lets several processes share
+    one PostgreSQL without taking the same row.
     """
-    due = session.execute(
-        select(OutboxItem)
-        .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
-        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).scalars()
-    abandoned = session.execute(
-        select(OutboxItem)
-        .where(OutboxItem.status == "sending", OutboxItem.claimed_at < now - claim_timeout)
-        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).scalars()
-    items = sorted([*due, *abandoned], key=lambda item: (item.next_attempt_at, item.id))[:limit]
-    for item in items:
-        item.status = "sending"
-        item.claimed_by = worker
-        item.claimed_at = now
-        item.attempts += 1
-    return items
+    if release_abandoned:
+        session.execute(_RELEASE, {"cutoff": now - claim_timeout, "limit": limit})
+    claimed = session.execute(_CLAIM, {"now": now, "worker": worker, "limit": limit}).all()
+    rows = [ClaimedRow(*row) for row in claimed]
+    rows.sort(key=lambda row: (row.next_attempt_at, row.id))
+    return rows
 
 
-def waiting_behind(session: Session, items: list[OutboxItem], *, now: datetime, hold_s: float
+def waiting_behind(session: Session, items: list[ClaimedRow], *, now: datetime, hold_s: float
                    ) -> dict[int, datetime]:
     """Claimed customer messages that must wait for an older, unfinished message to the same address outside
-    this batch (a reply being retried elsewhere, in flight in another process): id -> when to look again.
+    this batch (due but left out of a full batch, or being claimed by another process at the same moment, which
+    SKIP LOCKED hides from the claim): id -> when to look again.
 
     A customer reads their messages in the order we wrote them; a privacy notice must not overtake the answer
     it follows because the answer hit a 429. Desk posts (no messages row) are not ordered here: they wait
@@ -178,28 +248,32 @@ def waiting_behind(session: Session, items: list[OutboxItem], *, now: datetime, 
     return held
 
 
-def outbox_sent(session: Session, sent: list[tuple[int, str]], *, now: datetime) -> None:
-    """Rows the provider accepted, as (outbox id, provider message id): the rows and their messages are updated
-    by two executemany UPDATEs, not per loaded object, since a broadcast records thousands."""
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A row the provider accepted: its outbox id and provider message id, and from the claim what else the
+    success writes to (the message; the conversation whose desk card it is)."""
+
+    item_id: int
+    provider_id: str
+    message_id: int | None
+    recipient: str
+    card_for: int | None = None
+
+
+def outbox_sent(session: Session, sent: list[Sent], *, now: datetime) -> None:
+    """Rows the provider accepted: the rows and their messages are updated by two executemany UPDATEs (what the
+    claim returned says which message each row is, so nothing is read first)."""
     if not sent:
         return
-    outbox, messages = cast(Table, OutboxItem.__table__), cast(Table, Message.__table__)
-    provider_ids = dict(sent)
-    rows = session.execute(select(outbox.c.id, outbox.c.message_id, outbox.c.recipient, outbox.c.payload)
-                           .where(outbox.c.id.in_(provider_ids))).all()
-    session.execute(update(outbox).where(outbox.c.id == bindparam("item_id"))
-                    .values(status="sent", provider_message_id=bindparam("pid"), sent_at=now, last_error=None),
-                    [{"item_id": item_id, "pid": pid} for item_id, pid in sent])
-    linked = [{"mid": row.message_id, "pid": provider_ids[row.id]} for row in rows if row.message_id is not None]
+    session.execute(_MARK_SENT, [{"item_id": row.item_id, "pid": row.provider_id, "at": now} for row in sent])
+    linked = [{"mid": row.message_id, "pid": row.provider_id} for row in sent if row.message_id is not None]
     if linked:
-        session.execute(update(messages).where(messages.c.id == bindparam("mid"))
-                        .values(provider_message_id=bindparam("pid"), delivery_status="sent"), linked)
-    for row in rows:
-        card_for = (row.payload or {}).get("desk_card_for")
-        if card_for is not None:  # the first card of a handoff opens the thread everything else goes to
-            conversation = session.get_one(Conversation, card_for)
+        session.execute(_MESSAGE_SENT, linked)
+    for row in sent:
+        if row.card_for is not None:  # the first card of a handoff opens the thread everything else goes to
+            conversation = session.get_one(Conversation, row.card_for)
             if conversation.desk_ts is None:
-                conversation.desk_ts = provider_ids[row.id]
+                conversation.desk_ts = row.provider_id
                 conversation.desk_channel = row.recipient
 
 
@@ -241,49 +315,106 @@ def add_desk_post(
     return item
 
 
-def outbox_retry(session: Session, item_id: int, *, error: str, next_attempt_at: datetime,
-                 keep_started: bool = False) -> None:
+@dataclass(frozen=True, slots=True)
+class PutBack:
+    """A claimed row going back to pending: retried after a failed attempt (`error` says why), or deferred
+    (`error` None: a rate limit or an earlier message said "not yet", so no attempt is spent)."""
+
+    item_id: int
+    next_attempt_at: datetime
+    keep_started: bool = False  # the row's start stays (an unclear send, to be looked up before any resend)
+    error: str | None = None
+    customer: tuple[str, str] | None = None  # (channel, address) of a customer message: what follows it waits too
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A claimed row that is finished without a provider id (failed, or unconfirmed), and why."""
+
+    item_id: int
+    message_id: int | None
+    error: str
+
+
+def _start_kept() -> Any:
+    # One executemany for both kinds of row: each says whether its start stays.
+    return case((bindparam("keep", type_=Boolean), _OUTBOX.c.send_started_at), else_=None)
+
+
+_BY_ID = _OUTBOX.c.id == bindparam("item_id")
+_MARK_SENT = update(_OUTBOX).where(_BY_ID).values(status="sent", provider_message_id=bindparam("pid"),
+                                                  sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
+                                                  last_error=None)
+_MESSAGE_SENT = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("mid"))
+                 .values(provider_message_id=bindparam("pid"), delivery_status="sent"))
+_RETRY = update(_OUTBOX).where(_BY_ID).values(status="pending", claimed_by=None, next_attempt_at=bindparam("again"),
+                                              last_error=bindparam("error"), send_started_at=_start_kept())
+_DEFER = update(_OUTBOX).where(_BY_ID).values(
+    status="pending", claimed_by=None, next_attempt_at=bindparam("again"),
+    attempts=case((_OUTBOX.c.attempts > 0, _OUTBOX.c.attempts - 1), else_=0), send_started_at=_start_kept())
+_LATER_WAIT = update(_OUTBOX).where(
+    _OUTBOX.c.recipient == bindparam("r"), _OUTBOX.c.status == "pending", _OUTBOX.c.channel == bindparam("c"),
+    _OUTBOX.c.message_id.is_not(None), _OUTBOX.c.id > bindparam("after"),
+    _OUTBOX.c.next_attempt_at < bindparam("again")).values(next_attempt_at=bindparam("again"))
+_STARTED = (update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+            .values(send_started_at=bindparam("at", type_=_OUTBOX.c.send_started_at.type)))
+_MESSAGE_SETTLED = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("mid"))
+                    .values(delivery_status=bindparam("status"), delivery_error=bindparam("error")))
+_FAILED = update(_OUTBOX).where(_BY_ID).values(status="failed", last_error=bindparam("error"))
+_UNCONFIRMED = update(_OUTBOX).where(_BY_ID).values(status="unconfirmed", claimed_by=None,
+                                                    last_error=bindparam("error"))
+_LAST_INBOUND = select(ChannelIdentity.address, ChannelIdentity.last_inbound_at).where(
+    ChannelIdentity.channel == bindparam("channel"),
+    ChannelIdentity.address.in_(bindparam("addresses", expanding=True)))
+
+
+def _later_ones_wait(session: Session, rows: list[PutBack]) -> None:
+    """The customer's later pending messages become due no sooner than the one put back: the claim would not take
+    them before it anyway (it keeps per-customer order), and this way they do not look due meanwhile (a row that
+    looks due is looked at by every pass, and would be counted as late)."""
+    behind = [{"r": row.customer[1], "c": row.customer[0], "after": row.item_id, "again": row.next_attempt_at}
+              for row in rows if row.customer is not None]
+    if behind:
+        session.execute(_LATER_WAIT, behind)
+
+
+def outbox_retry(session: Session, rows: list[PutBack]) -> None:
     """Back to pending after a failed attempt. The provider refused it, so it was not sent: a guarded row forgets
     its start, unless `keep_started` (the send may have arrived: it is looked up before it is sent again)."""
-    item = session.get_one(OutboxItem, item_id)
-    item.status = "pending"
-    item.claimed_by = None
-    item.next_attempt_at = next_attempt_at
-    item.last_error = error[:500]
-    if not keep_started:
-        item.send_started_at = None
+    if not rows:
+        return
+    _later_ones_wait(session, rows)
+    session.execute(_RETRY, [{"item_id": row.item_id, "again": row.next_attempt_at, "error": (row.error or "")[:500],
+                      "keep": row.keep_started} for row in rows])
 
 
 def outbox_started(session: Session, item_ids: list[int], *, now: datetime) -> None:
     """A guarded row (every customer message on Twilio or Telegram, every broadcast) is about to go to the
     provider: if this process dies before recording the outcome, the row is found `sending` with this set, and is
     reconciled with the provider instead of sent again."""
-    outbox = cast(Table, OutboxItem.__table__)
-    session.execute(update(outbox).where(outbox.c.id.in_(item_ids)).values(send_started_at=now))
+    session.execute(_STARTED, {"ids": list(item_ids), "at": now})
 
 
-def outbox_failed(session: Session, item_id: int, *, error: str) -> None:
-    item = session.get_one(OutboxItem, item_id)
-    item.status = "failed"
-    item.last_error = error[:500]
-    if item.message_id is not None:
-        message = session.get_one(Message, item.message_id)
-        message.delivery_status = "failed"
-        message.delivery_error = error[:300]
+def _settle(session: Session, rows: list[Settled], status: str, statement: Any) -> None:
+    if not rows:
+        return
+    session.execute(statement, [{"item_id": row.item_id, "error": row.error[:500]} for row in rows])
+    linked = [{"mid": row.message_id, "status": status, "error": row.error[:300]}
+              for row in rows if row.message_id is not None]
+    if linked:
+        session.execute(_MESSAGE_SETTLED, linked)
 
 
-def outbox_unconfirmed(session: Session, item_id: int, *, error: str) -> None:
+def outbox_failed(session: Session, rows: list[Settled]) -> None:
+    """Rows that gave up (undeliverable, or out of attempts): the rows and their messages say why."""
+    _settle(session, rows, "failed", _FAILED)
+
+
+def outbox_unconfirmed(session: Session, rows: list[Settled]) -> None:
     """The provider may or may not have the message and cannot be asked (Telegram after a 5xx, a timeout, a lost
     answer, or a crash mid-send): the row is settled as `unconfirmed`, never sent again, and the message says why.
     The start stays recorded as evidence of when it was tried."""
-    item = session.get_one(OutboxItem, item_id)
-    item.status = "unconfirmed"
-    item.claimed_by = None
-    item.last_error = error[:500]
-    if item.message_id is not None:
-        message = session.get_one(Message, item.message_id)
-        message.delivery_status = "unconfirmed"
-        message.delivery_error = error[:300]
+    _settle(session, rows, "unconfirmed", _UNCONFIRMED)
 
 
 def outbox_known_sent(session: Session, channel: str, recipient: str, *, since: datetime) -> set[str]:
@@ -306,24 +437,27 @@ def outbox_counts(session: Session, statuses: tuple[str, ...] = UNSETTLED) -> di
     return {status: int(count) for status, count in rows}
 
 
-def outbox_defer(session: Session, item_id: int, *, next_attempt_at: datetime, keep_started: bool = False) -> None:
-    """Put a claimed row back without counting an attempt (a rate limit said "not yet"). It did not go, so a start
+def outbox_defer(session: Session, rows: list[PutBack]) -> None:
+    """Put claimed rows back without counting an attempt (a rate limit said "not yet"). They did not go, so a start
     this attempt recorded is forgotten, unless `keep_started` (an earlier, interrupted start not reconciled yet)."""
-    item = session.get_one(OutboxItem, item_id)
-    item.status = "pending"
-    item.claimed_by = None
-    item.attempts = max(item.attempts - 1, 0)
-    item.next_attempt_at = next_attempt_at
-    if not keep_started:
-        item.send_started_at = None
+    if not rows:
+        return
+    _later_ones_wait(session, rows)
+    session.execute(_DEFER, [{"item_id": row.item_id, "again": row.next_attempt_at, "keep": row.keep_started}
+                     for row in rows])
 
 
 def last_inbound_at(session: Session, channel: str, address: str) -> datetime | None:
-    return session.execute(
-        select(ChannelIdentity.last_inbound_at).where(
-            ChannelIdentity.channel == channel, ChannelIdentity.address == address
-        )
-    ).scalar_one_or_none()
+    return last_inbound_times(session, channel, [address]).get(address)
+
+
+def last_inbound_times(session: Session, channel: str, addresses: list[str]) -> dict[str, datetime | None]:
+    """When each address last wrote on `channel` (for a session window such as WhatsApp's 24 h): one query for a
+    claimed batch. An address without an identity is absent."""
+    if not addresses:
+        return {}
+    return {address: last for address, last in session.execute(
+        _LAST_INBOUND, {"channel": channel, "addresses": sorted(set(addresses))})}
 
 
 def apply_delivery(

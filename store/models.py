@@ -385,6 +385,9 @@ class OutboxItem(Base):
     # Committed just before an at-most-once row (a broadcast) goes to the provider: a row found `sending` with
     # this set was interrupted mid-send and is reconciled with the provider, not blindly sent again.
     send_started_at: Mapped[datetime | None]
+    # Lets a reply and its outbox row be written in one flush (the unit of work fills message_id): the pipeline's
+    # hot path (store.messages.add_outbound(flush=False)). Never loaded by the dispatcher, which reads message_id.
+    message: Mapped[Message | None] = relationship(lazy="raise_on_sql")
 
 
 class Consent(Base):
@@ -626,3 +629,15 @@ class DailyCount(Base):
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)  # in, out; "" for conversations
     count: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime]
+
+
+class RateBucket(Base):
+    """A provider rate limit's token bucket, shared by every replica on PostgreSQL (issue 18): `tokens` left as of
+    `as_of`, refilled at the rate the sender asks for (store/rate_buckets.py). SQLite keeps its buckets in the
+    process (bot/ratelimit.py): it runs one."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. telegram:global, sms:sender:<sender>
+    tokens: Mapped[float] = mapped_column(Float)
+    as_of: Mapped[datetime]

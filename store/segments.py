@@ -201,18 +201,24 @@ def latest_consent(purpose: str) -> Any:
             .limit(1).correlate(Customer).scalar_subquery())
 
 
-def marketing_ok() -> ColumnElement[bool]:
+def marketing_ok(marketing: Any = None, processing: Any = None) -> ColumnElement[bool]:
     """May receive marketing now: the latest marketing answer is yes and data processing was not refused since
-    (refusing processing withdraws everything, as in handlers/nps.py)."""
+    (refusing processing withdraws everything, as in handlers/nps.py).
+
+    `marketing` / `processing`: those latest answers already selected as columns (broadcast selection reads each
+    once per customer); by default the correlated subqueries of `latest_consent`."""
+    marketing = latest_consent("marketing") if marketing is None else marketing
+    processing = latest_consent("data_processing") if processing is None else processing
     # COALESCE: "never asked" must compare as a definite no / yes, not as NULL (which no CASE branch takes).
-    return and_(func.coalesce(latest_consent("marketing"), false()) == true(),
-                func.coalesce(latest_consent("data_processing"), true()) == true())
+    return and_(func.coalesce(marketing, false()) == true(), func.coalesce(processing, true()) == true())
 
 
-def opted_out() -> ColumnElement[bool]:
-    """STOP (marketing withdrawn) or data processing refused: the latest answer is no."""
-    return or_(func.coalesce(latest_consent("marketing"), true()) == false(),
-               func.coalesce(latest_consent("data_processing"), true()) == false())
+def opted_out(marketing: Any = None, processing: Any = None) -> ColumnElement[bool]:
+    """STOP (marketing withdrawn) or data processing refused: the latest answer is no (arguments as in
+    `marketing_ok`)."""
+    marketing = latest_consent("marketing") if marketing is None else marketing
+    processing = latest_consent("data_processing") if processing is None else processing
+    return or_(func.coalesce(marketing, true()) == false(), func.coalesce(processing, true()) == false())
 
 
 def reachable(channels: Iterable[str]) -> ColumnElement[bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,6 +65,16 @@ def finish(session: Session, task_id: int, *, now: datetime) -> None:
     task.status = "done"
     task.finished_at = now
     task.last_error = None
+
+
+def finish_many(session: Session, task_ids: list[int], *, now: datetime) -> None:
+    """Mark a batch done in one statement. The rows' objects in the session are not updated: the batch's
+    transaction ends right after."""
+    if task_ids:
+        session.execute(
+            update(Task).where(Task.id.in_(task_ids)).values(status="done", finished_at=now, last_error=None),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def retry_or_fail(

@@ -26,9 +26,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot import limits
+from bot import limits, metrics
 from bot.http.clients import client_address
 from bot.http.docs import json_body
 from bot.http.webhooks import checked
@@ -73,6 +74,10 @@ class NewMessage(BaseModel):
                                   description="With payload: the `id` of the message the button belongs to.")
     language: str | None = Field(None, pattern=LANGUAGE.pattern, examples=["id"],
                                  description="The page's language now; the session follows it.")
+
+
+class UnknownSession(Exception):
+    """A message for a web chat session that does not exist: refused, nothing stored."""
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -141,22 +146,33 @@ def mount(app: FastAPI, sapa: Any) -> None:
         await run_in_threadpool(store)
         return JSONResponse({"session_id": token}, status_code=201)
 
-    def _session_language(token: str, chosen: str | None) -> str | None:
-        """The session's language; a language the page sends with a message becomes the session's.
+    # Sessions' languages as last seen by this process: the hint a message is understood with before its
+    # transaction. Only a hint: the session row, read in the message's own transaction, decides (Pipeline.handle
+    # understands again in the rare case they differ: another replica saw the page switch).
+    known_languages: dict[str, str] = {}
+
+    def understanding_hint(token: str, chosen: str | None) -> str | None:
+        if chosen in sapa.settings.languages:
+            return chosen
+        return known_languages.get(token)
+
+    def session_language(session: Session, message: InboundMessage, chosen: str | None) -> InboundMessage:
+        """The message with its session's language; a language the page sends with a message becomes the session's.
 
         The page can switch language at any time (the session is created on page load, before the
         customer chose): each message says which language the page shows, and the session follows it.
-        A language Sapa does not speak is ignored, as in session creation. None: unknown session.
+        A language Sapa does not speak is ignored, as in session creation. An unknown session is refused
+        (UnknownSession) before anything is stored.
         """
-        with database.unit_of_work(read_only=True) as session:
-            row = session.get(WebchatSession, token)
-            stored = row.language if row else None
-        if stored is None or chosen not in sapa.settings.languages or chosen == stored:
-            return stored
-        with database.unit_of_work() as session:  # a write only when the page switched language
-            row = session.get_one(WebchatSession, token)
+        row = session.get(WebchatSession, message.sender)
+        if row is None:
+            raise UnknownSession
+        if chosen is not None and chosen in sapa.settings.languages and chosen != row.language:
             row.language = chosen
-        return chosen
+        if len(known_languages) > MAX_THROTTLED_ADDRESSES:
+            known_languages.clear()
+        known_languages[message.sender] = row.language
+        return replace(message, language_hint=row.language)
 
     @app.post("/api/webchat/messages", tags=["web chat"], openapi_extra=json_body(NewMessage))
     async def post_message(request: Request) -> JSONResponse:
@@ -176,12 +192,17 @@ def mount(app: FastAPI, sapa: Any) -> None:
         return await run_in_threadpool(_exchange, parsed)
 
     def _exchange(parsed: InboundMessage) -> JSONResponse:
-        language = _session_language(parsed.sender, parsed.language_hint)
-        if language is None:
+        # One transaction for the whole exchange: the session and its language, the pipeline, the replies as written.
+        chosen = parsed.language_hint
+        hinted = replace(parsed, language_hint=understanding_hint(parsed.sender, chosen))
+        try:
+            result = sapa.pipeline.handle(
+                hinted, prepare=lambda session, message: session_language(session, message, chosen))
+        except UnknownSession:
             return error(404, "unknown session")
-        result = sapa.pipeline.handle(replace(parsed, language_hint=language))
-        with database.unit_of_work(read_only=True) as session:
-            replies = [serialise(session.get_one(Message, reply_id), {}) for reply_id in result.reply_ids]
+        if not result.duplicate:
+            metrics.inbound(channel.name)
+        replies = [serialise(reply, {}) for reply in result.replies]
         return JSONResponse({"message_id": result.message_id, "duplicate": result.duplicate, "replies": replies})
 
     @app.get("/api/webchat/sessions/{token}/messages", tags=["web chat"])

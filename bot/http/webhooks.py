@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from bot import limits
+from bot import limits, metrics
 from bot.messages import DeliveryUpdate, InboundMessage
 from channels.base import BadPayload, CustomerChannel, Forbidden, ProviderEvent, WebhookRequest
 
@@ -106,7 +106,9 @@ def mount(app: FastAPI, sapa: Any) -> None:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         for item in items:
             if isinstance(item, InboundMessage):
-                sapa.pipeline.handle(item)
+                # Counted after handle, and not for a repeat: each message once, whatever the provider re-delivers.
+                if not sapa.pipeline.handle(item).duplicate:
+                    metrics.inbound(channel.name)
                 channel.acknowledge(item)
             elif isinstance(item, DeliveryUpdate):
                 sapa.pipeline.record_delivery(item)

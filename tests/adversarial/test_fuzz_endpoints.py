@@ -462,6 +462,9 @@ def fixed(method: str, path: str) -> Callable[[Context], st.SearchStrategy[Req]]
 
 STRATEGIES: dict[tuple[str, str], Callable[[Context], st.SearchStrategy[Req]]] = {
     ("GET", "/healthz"): fixed("GET", "/healthz"),
+    ("GET", "/livez"): fixed("GET", "/livez"),
+    ("GET", "/readyz"): fixed("GET", "/readyz"),
+    ("GET", "/metrics"): fixed("GET", "/metrics"),
     ("GET", "/"): fixed("GET", "/"),
     ("GET", "/openapi.json"): fixed("GET", "/openapi.json"),
     ("GET", "/docs"): fixed("GET", "/docs"),

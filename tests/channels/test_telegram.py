@@ -324,7 +324,8 @@ def test_an_update_of_a_kind_no_bot_api_has_yet_is_ignored() -> None:
 def test_the_webhook_answers_200_to_ignored_updates_and_routes_reachability() -> None:
     calls: list[tuple[str, Any]] = []
     pipeline = SimpleNamespace(
-        handle=lambda item: calls.append(("handle", item)),
+        # The route reads whether the message was a repeat (bot/http/webhooks.py counts each message once).
+        handle=lambda item: calls.append(("handle", item)) or SimpleNamespace(duplicate=False),
         record_delivery=lambda item: calls.append(("delivery", item)),
         record_reachability=lambda item: calls.append(("reachability", item)),
     )

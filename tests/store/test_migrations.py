@@ -62,3 +62,18 @@ def test_0010_makes_agent_emails_unique_and_lower_cased_keeping_the_older_agents
         assert [tuple(row) for row in rows] == [("Sari", "sari@example.co.id", "away", None),
                                                 ("Budi", None, "away", None), ("Sari 2", None, "away", None),
                                                 ("Dewi", "dewi@example.co.id", "away", None)]
+
+
+def test_0013_adds_the_shared_rate_buckets_and_takes_them_away_again(db_url, database):
+    """Replicas on PostgreSQL share provider rate limits through `rate_buckets`; a downgrade to 0012 drops it."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    downgrade(db_url, "0012")
+    assert "rate_buckets" not in inspect(database.engine).get_table_names()
+    upgrade(db_url)
+    with database.engine.begin() as connection:
+        connection.execute(text("INSERT INTO rate_buckets (key, tokens, as_of) VALUES ('telegram:global', 29.5, :now)"),
+                           {"now": datetime(2026, 12, 7, tzinfo=UTC)})
+        assert connection.execute(text("SELECT tokens FROM rate_buckets")).scalar() == 29.5

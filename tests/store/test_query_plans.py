@@ -206,6 +206,10 @@ def hot_paths(sapa: Sapa, client: Any, fakes: Any, clock: Any, customer: Any, sl
         assert person.write("halo") == 200
         assert person.write("1") == 200  # the privacy notice: agree
         assert person.write("jam buka toko kapan?") == 200
+    # A provider re-delivers a message it already delivered: the duplicate path answers with the replies given
+    # the first time (replies_to(), the one path that still reads them back).
+    assert sms.write("ongkir ke bandung?", message_id="SM" + "d" * 32) == 200
+    assert sms.write("ongkir ke bandung?", message_id="SM" + "d" * 32) == 200
     drain(sapa, clock)
 
     # Twilio's status callbacks for what Sapa sent the SMS customer.
@@ -236,6 +240,7 @@ def test_hot_path_queries_use_indexes(sapa, client, fakes, clock, customer, slac
     statements = distinct_explainable(seen)
     assert len(statements) > 30, "the scenario hardly touched the database: is the listener on the right engine?"
     assert any("reply_to_id =" in s.statement for s in statements), "the scenario no longer reaches replies_to()"
+    assert any("provider_message_id =" in s.statement for s in statements), "nor the duplicate check"
     scans = [(item, plan, tables) for item, plan, tables in full_scans(engine, statements)
              if not allowed(item.statement)]
     report = "\n\n".join(

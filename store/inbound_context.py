@@ -1,0 +1,67 @@
+"""What an inbound message needs to know before it is handled, read in one statement where that is safe.
+
+Every message needs its channel identity (locked), the customer, whether its provider id was seen before, and the
+identity's open conversation. On SQLite, whose writers are serialised by BEGIN IMMEDIATE, one SELECT answers all
+four (measured, issue 18: three round trips less per message). On PostgreSQL they stay separate statements after the
+lock: rows joined into a `SELECT ... FOR UPDATE` come from the snapshot taken before the wait for the lock, so a
+duplicate or a conversation the previous message of the same customer just committed would be missed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import Session, aliased, contains_eager
+
+from store.models import ChannelIdentity, Conversation, Message
+
+
+@dataclass(frozen=True)
+class InboundContext:
+    identity: ChannelIdentity
+    duplicate_of: int | None  # the id of the message stored with the same provider id
+    conversation: Conversation | None  # the identity's open (not closed) conversation, if any
+
+
+def _statement() -> Select[ChannelIdentity, Conversation, int | None]:
+    open_conversation = (
+        select(Conversation.id)
+        .where(Conversation.identity_id == ChannelIdentity.id, Conversation.status != "closed")
+        .order_by(Conversation.id.desc()).limit(1)
+        .correlate(ChannelIdentity).scalar_subquery()
+    )
+    duplicate = (
+        select(Message.id)
+        .where(Message.channel == bindparam("channel"), Message.provider_message_id == bindparam("provider_id"))
+        .limit(1).scalar_subquery()
+    )
+    current = aliased(Conversation)
+    return (
+        select(ChannelIdentity, current, duplicate.label("duplicate_of"))
+        .join(ChannelIdentity.customer)
+        .outerjoin(current, current.id == open_conversation)
+        # The relationship holds the customer: the session's identity map keeps only weak references.
+        .options(contains_eager(ChannelIdentity.customer))
+        .where(ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.address == bindparam("address"))
+    )
+
+
+# Built once: an alias made per call would give the statement a new shape every time (measured: 18 column proxies
+# built per message, a third of this function's cost).
+_CONTEXT = _statement()
+
+
+def read_inbound_context(session: Session, channel: str, address: str,
+                         provider_message_id: str) -> InboundContext | None:
+    """The context of a message from an existing identity, in one statement (SQLite only); None for a new address.
+
+    The same rows store.customers.find_identity_locked, store.messages.find_by_provider_id and
+    store.conversations.current_conversation read one by one.
+    """
+    assert session.get_bind().dialect.name == "sqlite", "one statement is only safe where writers are serialised"
+    row = session.execute(
+        _CONTEXT, {"channel": channel, "address": address, "provider_id": provider_message_id}).first()
+    if row is None:
+        return None
+    return InboundContext(row[0], row[2], row[1])
