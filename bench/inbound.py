@@ -83,6 +83,12 @@ class Result:
     no_reply: int = 0  # 200 responses with an empty "replies" list (e.g. after a handoff)
     finished_at: list[float] = field(default_factory=list)  # perf_counter() of each response
 
+    def transport_error(self, exc: Exception) -> None:
+        """A request that got no HTTP response at all: counted by kind, the first few kept verbatim."""
+        self.errors[type(exc).__name__] += 1
+        if len(self.samples) < 5:
+            self.samples.append(f"{type(exc).__name__}: {exc}")
+
     @property
     def longest_stall_ms(self) -> float:
         """The longest time in which no request at all completed: the server stood still."""
@@ -284,9 +290,7 @@ async def run_load(
             try:
                 response = await http.post(url, json=body)
             except httpx.HTTPError as exc:
-                result.errors[type(exc).__name__] += 1
-                if len(result.samples) < 5:
-                    result.samples.append(f"{type(exc).__name__}: {exc}")
+                result.transport_error(exc)
                 continue
             finished = time.perf_counter()
             result.latencies_ms.append((finished - started) * 1000)
@@ -485,9 +489,7 @@ async def run_fixed_rate(
         try:
             response = await http.post(url, json=body)
         except httpx.HTTPError as exc:
-            result.errors[type(exc).__name__] += 1
-            if len(result.samples) < 5:
-                result.samples.append(f"{type(exc).__name__}: {exc}")
+            result.transport_error(exc)
             return
         finally:
             in_flight -= 1

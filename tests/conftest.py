@@ -74,13 +74,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         shutil.copy(sqlite_template, target)
         return f"sqlite:///{target}"
     server: PostgresServer = request.getfixturevalue("pg_server")
-    import psycopg
-
-    name = f"t{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres",
-                         autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE sapa_template")
-    return server.url(name)
+    return server.copy_of("sapa_template", f"t{os.getpid()}_{next(_counter)}")
 
 
 @pytest.fixture

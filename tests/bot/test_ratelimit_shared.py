@@ -24,13 +24,7 @@ _counter = itertools.count()
 @pytest.fixture
 def pg_url(pg_server: PostgresServer) -> str:
     """A freshly migrated PostgreSQL database (the shared limiter exists for PostgreSQL only)."""
-    import psycopg
-
-    name = f"rl{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(f"host=127.0.0.1 port={pg_server.port} user=postgres dbname=postgres",
-                         autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE sapa_template")
-    return pg_server.url(name)
+    return pg_server.copy_of("sapa_template", f"rl{os.getpid()}_{next(_counter)}")
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -87,12 +86,7 @@ def overlay(fakes: FakeProviders) -> dict[str, Any]:
 
 @pytest.fixture
 def replicas_url(pg_server: PostgresServer) -> str:
-    name = f"replicas_{os.getpid()}"
-    with psycopg.connect(f"host=127.0.0.1 port={pg_server.port} user=postgres dbname=postgres",
-                         autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE sapa_template")
-    return pg_server.url(name)
+    return pg_server.copy_of("sapa_template", f"replicas_{os.getpid()}")
 
 
 @pytest.fixture
