@@ -112,8 +112,7 @@ class Pipeline:
                     # sent no language, or one Sapa does not speak): understood again, as if it had been known.
                     interpretation = self.understand(prepared)
                 message = prepared
-            context = (read_inbound_context(session, message.channel, message.sender, message.provider_message_id)
-                       if self.database.dialect == "sqlite" else None)
+            context = read_inbound_context(session, message.channel, message.sender, message.provider_message_id)
             if context is not None:
                 identity, created = context.identity, False
                 earlier = session.get(Message, context.duplicate_of) if context.duplicate_of is not None else None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.messages import InboundMessage
 from bot.pipeline import InboundResult
@@ -175,6 +176,51 @@ def test_the_same_delivery_twice_at_once_is_stored_once(sapa):
     assert sorted(r.duplicate for r in results) == [False, True]
     assert count(sapa, Message, Message.direction == "in") == 1
     assert count(sapa, OutboxItem) == 3  # greeting, name question, privacy notice
+
+
+def test_a_message_that_waited_for_the_customer_sees_what_the_message_before_it_committed(sapa):
+    """Issue 18: the identity, the duplicate check and the conversation are read together after the lock. A message
+    waiting for the identity's lock must see what the transaction holding it committed: here, the same delivery
+    stored meanwhile is a duplicate, not a unique-index failure (rows joined into a locking statement on PostgreSQL
+    come from the snapshot taken before the wait)."""
+    sender = "SessionCCCCCCCCCCCCCCCCCCCC"
+    first = sapa.pipeline.handle(_inbound(sender, "first", "halo"))
+    results: list[InboundResult] = []
+    errors: list[Exception] = []
+
+    def deliver() -> None:
+        try:
+            results.append(sapa.pipeline.handle(_inbound(sender, "again", "halo lagi")))
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=deliver)
+    with sapa.database.unit_of_work() as session:  # the message before it, holding the identity (and the writer)
+        identity = session.execute(select(ChannelIdentity).where(ChannelIdentity.address == sender)
+                                   .with_for_update()).scalar_one()
+        session.add(Message(conversation_id=first.conversation_id, customer_id=identity.customer_id,
+                            channel="webchat", direction="in", sender="customer", text="halo lagi", buttons=[],
+                            media=[], provider_message_id="again", delivery_status="received", meta={},
+                            created_at=datetime.now(UTC)))
+        session.flush()
+        thread.start()
+        if sapa.database.dialect == "postgresql":  # it must really wait on the lock before this commits
+            waiting = 0
+            for _ in range(250):
+                with sapa.database.unit_of_work(read_only=True) as probe:
+                    waiting = probe.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()")).scalar_one()
+                if waiting:
+                    break
+                time.sleep(0.02)
+            assert waiting, "the second message never waited for the identity's lock"
+        else:
+            time.sleep(0.3)  # SQLite: it waits for the writer lock this unit of work holds
+    thread.join(timeout=30)
+    assert errors == [] and len(results) == 1
+    assert results[0].duplicate is True
+    assert count(sapa, Message, Message.direction == "in", Message.provider_message_id == "again") == 1
 
 
 def test_idle_conversation_is_closed_and_the_next_message_opens_a_new_one(customer, sapa, clock):
