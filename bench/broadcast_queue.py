@@ -51,8 +51,6 @@ from store.migrate import upgrade  # noqa: E402
 from store.models import BroadcastRecipient, Message, OutboxItem, Task  # noqa: E402
 from tests.support.population import broadcast_settings  # noqa: E402
 
-# bench.history is imported where used, after the project's packages: it puts bench/ on sys.path, where
-# bench/scheduler.py would shadow the `scheduler` package.
 
 CHANNELS = ("whatsapp", "sms", "telegram")
 TEXTS = {"id": "Halo {{ name }}, poin Anda {{ points }} ({{ tier }}) dobel minggu ini di {{ company }}!",

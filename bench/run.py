@@ -9,7 +9,7 @@
 3. PostgreSQL (a throwaway server from the machine's binaries, pg_stat_statements loaded): the same wrk run with
    one `sapa serve`, then two on the same database (two wrk processes at once, one per server, 16 connections
    each): CPU per message per Sapa process, PostgreSQL's own CPU, SQL statements per message, 2/1 throughput.
-4. bench/scheduler.py, bench/broadcast_queue.py, bench/outbox_send.py as subprocesses (each with a time limit);
+4. bench/scheduler_lag.py, bench/broadcast_queue.py, bench/outbox_send.py as subprocesses (each with a time limit);
    their last stdout line is JSON, mapped to table rows by EXTERNAL_BENCHES below.
 
 Prints one table (figure | this run | issue 18 baseline | goal | met?) and, last, one JSON line with everything.
@@ -37,7 +37,7 @@ from typing import Any
 import inbound
 from workspace import BENCH_OVERRIDES, ROOT, prepare_sapa
 
-sys.path.append(str(ROOT))  # after bench/: tests.support.pgserver, without bench/scheduler.py hiding `scheduler`
+sys.path.append(str(ROOT))  # tests.support.pgserver
 from tests.support.pgserver import PostgresServer  # noqa: E402
 
 CONNECTIONS = 16  # the issue's wrk concurrency
@@ -116,7 +116,7 @@ class ExternalBench:
 
 EXTERNAL_BENCHES: list[ExternalBench] = [
     ExternalBench(
-        "scheduler", ["bench/scheduler.py"],
+        "scheduler", ["bench/scheduler_lag.py"],
         quick_args=["--burst", "3000", "--rate", "1000", "--seconds", "5", "--max-wait", "20"],
         # The goal's 100,000 tasks arrive at 1,000/s (the steady phase, 100 s); the burst is context.
         full_args=["--burst", "20000", "--rate", "1000", "--seconds", "100", "--max-wait", "60"],

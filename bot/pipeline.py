@@ -28,7 +28,7 @@ from nlu.sentiment import analyse as analyse_sentiment
 from store import Database
 from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.customers import find_customer_by_phone, get_customer, get_or_create_identity
-from store.inbound_context import read_inbound_context
+from store.inbound_context import InboundContext, read_inbound_context
 from store.merge import merge_customers
 from store.messages import add_outbound, apply_delivery, find_by_provider_id, replies_to
 from store.models import ChannelIdentity, Conversation, Customer, Message
@@ -55,8 +55,9 @@ class InboundResult:
 
 
 # Checks a channel makes in the message's own transaction before anything is recorded (the web chat: the session
-# exists; its language). It returns the message to handle, or raises to refuse it with nothing stored.
-Prepare = Callable[[Session, InboundMessage], InboundMessage]
+# exists; its language). It gets what was read for the message (None: a new address) and returns the message to
+# handle, or raises to refuse it with nothing stored.
+Prepare = Callable[[Session, InboundMessage, InboundContext | None], InboundMessage]
 
 
 class Pipeline:
@@ -105,14 +106,14 @@ class Pipeline:
         settings = self.current_settings()  # before the transaction: it may read the database on its own
         now = self.clock.now()
         with self.database.unit_of_work() as session:
+            context = read_inbound_context(session, message.channel, message.sender, message.provider_message_id)
             if prepare is not None:
-                prepared = prepare(session, message)
+                prepared = prepare(session, message, context)
                 if prepared.language_hint != message.language_hint:
                     # The hint the message was understood with was not the one that holds (rare: the web chat page
                     # sent no language, or one Sapa does not speak): understood again, as if it had been known.
                     interpretation = self.understand(prepared)
                 message = prepared
-            context = read_inbound_context(session, message.channel, message.sender, message.provider_message_id)
             if context is not None:
                 identity, created = context.identity, False
                 earlier = session.get(Message, context.duplicate_of) if context.duplicate_of is not None else None

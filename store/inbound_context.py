@@ -7,16 +7,22 @@ PostgreSQL the identity row is locked by a statement of its own first: rows join
 come from the snapshot taken before the wait for the lock, so a duplicate, a conversation or a customer's name the
 previous message of the same customer just committed would be missed; the read after the lock sees them (READ
 COMMITTED takes a new snapshot per statement).
+
+A web chat message also needs its browser session (it must exist; it holds the page's language): for the web chat
+the same statement joins it, one statement less per message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, aliased, contains_eager
 
-from store.models import ChannelIdentity, Conversation, Message
+from store.models import ChannelIdentity, Conversation, Message, WebchatSession
+
+WEBCHAT = "webchat"
 
 
 @dataclass(frozen=True)
@@ -24,9 +30,11 @@ class InboundContext:
     identity: ChannelIdentity
     duplicate_of: int | None  # the id of the message stored with the same provider id
     conversation: Conversation | None  # the identity's open (not closed) conversation, if any
+    # The web chat's session whose token is the address; None for another channel or a session that is gone.
+    webchat_session: WebchatSession | None = None
 
 
-def _statement() -> Select[ChannelIdentity, Conversation, int | None]:
+def _statement(*, webchat: bool = False) -> Select[*tuple[Any, ...]]:  # the web chat's has a 4th column
     open_conversation = (
         select(Conversation.id)
         .where(Conversation.identity_id == ChannelIdentity.id, Conversation.status != "closed")
@@ -39,7 +47,7 @@ def _statement() -> Select[ChannelIdentity, Conversation, int | None]:
         .limit(1).scalar_subquery()
     )
     current = aliased(Conversation)
-    return (
+    statement = (
         select(ChannelIdentity, current, duplicate.label("duplicate_of"))
         .join(ChannelIdentity.customer)
         .outerjoin(current, current.id == open_conversation)
@@ -47,11 +55,16 @@ def _statement() -> Select[ChannelIdentity, Conversation, int | None]:
         .options(contains_eager(ChannelIdentity.customer))
         .where(ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.address == bindparam("address"))
     )
+    if webchat:
+        statement = statement.add_columns(WebchatSession).outerjoin(
+            WebchatSession, WebchatSession.token == ChannelIdentity.address)
+    return statement
 
 
 # Built once: an alias made per call would give the statement a new shape every time (measured: 18 column proxies
 # built per message, a third of this function's cost).
 _CONTEXT = _statement()
+_CONTEXT_WEBCHAT = _statement(webchat=True)
 _LOCK = (select(ChannelIdentity.id)
          .where(ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.address == bindparam("address"))
          .with_for_update())
@@ -68,8 +81,9 @@ def read_inbound_context(session: Session, channel: str, address: str,
         locked = session.execute(_LOCK, {"channel": channel, "address": address}).first()
         if locked is None:
             return None
-    row = session.execute(
-        _CONTEXT, {"channel": channel, "address": address, "provider_id": provider_message_id}).first()
+    webchat = channel == WEBCHAT
+    row = session.execute(_CONTEXT_WEBCHAT if webchat else _CONTEXT,
+                          {"channel": channel, "address": address, "provider_id": provider_message_id}).first()
     if row is None:
         return None
-    return InboundContext(row[0], row[2], row[1])
+    return InboundContext(row[0], row[2], row[1], row[3] if webchat else None)

@@ -38,6 +38,7 @@ from bot.ratelimit import RateLimiter
 from channels.base import BadPayload, RateKey, WebhookRequest
 from channels.webchat import CLIENT_ID, LANGUAGE, MAX_MESSAGE_ID, SESSION_TOKEN
 from store.customers import find_identity
+from store.inbound_context import InboundContext
 from store.messages import history
 from store.models import Agent, Conversation, Message, WebchatSession
 
@@ -156,15 +157,17 @@ def mount(app: FastAPI, sapa: Any) -> None:
             return chosen
         return known_languages.get(token)
 
-    def session_language(session: Session, message: InboundMessage, chosen: str | None) -> InboundMessage:
+    def session_language(session: Session, message: InboundMessage, chosen: str | None,
+                         context: InboundContext | None) -> InboundMessage:
         """The message with its session's language; a language the page sends with a message becomes the session's.
 
         The page can switch language at any time (the session is created on page load, before the
         customer chose): each message says which language the page shows, and the session follows it.
         A language Sapa does not speak is ignored, as in session creation. An unknown session is refused
-        (UnknownSession) before anything is stored.
+        (UnknownSession) before anything is stored. The session came with the message's context when the address
+        has written before; only a first message reads it on its own.
         """
-        row = session.get(WebchatSession, message.sender)
+        row = context.webchat_session if context is not None else session.get(WebchatSession, message.sender)
         if row is None:
             raise UnknownSession
         if chosen is not None and chosen in sapa.settings.languages and chosen != row.language:
@@ -197,7 +200,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
         hinted = replace(parsed, language_hint=understanding_hint(parsed.sender, chosen))
         try:
             result = sapa.pipeline.handle(
-                hinted, prepare=lambda session, message: session_language(session, message, chosen))
+                hinted, prepare=lambda session, message, context: session_language(session, message, chosen, context))
         except UnknownSession:
             return error(404, "unknown session")
         if not result.duplicate:

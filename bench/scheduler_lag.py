@@ -1,6 +1,6 @@
 """Scheduler benchmark: how far behind its due time a task runs, in a burst and under steady arrival (issue 18).
 
-    .venv/bin/python bench/scheduler.py [--burst 100000] [--rate 1000] [--seconds 20] [--max-wait 120]
+    .venv/bin/python bench/scheduler_lag.py [--burst 100000] [--rate 1000] [--seconds 20] [--max-wait 120]
                                         [--postgres URL | --start-postgres] [--poll 1.0]
 
 A fresh SQLite database in a temporary folder (or the --postgres URL, or a throwaway PostgreSQL server started from
