@@ -1,7 +1,8 @@
 """The outbox dispatcher: claims queued rows, sends them through their channel, records the outcome.
 
 Claiming and recording are separate short transactions, so a slow provider never holds a lock.
-A row whose worker died mid-send is claimed again after `claim_timeout_s`.
+A row whose worker died mid-send is claimed again after `claim_timeout_s`; a live worker whose batch runs longer
+than half that renews its claim on the rows it still holds, and writes outcomes only to rows still its own.
 
 Guarded rows — every row of a channel that says `guard_sends` (customer messages on SMS, WhatsApp, Telegram; every
 Slack desk post, found again by the outbox id in its metadata), and every at-most-once row (payload "at_most_once":
@@ -52,6 +53,7 @@ from store.messages import (
     outbox_sent,
     outbox_started,
     outbox_unconfirmed,
+    renew_claims,
     waiting_behind,
 )
 from store.models import Conversation, OutboxItem
@@ -74,7 +76,8 @@ SLACK_FILE = "slack:"  # an agent's file reference (channels/slack.py FILE_PREFI
 @dataclass(frozen=True)
 class Outcome:
     item_id: int
-    status: Literal["sent", "retry", "failed", "deferred", "unconfirmed"]
+    # "lost": another worker took the row over (this one's claim ran out); nothing is written for it here
+    status: Literal["sent", "retry", "failed", "deferred", "unconfirmed", "lost"]
     provider_id: str = ""
     error: str = ""
     delay_s: float = 0.0
@@ -169,30 +172,44 @@ class OutboxDispatcher:
         self._thread: threading.Thread | None = None
         self._abandoned_look_at: datetime | None = None  # when to look for a dead worker's rows next (None: now)
         self._batch: dict[int, Claimed] = {}  # the pass in progress, by row id: what recording its outcomes needs
+        self._renew_at: datetime | None = None  # when the pass in progress renews its claim (half the timeout)
+        self._lost: set[int] = set()  # rows of the pass in progress that another worker took over: not sent here
 
     def run_once(self) -> int:
         """Send everything due now; returns how many rows were attempted."""
+        now = self.clock.now()
         with self.database.unit_of_work() as session:
-            claimed = self._claim(session, self.clock.now())
+            claimed = self._claim(session, now)
         # Oldest first: a retried row (later next_attempt_at, lower id) goes before what was written after it.
         claimed.sort(key=lambda entry: entry.item_id)
         self._batch = {entry.item_id: entry for entry in claimed}
+        self._renew_at, self._lost = now + timedelta(seconds=self.config.claim_timeout_s / 2), set()
         outcomes: list[Outcome] = []
         waiting: dict[tuple[str, str], float] = {}  # customer addresses whose earlier message did not go
         last_flush = time.monotonic()
         started: set[int] = set()  # guarded rows whose start this pass has committed
         for index, entry in enumerate(claimed):
+            if self.clock.now() >= self._renew_at:  # only a batch running longer than half the claim timeout
+                self._renew(claimed[index:], outcomes)
+                outcomes, last_flush = [], time.monotonic()
             message = entry.message
             address = (message.channel, message.recipient)
-            if entry.to_customer and address in waiting:
+            if entry.item_id in self._lost:
+                outcome = Outcome(entry.item_id, "lost")
+            elif entry.to_customer and address in waiting:
                 # Not sent; an interrupted start not reconciled yet must stay for when it is claimed again.
                 outcomes.append(Outcome(entry.item_id, "deferred", delay_s=waiting[address],
                                         keep_started=entry.started_at is not None))
                 continue
-            if entry.guarded:
+            elif entry.guarded:
                 outcome = self._send_guarded(entry, outcomes, started, claimed[index + 1:])
             else:
                 outcome = self._send_one(entry.item_id, entry.attempts, message)
+            if outcome.status == "lost":
+                # Its new holder sends it; this customer's later messages wait for that, as the claim would have them.
+                if entry.to_customer:
+                    waiting.setdefault(address, self.config.poll_interval_s)
+                continue
             outcomes.append(outcome)
             if entry.to_customer and outcome.status in ("retry", "deferred"):
                 waiting[address] = outcome.delay_s
@@ -202,8 +219,32 @@ class OutboxDispatcher:
                 self._record(outcomes)
                 outcomes, last_flush = [], time.monotonic()
         self._record(outcomes)
-        self._batch = {}
+        self._batch, self._renew_at = {}, None
         return len(claimed)
+
+    def _renew(self, remaining: list[Claimed], unrecorded: list[Outcome]) -> None:
+        """The pass has run half the claim timeout: record the outcomes so far and move the claim of the rows still
+        to go forward, in one short transaction, so no other worker takes them for a dead worker's. A row it no
+        longer holds (this worker stalled past the timeout, and it was taken over) is left to its new holder.
+
+        Between two renewals each row's send must end within half the timeout; a single provider call longer than
+        that can still lose its rows (then the outcome guard keeps the other worker's record)."""
+        now = self.clock.now()
+        ids = [entry.item_id for entry in remaining if entry.item_id not in self._lost]
+        with self.database.unit_of_work() as session:
+            recorded = self._record_in(session, unrecorded)
+            held = renew_claims(session, ids, worker=self.worker, now=now)
+        self._count(recorded)
+        self._renew_at = now + timedelta(seconds=self.config.claim_timeout_s / 2)
+        lost = [item_id for item_id in ids if item_id not in held]
+        if lost:
+            self._lose(lost, "not sent here")
+
+    def _lose(self, item_ids: list[int], what: str) -> None:
+        self._lost.update(item_ids)
+        log.warning("outbox %s: %s: another worker took the row over after this worker's claim ran out "
+                    "(claim_timeout_s=%s); its record stands", ", ".join(map(str, item_ids)), what,
+                    self.config.claim_timeout_s)
 
     def _claim(self, session: Session, now: datetime) -> list[Claimed]:
         """Claim the due rows (per-customer order kept by the claim: store.messages.claim_outbox), put back what
@@ -246,8 +287,8 @@ class OutboxDispatcher:
             claimed.append(Claimed(row.id, row.attempts, row.message_id is not None,
                                    to_outbound(row, windows.get(row.id), options), at_most_once,
                                    row.send_started_at if guarded else None, guarded, row.message_id, row.card_for))
-        outbox_defer(session, put_back)
-        outbox_failed(session, gave_up)
+        outbox_defer(session, put_back, worker=self.worker)  # claimed in this transaction: all still this worker's
+        outbox_failed(session, gave_up, worker=self.worker)
         return claimed
 
     def _windows(self, session: Session, rows: list[ClaimedRow], now: datetime) -> dict[int, bool]:
@@ -278,23 +319,29 @@ class OutboxDispatcher:
             lambda: self._start(entry, unrecorded, started, later))
         return self._send_one(entry.item_id, entry.attempts, entry.message, before_send=before_send, guarded=entry)
 
-    def _start(self, entry: Claimed, unrecorded: list[Outcome], started: set[int], later: list[Claimed]) -> None:
+    def _start(self, entry: Claimed, unrecorded: list[Outcome], started: set[int], later: list[Claimed]) -> bool:
         """Commit the start of this send together with the outcomes so far (`unrecorded` is emptied).
 
         A channel that can be asked what it accepted (`find_sent`: Twilio) has the starts of its next guarded
         rows of this pass committed in the same transaction: a crash leaves up to START_GROUP rows to reconcile, one
         lookup each. A channel that cannot be asked (Telegram) starts one row at a time, so a crash leaves at most
-        one row whose fate is unknown, and every earlier outcome is committed before its send."""
+        one row whose fate is unknown, and every earlier outcome is committed before its send.
+
+        False when the row is no longer this worker's (taken over after its claim ran out): it must not be sent.
+        The start is written only to rows still held, so it is also where a guarded send learns that."""
         group = [entry.item_id]
         if self._can_reconcile(entry.message.channel):
             group += [e.item_id for e in later if e.guarded and e.started_at is None
                       and self._can_reconcile(e.message.channel)][:START_GROUP - 1]
         with self.database.unit_of_work() as session:
-            self._record_in(session, unrecorded)
-            outbox_started(session, group, now=self.clock.now())
-        self._count(unrecorded)
+            recorded = self._record_in(session, unrecorded)
+            begun = outbox_started(session, group, now=self.clock.now(), worker=self.worker)
+        self._count(recorded)
         unrecorded.clear()
-        started.update(group)
+        started.update(begun)
+        if len(begun) < len(group):
+            self._lose([item_id for item_id in group if item_id not in begun], "not started here")
+        return entry.item_id in begun
 
     def _can_reconcile(self, channel: str) -> bool:
         return callable(getattr(self.channels.get(channel), "find_sent", None))
@@ -353,7 +400,7 @@ class OutboxDispatcher:
         return [*keys, RateKey(f"broadcast:{message.channel}", rate, burst=max(1.0, rate * BROADCAST_BURST_S))]
 
     def _send_one(self, item_id: int, attempts: int, message: OutboundMessage,
-                  before_send: Callable[[], None] | None = None, guarded: Claimed | None = None) -> Outcome:
+                  before_send: Callable[[], bool] | None = None, guarded: Claimed | None = None) -> Outcome:
         """One provider call. `guarded`: the row's start is committed first (`before_send`), and a call that may
         have reached the provider without a clear answer is settled by _unclear instead of retried blindly."""
         channel = self.channels.get(message.channel)
@@ -368,8 +415,8 @@ class OutboxDispatcher:
                 wait = self.limiter.reserve(keys)
             if wait > 0:
                 return Outcome(item_id, "deferred", delay_s=wait)
-            if before_send is not None:
-                before_send()
+            if before_send is not None and not before_send():
+                return Outcome(item_id, "lost")
             if any(item.url.startswith(SLACK_FILE) for item in message.media):
                 message = self._with_slack_files(item_id, attempts, message)
             calling = True
@@ -436,18 +483,19 @@ class OutboxDispatcher:
         if not outcomes:
             return
         with self.database.unit_of_work() as session:
-            self._record_in(session, outcomes)
-        self._count(outcomes)
+            recorded = self._record_in(session, outcomes)
+        self._count(recorded)
 
     def _count(self, outcomes: list[Outcome]) -> None:
         """The Prometheus counts of outcomes just committed (a deferral is no attempt: not counted)."""
         for outcome in outcomes:
-            if outcome.status != "deferred":
+            if outcome.status != "deferred" and outcome.status != "lost":
                 metrics.outbound(self._batch[outcome.item_id].message.channel, outcome.status)
 
-    def _record_in(self, session: Session, outcomes: list[Outcome]) -> None:
+    def _record_in(self, session: Session, outcomes: list[Outcome]) -> list[Outcome]:
         """The one place where outcomes are written: a few executemany UPDATEs per kind of outcome, whatever the
-        number of rows (what each row's message is comes from the claim, `self._batch`)."""
+        number of rows (what each row's message is comes from the claim, `self._batch`). Only to rows this worker
+        still holds; returns the outcomes written (a row another worker took over keeps that worker's state)."""
         now = self.clock.now()
         sent: list[Sent] = []
         retries: list[PutBack] = []
@@ -474,11 +522,17 @@ class OutboxDispatcher:
             else:
                 retries.append(PutBack(outcome.item_id, now + timedelta(seconds=outcome.delay_s),
                                        keep_started=outcome.keep_started, error=outcome.error, customer=customer))
-        outbox_sent(session, sent, now=now)
-        outbox_defer(session, deferred)
-        outbox_unconfirmed(session, unconfirmed)
-        outbox_failed(session, failed)
-        outbox_retry(session, retries)
+        mine = self.worker
+        lost = (outbox_sent(session, sent, now=now, worker=mine) | outbox_defer(session, deferred, worker=mine)
+                | outbox_unconfirmed(session, unconfirmed, worker=mine) | outbox_failed(session, failed, worker=mine)
+                | outbox_retry(session, retries, worker=mine))
+        if not lost:
+            return outcomes
+        for outcome in outcomes:
+            if outcome.item_id in lost:
+                self._lose([outcome.item_id], f"outcome {outcome.status!r} not recorded"
+                           + (" (sent by this worker too)" if outcome.status == "sent" else ""))
+        return [outcome for outcome in outcomes if outcome.item_id not in lost]
 
     # --- background loop -----------------------------------------------------------------------
 

@@ -28,9 +28,10 @@ from nlu.sentiment import analyse as analyse_sentiment
 from store import Database
 from store.conversations import HUMAN_STATUSES, continue_or_open
 from store.customers import find_customer_by_phone, get_customer, get_or_create_identity
+from store.direct_insert import insert_attached
 from store.inbound_context import InboundContext, read_inbound_context
 from store.merge import merge_customers
-from store.messages import add_outbound, apply_delivery, find_by_provider_id, replies_to
+from store.messages import Outbound, apply_delivery, find_by_provider_id, replies_to, write_outbound
 from store.models import ChannelIdentity, Conversation, Customer, Message
 from store.reachability import record_reachable, record_refusal
 
@@ -166,8 +167,7 @@ class Pipeline:
                     refused = checked
                     interpretation = Interpretation("out_of_scope", 0.0, message.language_hint, backend="button")
             row = inbound_row(message, conversation.id, customer.id, interpretation, now, refused=refused)
-            session.add(row)
-            session.flush()  # the row's id is the Turn's
+            insert_attached(session, [row])  # the row's id is the Turn's; no flush of everything else for it
             # Noted after that flush, so the identity's and conversation's changes go with the handlers' in the one
             # flush after them: one UPDATE per row instead of two (issue 18).
             self._note_arrival(identity, conversation, message, interpretation, now)
@@ -256,15 +256,11 @@ class Pipeline:
             replies = dispatch(turn, self.routes)
         # Variables an approved template may need if the reply has to wait past a session window.
         variables = {"name": customer.name or identity.display_name or "", "company": self.settings.company.name}
-        written = tuple(
-            add_outbound(
-                session, conversation, recipient=address, text=reply.text, now=row.created_at,
-                buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], reply_to_id=row.id,
-                template_variables=variables, flush=False,
-            )
-            for reply in replies
-        )
-        session.flush()  # every reply and its outbox row in one flush, with what the handlers changed
+        drafts = [Outbound(recipient=address, text=reply.text, reply_to_id=row.id, template_variables=variables,
+                           buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons])
+                  for reply in replies]
+        # Every reply and its outbox row written directly; what the handlers changed is flushed at the commit.
+        written = write_outbound(session, conversation, drafts, now=row.created_at)
         return written
 
 

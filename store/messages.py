@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Integer, Table, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Boolean, Integer, Table, bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from store.direct_insert import insert_attached
 from store.models import ChannelIdentity, Conversation, Message, OutboxItem
 
 # A later report never moves a message backwards (a late "sent" after "read" is ignored). "unconfirmed" (the
@@ -30,6 +32,22 @@ def replies_to(session: Session, message_id: int) -> list[Message]:
     )
 
 
+@dataclass(frozen=True)
+class Outbound:
+    """One outbound message to write: its text and what goes with it (see add_outbound)."""
+
+    recipient: str
+    text: str
+    sender: str = "bot"
+    buttons: list[dict[str, str]] | None = None
+    agent_id: int | None = None
+    reply_to_id: int | None = None
+    template: str | None = None
+    template_variables: dict[str, str] | None = None
+    purpose: str = "reply"
+    media: list[dict[str, Any]] | None = None
+
+
 def add_outbound(
     session: Session,
     conversation: Conversation,
@@ -45,57 +63,91 @@ def add_outbound(
     template_variables: dict[str, str] | None = None,
     purpose: str = "reply",
     media: list[dict[str, Any]] | None = None,
-    flush: bool = True,
 ) -> Message:
     """Log an outbound message and queue it for sending, in the caller's transaction.
-
-    `flush=False`: the message and its outbox row are only added; the caller's next flush (or commit) writes both,
-    and only then does the message have an id. The pipeline writes all replies of a message in one flush.
 
     `media`: files sent with the text ({"url", "content_type", "kind", "file_name", ...}), kept on the message and
     handed to the channel by the outbox (OutboundMessage.media).
     """
+    message, item = _outbound_rows(conversation, Outbound(
+        recipient=recipient, text=text, sender=sender, buttons=buttons, agent_id=agent_id, reply_to_id=reply_to_id,
+        template=template, template_variables=template_variables, purpose=purpose, media=media), now)
+    session.add(message)
+    session.flush()
+    item.message_id = message.id
+    session.add(item)
+    conversation.last_message_at = now
+    return message
+
+
+def write_outbound(session: Session, conversation: Conversation, drafts: Sequence[Outbound], *,
+                   now: datetime) -> tuple[Message, ...]:
+    """Log and queue several outbound messages at once: one INSERT for the messages, one for their outbox rows.
+
+    The pipeline's hot path (issue 18): the rows are written directly (store.direct_insert), not by a flush, and
+    come back loaded and attached to the session. Nothing else pending in the session is flushed by it.
+    """
+    rows = [_outbound_rows(conversation, draft, now) for draft in drafts]
+    messages = [message for message, _ in rows]
+    insert_attached(session, messages)
+    for message, item in rows:
+        item.message_id = message.id
+    insert_attached(session, [item for _, item in rows])
+    if rows:
+        conversation.last_message_at = now
+    return tuple(messages)
+
+
+def _outbound_rows(conversation: Conversation, draft: Outbound, now: datetime) -> tuple[Message, OutboxItem]:
+    buttons = draft.buttons or []
     message = Message(
         conversation_id=conversation.id,
         customer_id=conversation.customer_id,
         channel=conversation.channel,
         direction="out",
-        sender=sender,
-        agent_id=agent_id,
-        text=text,
-        buttons=buttons or [],
-        media=list(media or []),
+        sender=draft.sender,
+        agent_id=draft.agent_id,
+        text=draft.text,
+        buttons=buttons,
+        media=list(draft.media or []),
+        button_payload=None,
+        intent=None,
+        confidence=None,
         language=conversation.language,
+        provider_message_id=None,
         delivery_status="queued",
-        reply_to_id=reply_to_id,
+        delivery_error=None,
+        reply_to_id=draft.reply_to_id,
+        edit_of_id=None,
+        meta={},
         created_at=now,
     )
-    session.add(message)
-    if flush:
-        session.flush()
     payload: dict[str, Any] = {
-        "text": text, "buttons": buttons or [], "purpose": purpose, "language": conversation.language,
+        "text": draft.text, "buttons": buttons, "purpose": draft.purpose, "language": conversation.language,
     }
-    if template:
-        payload["template"] = template
-    if template_variables:
-        payload["template_variables"] = template_variables
-    if media:
-        payload["media"] = [dict(item) for item in media]
-    session.add(
-        OutboxItem(
-            message=message,
-            channel=conversation.channel,
-            recipient=recipient,
-            payload=payload,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    if draft.template:
+        payload["template"] = draft.template
+    if draft.template_variables:
+        payload["template_variables"] = draft.template_variables
+    if draft.media:
+        payload["media"] = [dict(item) for item in draft.media]
+    item = OutboxItem(
+        conversation_id=None,  # set on desk posts only (bot/outbox.py)
+        channel=conversation.channel,
+        recipient=draft.recipient,
+        payload=payload,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        claimed_by=None,
+        claimed_at=None,
+        provider_message_id=None,
+        last_error=None,
+        created_at=now,
+        sent_at=None,
+        send_started_at=None,
     )
-    conversation.last_message_at = now
-    return message
+    return message, item
 
 
 def history(session: Session, conversation_ids: list[int], after_id: int, limit: int = 200) -> list[Message]:
@@ -180,6 +232,11 @@ def _release_statement() -> Any:
 
 _CLAIM = _claim_statement()
 _RELEASE = _release_statement()
+# A row is this worker's while it is `sending` under its name: renewals and outcomes write only such rows, so a
+# worker whose claim ran out (and whose row another worker took over) never overwrites the other's state.
+_MINE = (_OUTBOX.c.claimed_by == bindparam("worker")) & (_OUTBOX.c.status == "sending")
+_RENEW = (update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _MINE)
+          .values(claimed_at=_NOW).returning(_OUTBOX.c.id))
 
 
 def claim_outbox(
@@ -209,6 +266,32 @@ def claim_outbox(
     rows = [ClaimedRow(*row) for row in claimed]
     rows.sort(key=lambda row: (row.next_attempt_at, row.id))
     return rows
+
+
+def renew_claims(session: Session, item_ids: list[int], *, worker: str, now: datetime) -> set[int]:
+    """Move the claim of rows this worker still holds to `now`, so a batch that takes longer than the claim timeout
+    is not taken for a dead worker's; the ids still held (a row missing was released and is someone else's now).
+    One statement, for the caller's own short transaction (SQLite: the writer lock is not held across sends)."""
+    if not item_ids:
+        return set()
+    return set(session.execute(_RENEW, {"ids": list(item_ids), "worker": worker, "now": now}).scalars())
+
+
+def _write_mine(session: Session, statement: Any, params: list[dict[str, Any]], *, worker: str,
+                status: str) -> set[int]:
+    """An outcome executemany guarded by _MINE; the ids it did not write (taken over by another worker).
+
+    Normally every row is written and the row count says so: nothing else is run. Only when some were not is one
+    query run to name them: written rows keep this worker's name and have the status just written."""
+    for row in params:
+        row["worker"] = worker
+    result = session.execute(statement, params)
+    if cast(Any, result).rowcount == len(params):
+        return set()
+    ids = {row["item_id"] for row in params}
+    written = session.execute(select(_OUTBOX.c.id).where(
+        _OUTBOX.c.id.in_(ids), _OUTBOX.c.claimed_by == worker, _OUTBOX.c.status == status)).scalars()
+    return ids - set(written)
 
 
 def waiting_behind(session: Session, items: list[ClaimedRow], *, now: datetime, hold_s: float
@@ -260,21 +343,33 @@ class Sent:
     card_for: int | None = None
 
 
-def outbox_sent(session: Session, sent: list[Sent], *, now: datetime) -> None:
+def outbox_sent(session: Session, sent: list[Sent], *, now: datetime, worker: str) -> set[int]:
     """Rows the provider accepted: the rows and their messages are updated by two executemany UPDATEs (what the
-    claim returned says which message each row is, so nothing is read first)."""
+    claim returned says which message each row is, so nothing is read first). Returns the ids not written: rows
+    another worker took over (their messages are left to it too)."""
     if not sent:
-        return
-    session.execute(_MARK_SENT, [{"item_id": row.item_id, "pid": row.provider_id, "at": now} for row in sent])
-    linked = [{"mid": row.message_id, "pid": row.provider_id} for row in sent if row.message_id is not None]
-    if linked:
-        session.execute(_MESSAGE_SENT, linked)
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        written = set(session.execute(_SENT_PG, {
+            "ids": [row.item_id for row in sent], "pids": [row.provider_id for row in sent], "at": now,
+            "worker": worker}).scalars())
+        lost = {row.item_id for row in sent} - written
+    else:
+        params = [{"item_id": row.item_id, "pid": row.provider_id, "at": now} for row in sent]
+        lost = _write_mine(session, _MARK_SENT, params, worker=worker, status="sent")
+        linked = [{"mid": row.message_id, "pid": row.provider_id}
+                  for row in sent if row.message_id is not None and row.item_id not in lost]
+        if linked:
+            session.execute(_MESSAGE_SENT, linked)
+    if lost:
+        sent = [row for row in sent if row.item_id not in lost]
     for row in sent:
         if row.card_for is not None:  # the first card of a handoff opens the thread everything else goes to
             conversation = session.get_one(Conversation, row.card_for)
             if conversation.desk_ts is None:
                 conversation.desk_ts = row.provider_id
                 conversation.desk_channel = row.recipient
+    return lost
 
 
 def failed_desk_card(session: Session, conversation_id: int | None) -> str | None:
@@ -341,28 +436,40 @@ def _start_kept() -> Any:
     return case((bindparam("keep", type_=Boolean), _OUTBOX.c.send_started_at), else_=None)
 
 
-_BY_ID = _OUTBOX.c.id == bindparam("item_id")
+# Outcomes keep the worker's name on the row (also when it goes back to pending): it is how _write_mine tells the
+# rows it wrote from rows another worker took over, and the next claim overwrites it.
+_BY_ID = (_OUTBOX.c.id == bindparam("item_id")) & _MINE
 _MARK_SENT = update(_OUTBOX).where(_BY_ID).values(status="sent", provider_message_id=bindparam("pid"),
                                                   sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
                                                   last_error=None)
 _MESSAGE_SENT = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("mid"))
                  .values(provider_message_id=bindparam("pid"), delivery_status="sent"))
-_RETRY = update(_OUTBOX).where(_BY_ID).values(status="pending", claimed_by=None, next_attempt_at=bindparam("again"),
+# The same two writes for a whole batch in one statement on PostgreSQL (an executemany is one statement per row
+# there, each a round trip in the pipeline): the ids written come back, the others were taken over (_MINE).
+_SENT_PG = text("""
+WITH given AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:pids AS varchar[])) AS given (item_id, pid)),
+     mine AS (UPDATE outbox SET status = 'sent', provider_message_id = given.pid, sent_at = :at, last_error = NULL
+              FROM given WHERE outbox.id = given.item_id AND outbox.claimed_by = :worker AND outbox.status = 'sending'
+              RETURNING outbox.id, outbox.message_id, given.pid),
+     logged AS (UPDATE messages SET provider_message_id = mine.pid, delivery_status = 'sent'
+                FROM mine WHERE messages.id = mine.message_id)
+SELECT id FROM mine
+""").bindparams(bindparam("at", type_=_OUTBOX.c.sent_at.type)).columns(id=Integer)
+_RETRY = update(_OUTBOX).where(_BY_ID).values(status="pending", next_attempt_at=bindparam("again"),
                                               last_error=bindparam("error"), send_started_at=_start_kept())
 _DEFER = update(_OUTBOX).where(_BY_ID).values(
-    status="pending", claimed_by=None, next_attempt_at=bindparam("again"),
+    status="pending", next_attempt_at=bindparam("again"),
     attempts=case((_OUTBOX.c.attempts > 0, _OUTBOX.c.attempts - 1), else_=0), send_started_at=_start_kept())
 _LATER_WAIT = update(_OUTBOX).where(
     _OUTBOX.c.recipient == bindparam("r"), _OUTBOX.c.status == "pending", _OUTBOX.c.channel == bindparam("c"),
     _OUTBOX.c.message_id.is_not(None), _OUTBOX.c.id > bindparam("after"),
     _OUTBOX.c.next_attempt_at < bindparam("again")).values(next_attempt_at=bindparam("again"))
-_STARTED = (update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-            .values(send_started_at=bindparam("at", type_=_OUTBOX.c.send_started_at.type)))
+_STARTED = (update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _MINE)
+            .values(send_started_at=bindparam("at", type_=_OUTBOX.c.send_started_at.type)).returning(_OUTBOX.c.id))
 _MESSAGE_SETTLED = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("mid"))
                     .values(delivery_status=bindparam("status"), delivery_error=bindparam("error")))
 _FAILED = update(_OUTBOX).where(_BY_ID).values(status="failed", last_error=bindparam("error"))
-_UNCONFIRMED = update(_OUTBOX).where(_BY_ID).values(status="unconfirmed", claimed_by=None,
-                                                    last_error=bindparam("error"))
+_UNCONFIRMED = update(_OUTBOX).where(_BY_ID).values(status="unconfirmed", last_error=bindparam("error"))
 _LAST_INBOUND = select(ChannelIdentity.address, ChannelIdentity.last_inbound_at).where(
     ChannelIdentity.channel == bindparam("channel"),
     ChannelIdentity.address.in_(bindparam("addresses", expanding=True)))
@@ -378,43 +485,51 @@ def _later_ones_wait(session: Session, rows: list[PutBack]) -> None:
         session.execute(_LATER_WAIT, behind)
 
 
-def outbox_retry(session: Session, rows: list[PutBack]) -> None:
+def outbox_retry(session: Session, rows: list[PutBack], *, worker: str) -> set[int]:
     """Back to pending after a failed attempt. The provider refused it, so it was not sent: a guarded row forgets
-    its start, unless `keep_started` (the send may have arrived: it is looked up before it is sent again)."""
+    its start, unless `keep_started` (the send may have arrived: it is looked up before it is sent again). Returns
+    the ids not written (taken over by another worker)."""
     if not rows:
-        return
+        return set()
+    # Before the put-back, as always (a later row put back in the same call keeps its own time); for a row that
+    # turns out taken over, this only makes the customer's later messages wait a little longer.
     _later_ones_wait(session, rows)
-    session.execute(_RETRY, [{"item_id": row.item_id, "again": row.next_attempt_at, "error": (row.error or "")[:500],
-                      "keep": row.keep_started} for row in rows])
+    params = [{"item_id": row.item_id, "again": row.next_attempt_at, "error": (row.error or "")[:500],
+               "keep": row.keep_started} for row in rows]
+    return _write_mine(session, _RETRY, params, worker=worker, status="pending")
 
 
-def outbox_started(session: Session, item_ids: list[int], *, now: datetime) -> None:
+def outbox_started(session: Session, item_ids: list[int], *, now: datetime, worker: str) -> set[int]:
     """A guarded row (every customer message on Twilio or Telegram, every broadcast) is about to go to the
     provider: if this process dies before recording the outcome, the row is found `sending` with this set, and is
-    reconciled with the provider instead of sent again."""
-    session.execute(_STARTED, {"ids": list(item_ids), "at": now})
+    reconciled with the provider instead of sent again. Returns the ids started: a row missing is another
+    worker's now and must not be sent by this one."""
+    return set(session.execute(_STARTED, {"ids": list(item_ids), "at": now, "worker": worker}).scalars())
 
 
-def _settle(session: Session, rows: list[Settled], status: str, statement: Any) -> None:
+def _settle(session: Session, rows: list[Settled], status: str, statement: Any, worker: str) -> set[int]:
     if not rows:
-        return
-    session.execute(statement, [{"item_id": row.item_id, "error": row.error[:500]} for row in rows])
+        return set()
+    params = [{"item_id": row.item_id, "error": row.error[:500]} for row in rows]
+    lost = _write_mine(session, statement, params, worker=worker, status=status)
     linked = [{"mid": row.message_id, "status": status, "error": row.error[:300]}
-              for row in rows if row.message_id is not None]
+              for row in rows if row.message_id is not None and row.item_id not in lost]
     if linked:
         session.execute(_MESSAGE_SETTLED, linked)
+    return lost
 
 
-def outbox_failed(session: Session, rows: list[Settled]) -> None:
-    """Rows that gave up (undeliverable, or out of attempts): the rows and their messages say why."""
-    _settle(session, rows, "failed", _FAILED)
+def outbox_failed(session: Session, rows: list[Settled], *, worker: str) -> set[int]:
+    """Rows that gave up (undeliverable, or out of attempts): the rows and their messages say why. Returns the ids
+    not written (taken over by another worker)."""
+    return _settle(session, rows, "failed", _FAILED, worker)
 
 
-def outbox_unconfirmed(session: Session, rows: list[Settled]) -> None:
+def outbox_unconfirmed(session: Session, rows: list[Settled], *, worker: str) -> set[int]:
     """The provider may or may not have the message and cannot be asked (Telegram after a 5xx, a timeout, a lost
     answer, or a crash mid-send): the row is settled as `unconfirmed`, never sent again, and the message says why.
-    The start stays recorded as evidence of when it was tried."""
-    _settle(session, rows, "unconfirmed", _UNCONFIRMED)
+    The start stays recorded as evidence of when it was tried. Returns the ids not written."""
+    return _settle(session, rows, "unconfirmed", _UNCONFIRMED, worker)
 
 
 def outbox_known_sent(session: Session, channel: str, recipient: str, *, since: datetime) -> set[str]:
@@ -437,14 +552,15 @@ def outbox_counts(session: Session, statuses: tuple[str, ...] = UNSETTLED) -> di
     return {status: int(count) for status, count in rows}
 
 
-def outbox_defer(session: Session, rows: list[PutBack]) -> None:
+def outbox_defer(session: Session, rows: list[PutBack], *, worker: str) -> set[int]:
     """Put claimed rows back without counting an attempt (a rate limit said "not yet"). They did not go, so a start
-    this attempt recorded is forgotten, unless `keep_started` (an earlier, interrupted start not reconciled yet)."""
+    this attempt recorded is forgotten, unless `keep_started` (an earlier, interrupted start not reconciled yet).
+    Returns the ids not written (taken over by another worker)."""
     if not rows:
-        return
+        return set()
     _later_ones_wait(session, rows)
-    session.execute(_DEFER, [{"item_id": row.item_id, "again": row.next_attempt_at, "keep": row.keep_started}
-                     for row in rows])
+    params = [{"item_id": row.item_id, "again": row.next_attempt_at, "keep": row.keep_started} for row in rows]
+    return _write_mine(session, _DEFER, params, worker=worker, status="pending")
 
 
 def last_inbound_at(session: Session, channel: str, address: str) -> datetime | None:

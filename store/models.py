@@ -385,9 +385,6 @@ class OutboxItem(Base):
     # Committed just before an at-most-once row (a broadcast) goes to the provider: a row found `sending` with
     # this set was interrupted mid-send and is reconciled with the provider, not blindly sent again.
     send_started_at: Mapped[datetime | None]
-    # Lets a reply and its outbox row be written in one flush (the unit of work fills message_id): the pipeline's
-    # hot path (store.messages.add_outbound(flush=False)). Never loaded by the dispatcher, which reads message_id.
-    message: Mapped[Message | None] = relationship(lazy="raise_on_sql")
 
 
 class Consent(Base):

@@ -1,0 +1,92 @@
+"""store.direct_insert: rows written by one INSERT are, to the rest of the transaction, like flushed objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, select
+
+from store import Database
+from store.direct_insert import insert_attached
+from store.messages import Outbound, write_outbound
+from store.models import ChannelIdentity, Conversation, Customer, Message, OutboxItem
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+def a_conversation(database: Database) -> int:
+    with database.unit_of_work() as session:
+        customer = Customer(name="Sari", created_at=NOW, updated_at=NOW, source="webchat")
+        session.add(customer)
+        session.flush()
+        identity = ChannelIdentity(customer_id=customer.id, channel="webchat", address="s" * 32, created_at=NOW)
+        session.add(identity)
+        session.flush()
+        conversation = Conversation(customer_id=customer.id, identity_id=identity.id, channel="webchat",
+                                    status="bot", language="id", opened_at=NOW, last_message_at=NOW)
+        session.add(conversation)
+        session.flush()
+        return conversation.id
+
+
+def statements(database: Database) -> list[str]:
+    seen: list[str] = []
+    event.listen(database.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: seen.append(statement.split()[0].upper()))
+    return seen
+
+
+def test_rows_are_written_in_order_and_attached_without_reading_them_back(database: Database):
+    conversation_id = a_conversation(database)
+    seen = statements(database)
+    with database.unit_of_work() as session:
+        conversation = session.get_one(Conversation, conversation_id)
+        drafts = [Outbound(recipient="s" * 32, text=f"balasan {n}", buttons=[{"title": "Ya", "payload": "yes"}])
+                  for n in range(3)]
+        seen.clear()
+        written = write_outbound(session, conversation, drafts, now=NOW)
+        assert seen == ["INSERT", "INSERT"]  # one for the messages, one for their outbox rows
+        # Attached and loaded: reading every column asks the database nothing.
+        assert [m.text for m in written] == ["balasan 0", "balasan 1", "balasan 2"]
+        assert [m.id for m in written] == sorted(m.id for m in written)
+        assert all(m.meta == {} and m.media == [] and m.delivery_status == "queued" for m in written)
+        assert all(session.get(Message, m.id) is m for m in written)
+        assert seen == ["INSERT", "INSERT"]
+        # A change to an attached row is an UPDATE at the next flush, like any loaded object's.
+        written[0].delivery_status = "sent"
+        session.flush()
+        assert seen[-1] == "UPDATE"
+    with database.unit_of_work(read_only=True) as session:
+        rows = session.execute(select(Message.text, Message.delivery_status, OutboxItem.payload, OutboxItem.status)
+                               .join(OutboxItem, OutboxItem.message_id == Message.id).order_by(Message.id)).all()
+    # Each outbox row belongs to its own message: the texts pair up in order.
+    assert [(r[0], r[1], r[2]["text"], r[3]) for r in rows] == [
+        ("balasan 0", "sent", "balasan 0", "pending"),
+        ("balasan 1", "queued", "balasan 1", "pending"),
+        ("balasan 2", "queued", "balasan 2", "pending"),
+    ]
+
+
+def test_a_failed_insert_rolls_back_with_the_transaction(database: Database):
+    conversation_id = a_conversation(database)
+    with pytest.raises(Exception, match="(?i)foreign key|violates"):
+        with database.unit_of_work() as session:
+            insert_attached(session, [Message(
+                conversation_id=conversation_id, customer_id=10**9, channel="webchat", direction="in",
+                sender="customer", text="halo", created_at=NOW)])
+    with database.unit_of_work(read_only=True) as session:
+        assert session.execute(select(Message)).first() is None
+
+
+def test_python_defaults_are_applied_as_a_flush_would(database: Database):
+    conversation_id = a_conversation(database)
+    with database.unit_of_work() as session:
+        customer_id = session.get_one(Conversation, conversation_id).customer_id
+        message = Message(conversation_id=conversation_id, customer_id=customer_id, channel="webchat",
+                          direction="in", sender="customer", text="halo", created_at=NOW)
+        insert_attached(session, [message])
+        assert (message.buttons, message.media, message.meta, message.intent) == ([], [], {}, None)
+    with database.unit_of_work(read_only=True) as session:
+        stored = session.get_one(Message, message.id)
+        assert (stored.buttons, stored.media, stored.meta, stored.intent) == ([], [], {}, None)
