@@ -79,8 +79,9 @@ def overlay(fakes: FakeProviders) -> dict[str, Any]:
     channels["sms"]["messages_per_second"] = PROVIDER_RATE
     channels["whatsapp"]["messages_per_second"] = PROVIDER_RATE
     channels["telegram"]["global_per_second"] = PROVIDER_RATE
-    # No replica dies here: a claim outlives any busy moment, so no row is taken for an interrupted one.
-    config["outbox"] = {"poll_interval_s": 0.05, "batch_size": 50, "claim_timeout_s": 60.0}
+    # No replica dies here. A claim timeout shorter than a busy replica's batch takes (rate-limited sends): a live
+    # worker renews its claim (bot/outbox.py), so no replica takes over another's rows and nothing goes twice.
+    config["outbox"] = {"poll_interval_s": 0.05, "batch_size": 50, "claim_timeout_s": 4.0}
     return config
 
 
