@@ -51,7 +51,6 @@ from store.migrate import upgrade  # noqa: E402
 from store.models import BroadcastRecipient, Message, OutboxItem, Task  # noqa: E402
 from tests.support.population import broadcast_settings  # noqa: E402
 
-
 CHANNELS = ("whatsapp", "sms", "telegram")
 TEXTS = {"id": "Halo {{ name }}, poin Anda {{ points }} ({{ tier }}) dobel minggu ini di {{ company }}!",
          "en": "Hi {{ first_name }}, your {{ points }} points double this week at {{ company }}!"}

@@ -86,32 +86,35 @@ def render_message(settings: Settings, messages: dict[str, Any], language: str, 
 def _render_body(text: str, values: dict[str, Any]) -> str:
     """`bot.templating.render(text, values)`, faster for the usual broadcast text (issue 18: a 100,000-customer
     campaign spent more time in Jinja than in the database): a text that is only literal parts and `{{ variable }}`
-    outputs, as the renderer's own parser reads it, renders to the parts joined with str() of each value, which is
-    what Jinja's generated code does for them. Anything else (filters, conditions, a missing variable, an output
-    past the renderer's limit) goes through the renderer itself."""
-    parts = _plain_parts(text)
-    if parts is None or any(name not in values for name, _ in parts if name):
+    outputs, as the renderer's own parser reads it, renders as a `str.format_map` pattern, which writes str() of
+    each value as Jinja's generated code does for the str and int values of `variables`. Anything else (filters,
+    conditions, a missing variable, an output past the renderer's limit) goes through the renderer itself."""
+    plain = _plain_pattern(text)
+    if plain is None or not plain[1] <= values.keys():
         return render(text, values)
-    out = "".join(str(values[name]) if name else literal for name, literal in parts)
+    out = plain[0].format_map(values)
     return out.strip() if len(out) <= MAX_OUTPUT_CHARS else render(text, values)
 
 
 @lru_cache(maxsize=256)
-def _plain_parts(text: str) -> tuple[tuple[str, str], ...] | None:
-    """The text as (variable name, "") and ("", literal) parts, or None if it is more than that."""
+def _plain_pattern(text: str) -> tuple[str, frozenset[str]] | None:
+    """The text as a `str.format_map` pattern and the variables it uses, or None if it is more than literal
+    parts and `{{ variable }}` outputs."""
     tree = compile_template(text).environment.parse(text)
-    parts: list[tuple[str, str]] = []
+    pattern: list[str] = []
+    names: set[str] = set()
     for node in tree.body:
         if not isinstance(node, nodes.Output):
             return None
         for child in node.nodes:
             if isinstance(child, nodes.TemplateData):
-                parts.append(("", child.data))
+                pattern.append(child.data.replace("{", "{{").replace("}", "}}"))
             elif isinstance(child, nodes.Name) and child.ctx == "load":
-                parts.append((child.name, ""))
+                pattern.append(f"{{{child.name}}}")
+                names.add(child.name)
             else:
                 return None
-    return tuple(parts)
+    return "".join(pattern), frozenset(names)
 
 
 def _fixed_parts(settings: Settings, language: str) -> tuple[str, str]:

@@ -18,7 +18,8 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -26,11 +27,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -43,6 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.schema import CreateTable
 
 from store import segments
 from store.models import (
@@ -113,13 +118,12 @@ def in_range(customers: CustomerRange | None, column: Any = None) -> list[Column
     return [column > after] + ([] if last is None else [column <= last])
 
 
-def recent_count(settings: Settings, broadcast_id: int, now: datetime) -> Any:
-    """How many broadcast messages (other broadcasts) the customer had queued within `cap_days`."""
-    rules = settings.broadcasts
+def recent_count(broadcast_id: Any, since: Any) -> Any:
+    """How many broadcast messages of other broadcasts than `broadcast_id` the customer had queued since `since`
+    (values or bind parameters)."""
     return (select(func.count()).select_from(BroadcastRecipient)
             .where(BroadcastRecipient.customer_id == Customer.id, BroadcastRecipient.status == "queued",
-                   BroadcastRecipient.queued_at >= now - timedelta(days=rules.cap_days),
-                   BroadcastRecipient.broadcast_id != broadcast_id)
+                   BroadcastRecipient.queued_at >= since, BroadcastRecipient.broadcast_id != broadcast_id)
             .correlate(Customer).scalar_subquery())
 
 
@@ -340,9 +344,8 @@ def apply_quiet_hours(session: Session, settings: Settings, broadcast_id: int, n
 # --- queueing ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Due:
-    """A due pending recipient with what its message needs."""
+class Due(NamedTuple):
+    """A due pending recipient with what its message needs (a tuple: a batch makes a thousand of them)."""
 
     recipient_id: int
     customer_id: int
@@ -356,8 +359,9 @@ class Due:
     skip_reason: str | None  # re-checked now: opted out meanwhile, or capped by another broadcast
 
 
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
+    """A recipient's message text and the variables of the WhatsApp `broadcast` template (one per message)."""
+
     text: str
     template_variables: dict[str, str]
 
@@ -371,22 +375,38 @@ class Batch:
 def due_recipients(session: Session, settings: Settings, broadcast_id: int, now: datetime, limit: int) -> list[Due]:
     """Up to `limit` pending recipients due now, oldest first, locked (PostgreSQL: SKIP LOCKED, so two feeders
     never take the same rows), with consent and the cap re-checked."""
-    # First the batch (ids in order, locked), then what its messages need: PostgreSQL, asked for both at once,
-    # joined every pending recipient of the broadcast before sorting and keeping `limit` of them. The latest
-    # consents and the recent count are read once per recipient in a MATERIALIZED CTE and the reasons decided
-    # over its columns (as in `classified`: inline, each was evaluated once per use).
+    rules = settings.broadcasts
+    values = {"broadcast_id": broadcast_id, "now": now, "limit": limit,
+              "cap_since": now - timedelta(days=rules.cap_days), "cap": rules.max_per_customer,
+              "default_language": settings.default_language}
+    # Rows as they come, each made a Due in one call (Core, not the ORM's per-row loading): a feed step makes a
+    # thousand of them.
+    return [Due._make(row) for row in session.connection().execute(_due_query(), values).all()]
+
+
+@lru_cache(maxsize=1)
+def _due_query() -> Select[Any]:
+    """`due_recipients`' statement, built once with bind parameters (building it anew took a few milliseconds
+    per feed step, issue 18).
+
+    First the batch (ids in order, locked), then what its messages need: PostgreSQL, asked for both at once,
+    joined every pending recipient of the broadcast before sorting and keeping `limit` of them. The latest
+    consents and the recent count are read once per recipient in a MATERIALIZED CTE and the reasons decided over
+    its columns (as in `classified`: inline, each was evaluated once per use)."""
+    broadcast_id: Any = bindparam("broadcast_id", type_=BigInteger)
+    now: Any = bindparam("now")  # typed by the column it is compared with
     batch = (select(BroadcastRecipient.id, BroadcastRecipient.customer_id, BroadcastRecipient.channel,
                     BroadcastRecipient.address, BroadcastRecipient.language)
              .where(BroadcastRecipient.broadcast_id == broadcast_id, BroadcastRecipient.status == "pending",
                     or_(BroadcastRecipient.not_before.is_(None), BroadcastRecipient.not_before <= now))
-             .order_by(BroadcastRecipient.id).limit(limit)
+             .order_by(BroadcastRecipient.id).limit(bindparam("limit", type_=Integer))
              .with_for_update(of=BroadcastRecipient, skip_locked=True)
              .cte("batch").prefix_with("MATERIALIZED"))
     facts = (select(batch.c.id, batch.c.customer_id, batch.c.channel, batch.c.address, batch.c.language,
                     ChannelIdentity.id.label("identity_id"), Customer.name, LoyaltyAccount.balance,
                     LoyaltyAccount.tier, segments.latest_consent("marketing").label("marketing"),
                     segments.latest_consent("data_processing").label("processing"),
-                    recent_count(settings, broadcast_id, now).label("recent"))
+                    recent_count(broadcast_id, bindparam("cap_since")).label("recent"))
              .select_from(batch)
              .join(Customer, Customer.id == batch.c.customer_id)
              .outerjoin(LoyaltyAccount, LoyaltyAccount.customer_id == Customer.id)
@@ -396,18 +416,16 @@ def due_recipients(session: Session, settings: Settings, broadcast_id: int, now:
     f = facts.c
     reason = case((segments.opted_out(f.marketing, f.processing), OPTED_OUT),
                   (not_(segments.marketing_ok(f.marketing, f.processing)), NO_CONSENT),
-                  (f.recent >= settings.broadcasts.max_per_customer, CAPPED), else_=None)
-    query = select(f.id, f.customer_id, f.channel, f.address, f.language, f.identity_id, f.name, f.balance, f.tier,
-                   reason).order_by(f.id)
-    return [Due(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4] or settings.default_language),
-                None if r[5] is None else int(r[5]), r[6], int(r[7] or 0), r[8],
-                r[9] or (NO_CHANNEL if r[5] is None else None))
-            for r in session.execute(query)]
+                  (f.recent >= bindparam("cap", type_=Integer), CAPPED),
+                  (f.identity_id.is_(None), NO_CHANNEL), else_=None)
+    return select(f.id, f.customer_id, f.channel, f.address,
+                  func.coalesce(f.language, bindparam("default_language", type_=String)), f.identity_id, f.name,
+                  func.coalesce(f.balance, 0), f.tier, reason).order_by(f.id)
 
 
 # One batch's rows, staged per connection: the messages' texts and payloads are rendered in Python (Jinja), the
 # rest of each row comes from the recipient; from here three INSERT ... SELECT statements write the
-# conversations, messages and outbox rows, and one UPDATE ... FROM marks the recipients queued. Not in the models'
+# conversations, messages and outbox rows, and one UPDATE by key marks the recipients queued. Not in the models'
 # metadata: it is no table of the schema (no migration), only a scratch area of one transaction.
 STAGED = Table(
     "broadcast_queue_staging", MetaData(),
@@ -454,7 +472,7 @@ def queue_batch(session: Session, broadcast_id: int, due: list[Due], render: Cal
         [(d.recipient_id, d.customer_id, d.identity_id, cid, mid, oid, d.channel, d.address, d.language, r.text,
           as_json(outbox_payload(broadcast_id, r, d.language)))
          for d, r, cid, mid, oid in zip(go, texts, conversation_ids, message_ids, outbox_ids, strict=True)])
-    _write_staged(session, staged, broadcast_id, now)
+    _write_staged(session, broadcast_id, now)
     batch.queued = len(go)
     return batch
 
@@ -462,42 +480,56 @@ def queue_batch(session: Session, broadcast_id: int, due: list[Due], render: Cal
 def _staging(session: Session) -> Table:
     """The staging table on this transaction's connection, empty (SQLite keeps a TEMP table's rows until the
     connection closes; PostgreSQL empties it at commit)."""
-    STAGED.create(session.connection(), checkfirst=True)
-    session.execute(delete(STAGED))
+    session.execute(_CREATE_STAGED)  # one statement, not checkfirst's two look-ups
+    session.execute(_EMPTY_STAGED)
     return STAGED
 
 
-def _write_staged(session: Session, staged: Table, broadcast_id: int, now: datetime) -> None:
+_CREATE_STAGED, _EMPTY_STAGED = CreateTable(STAGED, if_not_exists=True), delete(STAGED)
+
+
+def _write_staged(session: Session, broadcast_id: int, now: datetime) -> None:
+    values = {"now": now, "meta": {"broadcast_id": broadcast_id}}
+    for statement in _staged_writes():
+        session.execute(statement, values)
+
+
+@lru_cache(maxsize=1)
+def _staged_writes() -> tuple[Any, ...]:
+    """The conversations, messages and outbox rows from the staged ones, and the recipients marked queued: built
+    once with bind parameters (`now`, `meta`), as `_due_query`."""
     conversations: Any = Conversation.__table__
     messages: Any = Message.__table__
     outbox: Any = OutboxItem.__table__
     recipients: Any = BroadcastRecipient.__table__
-    moment = literal(now, messages.c.created_at.type)
-    s = staged.c
-    session.execute(insert(conversations).from_select(
+    moment = bindparam("now", type_=messages.c.created_at.type)
+    s = STAGED.c
+    write_conversations = insert(conversations).from_select(
         ["id", "customer_id", "identity_id", "channel", "status", "priority", "language", "pending_data",
          "misunderstood", "opened_at", "last_message_at", "closed_at"],
         select(s.conversation_id, s.customer_id, s.identity_id, s.channel, literal("closed"), literal(0), s.language,
-               literal({}, JSON), literal(0), moment, moment, moment)))
-    session.execute(insert(messages).from_select(
+               literal({}, JSON), literal(0), moment, moment, moment))
+    write_messages = insert(messages).from_select(
         ["id", "conversation_id", "customer_id", "channel", "direction", "sender", "text", "buttons", "media",
          "language", "delivery_status", "meta", "created_at"],
         select(s.message_id, s.conversation_id, s.customer_id, s.channel, literal("out"), literal("system"), s.text,
-               literal([], JSON), literal([], JSON), s.language, literal("queued"),
-               literal({"broadcast_id": broadcast_id}, JSON), moment)))
-    session.execute(insert(outbox).from_select(
+               literal([], JSON), literal([], JSON), s.language, literal("queued"), bindparam("meta", type_=JSON),
+               moment))
+    write_outbox = insert(outbox).from_select(
         ["id", "message_id", "conversation_id", "channel", "recipient", "payload", "status", "attempts",
          "next_attempt_at", "created_at"],
         select(s.outbox_id, s.message_id, s.conversation_id, s.channel, s.address, s.payload, literal("pending"),
-               literal(0), moment, moment)))
+               literal(0), moment, moment))
+
     # By key (IN), not UPDATE ... FROM: SQLite planned the join as a scan of every recipient row of every
     # broadcast, probing the batch for each.
     def staged_value(column: Any) -> Any:
         return select(column).where(s.recipient_id == recipients.c.id).scalar_subquery()
 
-    session.execute(update(recipients).where(recipients.c.id.in_(select(s.recipient_id)))
-                    .values(status="queued", outbox_id=staged_value(s.outbox_id),
-                            message_id=staged_value(s.message_id), queued_at=now))
+    mark_queued = (update(recipients).where(recipients.c.id.in_(select(s.recipient_id)))
+                   .values(status="queued", outbox_id=staged_value(s.outbox_id), message_id=staged_value(s.message_id),
+                           queued_at=bindparam("now", type_=recipients.c.queued_at.type)))
+    return write_conversations, write_messages, write_outbox, mark_queued
 
 
 def reserve_ids(session: Session, table: Any, count: int) -> list[int]:
