@@ -107,7 +107,8 @@ class Pipeline:
         settings = self.current_settings()  # before the transaction: it may read the database on its own
         now = self.clock.now()
         with self.database.unit_of_work() as session:
-            context = read_inbound_context(session, message.channel, message.sender, message.provider_message_id)
+            context = read_inbound_context(session, message.channel, message.sender, message.provider_message_id,
+                                           now=now)
             if prepare is not None:
                 prepared = prepare(session, message, context)
                 if prepared.language_hint != message.language_hint:
@@ -223,7 +224,7 @@ class Pipeline:
                       interpretation: Interpretation, now: datetime) -> None:
         if interpretation.language in self.settings.languages:
             conversation.language = interpretation.language
-        identity.last_inbound_at = now
+        identity.last_inbound_at = now  # on PostgreSQL already written by the lock (store/inbound_context.py)
         if identity.undeliverable_reason is not None:
             identity.undeliverable_reason = None  # they wrote: the address works again
         if message.display_name:

@@ -99,6 +99,7 @@ def write_outbound(session: Session, conversation: Conversation, drafts: Sequenc
 
 
 def _outbound_rows(conversation: Conversation, draft: Outbound, now: datetime) -> tuple[Message, OutboxItem]:
+    # Columns not named are None (store.direct_insert writes them so; a flush leaves them NULL too).
     buttons = draft.buttons or []
     message = Message(
         conversation_id=conversation.id,
@@ -110,15 +111,9 @@ def _outbound_rows(conversation: Conversation, draft: Outbound, now: datetime) -
         text=draft.text,
         buttons=buttons,
         media=list(draft.media or []),
-        button_payload=None,
-        intent=None,
-        confidence=None,
         language=conversation.language,
-        provider_message_id=None,
         delivery_status="queued",
-        delivery_error=None,
         reply_to_id=draft.reply_to_id,
-        edit_of_id=None,
         meta={},
         created_at=now,
     )
@@ -139,13 +134,7 @@ def _outbound_rows(conversation: Conversation, draft: Outbound, now: datetime) -
         status="pending",
         attempts=0,
         next_attempt_at=now,
-        claimed_by=None,
-        claimed_at=None,
-        provider_message_id=None,
-        last_error=None,
         created_at=now,
-        sent_at=None,
-        send_started_at=None,
     )
     return message, item
 

@@ -214,7 +214,7 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))  # indexed by the composites above
     channel: Mapped[str] = mapped_column(String(32))
     direction: Mapped[str] = mapped_column(String(8))  # in, out, note (an agent's internal note)
     sender: Mapped[str] = mapped_column(String(10))  # customer, bot, agent, system
@@ -391,9 +391,14 @@ class Consent(Base):
     """What a customer agreed to (or withdrew), when and through which channel. Append-only."""
 
     __tablename__ = "consents"
+    # A customer's latest consent for a purpose (ORDER BY recorded_at DESC, id DESC LIMIT 1) read from the index
+    # (migration 0014: every broadcast recipient and consent check sorted them before).
+    __table_args__ = (
+        Index("ix_consents_customer_id_purpose_recorded_at", "customer_id", "purpose", "recorded_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     purpose: Mapped[str] = mapped_column(String(40))  # data_processing, marketing
     granted: Mapped[bool] = mapped_column(Boolean)
     channel: Mapped[str] = mapped_column(String(32))

@@ -178,6 +178,27 @@ def test_the_same_delivery_twice_at_once_is_stored_once(sapa):
     assert count(sapa, OutboxItem) == 3  # greeting, name question, privacy notice
 
 
+def _last_inbound_at(sapa, sender: str) -> datetime | None:
+    with sapa.database.unit_of_work(read_only=True) as session:
+        return session.execute(select(ChannelIdentity.last_inbound_at)
+                               .where(ChannelIdentity.address == sender)).scalar_one()
+
+
+def test_a_redelivery_hours_later_does_not_move_the_customers_last_message_time(sapa, clock):
+    # last_inbound_at opens the WhatsApp 24-hour window; on PostgreSQL it is written by the statement that locks the
+    # identity (store/inbound_context.py), which must leave it alone for a provider id seen before.
+    sender = "SessionDDDDDDDDDDDDDDDDDDDD"
+    sapa.pipeline.handle(_inbound(sender, "once", "halo"))
+    written = clock.now()
+    assert _last_inbound_at(sapa, sender) == written
+    clock.advance(timedelta(hours=3))
+    assert sapa.pipeline.handle(_inbound(sender, "once", "halo")).duplicate is True
+    assert _last_inbound_at(sapa, sender) == written
+    clock.advance(timedelta(minutes=1))
+    assert sapa.pipeline.handle(_inbound(sender, "twice", "halo lagi")).duplicate is False
+    assert _last_inbound_at(sapa, sender) == clock.now()
+
+
 def test_a_message_that_waited_for_the_customer_sees_what_the_message_before_it_committed(sapa):
     """Issue 18: the identity, the duplicate check and the conversation are read together after the lock. A message
     waiting for the identity's lock must see what the transaction holding it committed: here, the same delivery

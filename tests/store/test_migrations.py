@@ -77,3 +77,33 @@ def test_0013_adds_the_shared_rate_buckets_and_takes_them_away_again(db_url, dat
         connection.execute(text("INSERT INTO rate_buckets (key, tokens, as_of) VALUES ('telegram:global', 29.5, :now)"),
                            {"now": datetime(2026, 12, 7, tzinfo=UTC)})
         assert connection.execute(text("SELECT tokens FROM rate_buckets")).scalar() == 29.5
+
+
+def test_0014_drops_the_repeated_messages_index_and_reads_the_latest_consent_from_an_index(db_url, database):
+    """One index fewer written per message; the latest consent of a customer for a purpose needs no sort."""
+    from sqlalchemy import text
+
+    def indexes(table: str) -> set[str]:
+        return {index["name"] for index in inspect(database.engine).get_indexes(table)}
+
+    assert "ix_messages_customer_id" not in indexes("messages")
+    assert {"ix_messages_customer_id_id", "ix_messages_customer_id_created_at"} <= indexes("messages")
+    assert indexes("consents") >= {"ix_consents_customer_id_purpose_recorded_at"}
+    assert "ix_consents_customer_id" not in indexes("consents")
+    latest = ("SELECT granted FROM consents WHERE customer_id = 7 AND purpose = 'marketing' "
+              "ORDER BY recorded_at DESC, id DESC LIMIT 1")
+    with database.engine.connect() as connection:
+        if database.dialect == "sqlite":
+            plan = " ".join(str(row[-1]) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {latest}")))
+            assert "ix_consents_customer_id_purpose_recorded_at" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            connection.execute(text("SET enable_seqscan = off"))  # an empty table: the planner's choice, not cost
+            plan = " ".join(row[0] for row in connection.execute(text(f"EXPLAIN {latest}")))
+            assert "ix_consents_customer_id_purpose_recorded_at" in plan and "Sort" not in plan, plan
+
+    downgrade(db_url, "0013")
+    assert "ix_messages_customer_id" in indexes("messages")
+    assert "ix_consents_customer_id" in indexes("consents")
+    assert "ix_consents_customer_id_purpose_recorded_at" not in indexes("consents")
+    upgrade(db_url)
+    assert "ix_consents_customer_id_purpose_recorded_at" in indexes("consents")
