@@ -3,10 +3,10 @@
 Every message needs its channel identity (locked), the customer, whether its provider id was seen before, and the
 identity's open conversation. One SELECT answers all four (issue 18: three round trips less per message on SQLite,
 two on PostgreSQL). On SQLite, whose writers are serialised by BEGIN IMMEDIATE, that is the only statement. On
-PostgreSQL the identity row is locked by a statement of its own first (the UPDATE that notes the arrival): rows joined into a `SELECT ... FOR UPDATE`
-come from the snapshot taken before the wait for the lock, so a duplicate, a conversation or a customer's name the
-previous message of the same customer just committed would be missed; the read after the lock sees them (READ
-COMMITTED takes a new snapshot per statement).
+PostgreSQL the identity row is locked by a statement of its own first (the UPDATE that notes the arrival): rows
+joined into a `SELECT ... FOR UPDATE` come from the snapshot taken before the wait for the lock, so a duplicate, a
+conversation or a customer's name the previous message of the same customer just committed would be missed; the
+read after the lock sees them (READ COMMITTED takes a new snapshot per statement).
 
 A web chat message also needs its browser session (it must exist; it holds the page's language): for the web chat
 the same statement joins it, one statement less per message.
