@@ -169,8 +169,8 @@ class Pipeline:
                     interpretation = Interpretation("out_of_scope", 0.0, message.language_hint, backend="button")
             row = inbound_row(message, conversation.id, customer.id, interpretation, now, refused=refused)
             insert_attached(session, [row])  # the row's id is the Turn's; no flush of everything else for it
-            # Noted after that flush, so the identity's and conversation's changes go with the handlers' in the one
-            # flush after them: one UPDATE per row instead of two (issue 18).
+            # The identity's and conversation's changes go with the handlers' in the flush at the commit (or a
+            # handler's query's autoflush): one UPDATE per row (issue 18).
             self._note_arrival(identity, conversation, message, interpretation, now)
             replies = self._reply(session, message, customer, identity, conversation, row, interpretation, created,
                                   refused, settings=settings)
