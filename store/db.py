@@ -16,6 +16,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.fast_flush import FastFlushSession
+
 
 class _WriterLock:
     """A lock that refuses nesting in one thread: a nested write unit of work would wait on itself."""
@@ -47,10 +49,10 @@ class Database:
         self._writer: AbstractContextManager[Any] = (
             _WriterLock() if self.dialect == "sqlite" else nullcontext()
         )
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._sessions = sessionmaker(engine, expire_on_commit=False, class_=FastFlushSession)
         # SQLite: reads begin DEFERRED so they never wait for the write lock.
         self._read_sessions = sessionmaker(
-            engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
+            engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False, class_=FastFlushSession
         )
 
     @contextmanager
