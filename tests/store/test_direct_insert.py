@@ -15,12 +15,12 @@ from store.models import ChannelIdentity, Conversation, Customer, Message, Outbo
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
-def a_conversation(database: Database) -> int:
+def a_conversation(database: Database, address: str = "s" * 32) -> int:
     with database.unit_of_work() as session:
         customer = Customer(name="Sari", created_at=NOW, updated_at=NOW, source="webchat")
         session.add(customer)
         session.flush()
-        identity = ChannelIdentity(customer_id=customer.id, channel="webchat", address="s" * 32, created_at=NOW)
+        identity = ChannelIdentity(customer_id=customer.id, channel="webchat", address=address, created_at=NOW)
         session.add(identity)
         session.flush()
         conversation = Conversation(customer_id=customer.id, identity_id=identity.id, channel="webchat",

@@ -11,23 +11,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from store import Database
 from store.models import ChannelIdentity, Conversation, Customer, Ticket
+from tests.store.test_direct_insert import a_conversation
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-
-
-def a_conversation(database: Database, address: str = "s" * 32) -> int:
-    with database.unit_of_work() as session:
-        customer = Customer(name="Sari", created_at=NOW, updated_at=NOW, source="webchat")
-        session.add(customer)
-        session.flush()
-        identity = ChannelIdentity(customer_id=customer.id, channel="webchat", address=address, created_at=NOW)
-        session.add(identity)
-        session.flush()
-        conversation = Conversation(customer_id=customer.id, identity_id=identity.id, channel="webchat",
-                                    status="bot", language="id", opened_at=NOW, last_message_at=NOW)
-        session.add(conversation)
-        session.flush()
-        return conversation.id
 
 
 def statements(database: Database) -> list[str]:
