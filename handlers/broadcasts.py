@@ -460,7 +460,7 @@ def feed_step(session: Session, settings: Settings, broadcast_id: int, now: date
 
     batch = store.queue_batch(session, broadcast.id, due, render_one, now)
     next_at = store.next_pending(session, broadcast.id, now)
-    if next_at is None and store.progress(session, broadcast.id).in_flight:
+    if next_at is None and store.has_in_flight(session, broadcast.id):
         next_at = now + IN_FLIGHT_POLL
     elif next_at is None:
         broadcast.status, broadcast.finished_at, broadcast.updated_at = "done", now, now

@@ -11,16 +11,18 @@ in the middle of its selection.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from handlers import broadcasts
 from store import Database
 from store import broadcasts as store
+from store.broadcasts import Rendered
 from store.models import (
     Broadcast,
     BroadcastRecipient,
@@ -56,9 +58,9 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "SELECT_CHUNK", 7)
 
 
-def start(database: Database, settings: Any) -> int:
+def start(database: Database, settings: Any, texts: dict[str, str] = TEXTS) -> int:
     with database.unit_of_work() as session:
-        made = broadcasts.create(session, settings, name="Poin", filters={}, messages=TEXTS,
+        made = broadcasts.create(session, settings, name="Poin", filters={}, messages=texts,
                                  channels=["whatsapp", "sms", "telegram"], created_by="test", now=NOW)
         broadcasts.schedule(session, settings, made.id, now=NOW, actor="test")
         return made.id
@@ -151,6 +153,31 @@ def test_each_queued_message_has_its_conversation_and_outbox_row_in_the_customer
         session.flush()
         assert next_conversation.id > max(session.get_one(Message, r.message_id).conversation_id
                                           for r in queued.values())
+
+
+def test_the_outbox_payload_is_stored_as_the_json_serialiser_writes_it(database, settings, people):
+    """The payloads are formatted from a pattern (store.broadcasts.PayloadJson), not json.dumps per message: the
+    stored text must still be json.dumps's, with quotes, percent signs, braces and non-ASCII letters escaped."""
+    tricky = {"id": 'Halo "{{ name }}", hemat 100% {hadiah} \\ café 🎉 {{ points }}', "en": "Hi {{ name }}: 50%s!"}
+    broadcast_id = start(database, settings, tricky)
+    while select_step(database, settings):
+        pass
+    feed_until_done(database, settings, broadcast_id)
+    queued = [r for r in recipients(database, broadcast_id).values() if r.status == "queued"]
+    assert len(queued) == len(people.eligible)
+    with database.unit_of_work(read_only=True) as session:
+        for recipient in queued:
+            stored = session.execute(select(cast(OutboxItem.payload, Text))
+                                     .where(OutboxItem.id == recipient.outbox_id)).scalar_one()
+            message = session.get_one(Message, recipient.message_id)
+            payload = json.loads(stored)
+            assert stored == json.dumps(payload)
+            assert payload == store.outbox_payload(broadcast_id, Rendered(message.text, payload["template_variables"]),
+                                                   message.language or "")
+            if recipient.customer_id in people.english:
+                assert message.text.startswith("Hi Pelanggan ") and ": 50%s!" in message.text
+            else:
+                assert message.text.startswith('Halo "Pelanggan ') and '100% {hadiah} \\ café 🎉' in message.text
 
 
 def test_a_selection_step_run_again_adds_nobody_twice(database, settings, people):
