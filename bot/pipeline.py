@@ -149,8 +149,8 @@ class Pipeline:
                 # An edit is logged against the message it changes; it is not a new question.
                 self._note_arrival(identity, conversation, message, interpretation, now)
                 original = find_by_provider_id(session, message.channel, message.edit_of)
-                row = inbound_row(message, conversation.id, customer.id, None, now)
-                row.edit_of_id = original.id if original else None
+                row = Message(**inbound_row(message, conversation.id, customer.id, None, now),
+                              edit_of_id=original.id if original else None)
                 session.add(row)
                 session.flush()
                 return InboundResult(row.id, False, conversation.id, customer.id)
@@ -167,8 +167,9 @@ class Pipeline:
                     # Not a press at all: whatever the data says ("intent:delete_data"), nothing is understood.
                     refused = checked
                     interpretation = Interpretation("out_of_scope", 0.0, message.language_hint, backend="button")
-            row = inbound_row(message, conversation.id, customer.id, interpretation, now, refused=refused)
-            insert_attached(session, [row])  # the row's id is the Turn's; no flush of everything else for it
+            # The row's id is the Turn's: written at once, without a flush of everything else.
+            (row,) = insert_attached(session, Message, [
+                inbound_row(message, conversation.id, customer.id, interpretation, now, refused=refused)])
             # The identity's and conversation's changes go with the handlers' in the flush at the commit (or a
             # handler's query's autoflush): one UPDATE per row (issue 18).
             self._note_arrival(identity, conversation, message, interpretation, now)
@@ -271,7 +272,8 @@ NOT_CLASSIFIED = ("button", "none")
 
 def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
                 interpretation: Interpretation | None, now: datetime, *,
-                refused: button_check.ButtonCheck | None = None) -> Message:
+                refused: button_check.ButtonCheck | None = None) -> dict[str, Any]:
+    """The customer's message's column values (store.direct_insert writes them)."""
     meta: dict[str, Any] = {}
     payload = message.button_payload
     if refused is not None:
@@ -302,7 +304,7 @@ def inbound_row(message: InboundMessage, conversation_id: int, customer_id: int,
         meta["forwarded_from"] = message.forwarded_from
     if message.unsupported is not None:
         meta["unsupported"] = message.unsupported
-    return Message(
+    return dict(
         conversation_id=conversation_id, customer_id=customer_id, channel=message.channel,
         direction="in", sender="customer", text=message.text, buttons=[],
         media=[{"url": m.url, "content_type": m.content_type, "kind": m.kind, "file_name": m.file_name}

@@ -7,74 +7,112 @@ per table (`RETURNING id`, in parameter order) and then made persistent in the s
 the transaction sees them exactly as flushed objects: in the identity map, loaded, and changes to them become UPDATEs
 at the next flush (issue 18).
 
-Only for objects whose every column is known when they are built: a column left unset would be expired on the
-attached object and loaded by a SELECT when read. Python-side column defaults are applied here as the unit of work
-would; a server-side default without a value is refused rather than silently read back.
+The caller gives column values, not objects: building an ORM object fires an attribute event per column (about 50
+per message for the three rows), for state that is discarded when the row is attached. Every column gets a value:
+Python-side column defaults are applied here as the unit of work would, others are None; a server-side default
+without a value is refused rather than silently read back.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert, Table, insert, inspect
-from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
+from sqlalchemy import Column, Insert, Table, insert, inspect
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_state
 
+from store import driver_sql
 from store.models import Base
 
+T = TypeVar("T", bound=Base)
 
-def _column_values(obj: Base, mapper: Mapper[Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    state = obj.__dict__
+
+@functools.cache
+def _columns(cls: type[Base]) -> tuple[tuple[str, Column[Any]], ...]:
+    """(attribute key, column) of each column attribute of `cls` but the primary key, checked once: a value the
+    caller leaves out is the column's Python default or None, never a server default nobody reads back."""
+    mapper = inspect(cls)
+    if len(mapper.primary_key) != 1 or mapper.primary_key[0].key != "id":
+        raise ValueError(f"{cls.__name__}: an integer primary key `id` expected")
+    pairs: list[tuple[str, Column[Any]]] = []
     for attr in mapper.column_attrs:
-        column = attr.columns[0]
+        column = cast(Column[Any], attr.columns[0])
         if column.primary_key:
             continue
-        value = state.get(attr.key)
-        if value is None and column.default is not None:
-            default = column.default
-            if default.is_scalar:
-                value = default.arg
-            elif default.is_callable:
-                value = default.arg(None)  # SQLAlchemy wraps it to take a context
-            else:
-                raise ValueError(f"{mapper.class_.__name__}.{attr.key}: a SQL default cannot be applied here")
-            setattr(obj, attr.key, value)
-        elif attr.key not in state:
-            if column.server_default is not None:
-                raise ValueError(f"{mapper.class_.__name__}.{attr.key}: give a value, the server default is unread")
-            setattr(obj, attr.key, None)
-        values[column.key] = value
+        default = column.default
+        if default is not None and not (default.is_scalar or default.is_callable):
+            raise ValueError(f"{cls.__name__}.{attr.key}: a SQL default cannot be applied here")
+        pairs.append((attr.key, column))
+    return tuple(pairs)
+
+
+def _complete(cls: type[Base], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column's value by attribute key: the given ones, else the Python default (as the unit of work applies
+    it), else None; a column with only a server default must be given."""
+    values: dict[str, Any] = {}
+    for key, column in _columns(cls):
+        value = given.get(key)
+        if value is None:
+            default: Any = column.default
+            if default is not None:
+                value = default.arg if default.is_scalar else default.arg(None)  # the callable takes a context
+            elif key not in given and column.server_default is not None:
+                raise ValueError(f"{cls.__name__}.{key}: give a value, the server default is unread")
+        values[key] = value
+    unknown = given.keys() - values.keys()
+    if unknown:
+        raise TypeError(f"{cls.__name__}: no such columns {sorted(unknown)}")
     return values
 
 
 @functools.cache
-def _statement(mapper: Mapper[Any], *, ordered: bool) -> Insert:
+def _keys_are_column_names(cls: type[Base]) -> bool:
+    return all(key == column.key for key, column in _columns(cls))
+
+
+@functools.cache
+def _statement(table: Table, *, ordered: bool) -> Insert:
     # Built once per table: a statement built per call costs its cache key every time.
-    table = cast(Table, mapper.local_table)
     return insert(table).returning(table.c.id, sort_by_parameter_order=ordered)
 
 
-def insert_attached(session: Session, objects: Sequence[Base]) -> None:
-    """INSERT `objects` (new, all of one mapped class with an integer `id`) in one statement; attach them, loaded.
+def insert_attached(session: Session, cls: type[T], rows: Sequence[Mapping[str, Any]]) -> list[T]:
+    """INSERT new rows of `cls` (column values by attribute key) in one statement; return them as objects of the
+    session, loaded (every column, the new `id` included) and unchanged, in the order given.
 
-    Pending changes in the session are not flushed first: the rows must not depend on anything unflushed.
+    Pending changes in the session are not flushed first: the rows must not depend on anything unflushed. The
+    objects are made without attribute events (their state is what the database now holds), as a query's load
+    makes them.
     """
-    if not objects:
-        return
-    mapper = inspect(type(objects[0]))
-    rows = [_column_values(obj, mapper) for obj in objects]
+    if not rows:
+        return []
+    table = cast(Table, inspect(cls).local_table)
+    complete = [_complete(cls, row) for row in rows]
+    parameters = complete if _keys_are_column_names(cls) else [
+        {column.key: values[key] for key, column in _columns(cls)} for values in complete]
     connection = session.connection()
-    if len(rows) == 1:  # the common case, without executemany's machinery
-        ids = [connection.execute(_statement(mapper, ordered=False), rows[0]).scalar_one()]
+    if len(parameters) == 1:  # the common case: by the driver, without executemany's machinery
+        ids = [driver_sql.execute(connection, _statement(table, ordered=False), parameters[0]).scalar_one()]
     elif connection.dialect.name == "sqlite":
         # SQLAlchemy keeps the parameter order on SQLite only by one INSERT per row. One multi-row INSERT gives each
         # row the next rowid in turn (max + 1), so the ids, in ascending order, are the rows' in parameter order.
-        ids = sorted(connection.execute(_statement(mapper, ordered=False), rows).scalars())
+        ids = sorted(connection.execute(_statement(table, ordered=False), parameters).scalars())
     else:
-        ids = list(connection.execute(_statement(mapper, ordered=True), rows).scalars())
-    for obj, new_id in zip(objects, ids, strict=True):
-        obj.id = new_id  # type: ignore[attr-defined]
-        make_transient_to_detached(obj)
-        session.add(obj)
+        ids = list(connection.execute(_statement(table, ordered=True), parameters).scalars())
+    mapper = inspect(cls)
+    manager = mapper.class_manager
+    identity_map = session.identity_map
+    objects: list[T] = []
+    for values, new_id in zip(complete, ids, strict=True):
+        obj = cast(T, manager.new_instance())
+        obj.__dict__.update(values, id=new_id)  # the loaded state: no attribute event, nothing marked changed
+        # Into the session's identity map as a query's load puts a new row (sqlalchemy.orm.loading), without
+        # session.add's attach events and cascades: about 4% of a message's instructions (callgrind, issue 18).
+        state = instance_state(obj)
+        state.key = mapper.identity_key_from_primary_key((new_id,))  # type: ignore[assignment]  # Base, not T
+        state.session_id = session.hash_key
+        identity_map.add(state)
+        objects.append(obj)
+    return objects

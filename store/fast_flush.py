@@ -25,6 +25,8 @@ from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import Update
 
+from store import driver_sql
+
 _KEY = "_fast_flush_pk"
 
 
@@ -114,7 +116,7 @@ def _write(session: Session, writes: list[_Write]) -> None:
     done: list[InstanceState[Any]] = []
     for state, table, params in writes:
         if len(params) > 1:
-            matched = connection.execute(_statement(table), params).rowcount
+            matched = driver_sql.execute(connection, _statement(table), params).rowcount
             if matched != 1 and connection.dialect.supports_sane_rowcount:
                 raise StaleDataError(f"UPDATE statement on table '{table.name}' expected to update 1 row(s); "
                                      f"{matched} were matched.")

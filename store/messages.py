@@ -69,13 +69,13 @@ def add_outbound(
     `media`: files sent with the text ({"url", "content_type", "kind", "file_name", ...}), kept on the message and
     handed to the channel by the outbox (OutboundMessage.media).
     """
-    message, item = _outbound_rows(conversation, Outbound(
+    message_values, item_values = _outbound_rows(conversation, Outbound(
         recipient=recipient, text=text, sender=sender, buttons=buttons, agent_id=agent_id, reply_to_id=reply_to_id,
         template=template, template_variables=template_variables, purpose=purpose, media=media), now)
+    message = Message(**message_values)
     session.add(message)
     session.flush()
-    item.message_id = message.id
-    session.add(item)
+    session.add(OutboxItem(**item_values, message_id=message.id))
     conversation.last_message_at = now
     return message
 
@@ -88,20 +88,20 @@ def write_outbound(session: Session, conversation: Conversation, drafts: Sequenc
     come back loaded and attached to the session. Nothing else pending in the session is flushed by it.
     """
     rows = [_outbound_rows(conversation, draft, now) for draft in drafts]
-    messages = [message for message, _ in rows]
-    insert_attached(session, messages)
-    for message, item in rows:
-        item.message_id = message.id
-    insert_attached(session, [item for _, item in rows])
+    messages = insert_attached(session, Message, [message for message, _ in rows])
+    insert_attached(session, OutboxItem, [{**item, "message_id": message.id}
+                                          for (_, item), message in zip(rows, messages, strict=True)])
     if rows:
         conversation.last_message_at = now
     return tuple(messages)
 
 
-def _outbound_rows(conversation: Conversation, draft: Outbound, now: datetime) -> tuple[Message, OutboxItem]:
+def _outbound_rows(conversation: Conversation, draft: Outbound,
+                   now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The message's and its outbox row's column values (the outbox row's message_id is the caller's to add)."""
     # Columns not named are None (store.direct_insert writes them so; a flush leaves them NULL too).
     buttons = draft.buttons or []
-    message = Message(
+    message = dict(
         conversation_id=conversation.id,
         customer_id=conversation.customer_id,
         channel=conversation.channel,
@@ -126,7 +126,7 @@ def _outbound_rows(conversation: Conversation, draft: Outbound, now: datetime) -
         payload["template_variables"] = draft.template_variables
     if draft.media:
         payload["media"] = [dict(item) for item in draft.media]
-    item = OutboxItem(
+    item = dict(
         conversation_id=None,  # set on desk posts only (bot/outbox.py)
         channel=conversation.channel,
         recipient=draft.recipient,

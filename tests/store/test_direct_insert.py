@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.orm import object_session
 
 from store import Database
 from store.direct_insert import insert_attached
@@ -72,7 +73,7 @@ def test_a_failed_insert_rolls_back_with_the_transaction(database: Database):
     conversation_id = a_conversation(database)
     with pytest.raises(Exception, match="(?i)foreign key|violates"):
         with database.unit_of_work() as session:
-            insert_attached(session, [Message(
+            insert_attached(session, Message, [dict(
                 conversation_id=conversation_id, customer_id=10**9, channel="webchat", direction="in",
                 sender="customer", text="halo", created_at=NOW)])
     with database.unit_of_work(read_only=True) as session:
@@ -83,10 +84,19 @@ def test_python_defaults_are_applied_as_a_flush_would(database: Database):
     conversation_id = a_conversation(database)
     with database.unit_of_work() as session:
         customer_id = session.get_one(Conversation, conversation_id).customer_id
-        message = Message(conversation_id=conversation_id, customer_id=customer_id, channel="webchat",
-                          direction="in", sender="customer", text="halo", created_at=NOW)
-        insert_attached(session, [message])
+        (message,) = insert_attached(session, Message, [dict(
+            conversation_id=conversation_id, customer_id=customer_id, channel="webchat", direction="in",
+            sender="customer", text="halo", created_at=NOW)])
         assert (message.buttons, message.media, message.meta, message.intent) == ([], [], {}, None)
+        # Loaded and unchanged: nothing is pending for the next flush, and the session holds this very object.
+        assert not session.is_modified(message) and session.get(Message, message.id) is message
+        assert object_session(message) is session and message in session
     with database.unit_of_work(read_only=True) as session:
         stored = session.get_one(Message, message.id)
         assert (stored.buttons, stored.media, stored.meta, stored.intent) == ([], [], {}, None)
+
+
+def test_a_column_that_does_not_exist_is_refused_before_anything_is_written(database: Database):
+    conversation_id = a_conversation(database)
+    with pytest.raises(TypeError, match="no such columns"), database.unit_of_work() as session:
+        insert_attached(session, Message, [dict(conversation_id=conversation_id, text="halo", colour="red")])
