@@ -20,7 +20,7 @@ person holds the conversation (handlers/waiting.py) an unknown number is left to
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 
 from handlers import sla
 from handlers.complaints import open_complaint
@@ -69,11 +69,17 @@ def impatient(text: str) -> bool:
     return tone.angry or tone.label == "negative"
 
 
+# The columns a status line shows, not whole tickets (no ORM objects to build for a reply), built once.
+_SHOWN_TICKETS = (
+    select(Ticket.id, Ticket.kind, Ticket.subject, Ticket.status, Ticket.escalation_level, Ticket.first_responded_at,
+           Ticket.first_response_due_at, Ticket.resolution_due_at)
+    .where(Ticket.customer_id == bindparam("customer_id"), Ticket.status.in_(SHOWN))
+    .order_by(Ticket.id.desc()).limit(5)
+)
+
+
 def ticket_lines(turn: Turn) -> list[dict[str, str]]:
-    tickets = turn.session.execute(
-        select(Ticket).where(Ticket.customer_id == turn.customer.id, Ticket.status.in_(SHOWN))
-        .order_by(Ticket.id.desc()).limit(5)
-    ).scalars()
+    tickets = turn.session.execute(_SHOWN_TICKETS, {"customer_id": turn.customer.id})
     lines = []
     for ticket in tickets:
         escalated = ticket.escalation_level > 0 and ticket.status != "resolved"

@@ -16,6 +16,7 @@ import logging
 import pickle
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix, hstack
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
 from sklearn.model_selection import StratifiedKFold
@@ -103,6 +104,12 @@ def train(examples: list[Example], fingerprint: str = "", calibration_folds: int
     return TrainedModel(vectorizers, model, temperature, fingerprint, len(examples), time.perf_counter() - started)
 
 
+def _softmax(scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """scipy.special.softmax for one vector, without its argument handling (~40 µs a call, more than the math)."""
+    exps = np.exp(scores - scores.max())
+    return exps / exps.sum()
+
+
 class EmbeddedInterpreter:
     """Classifies text; below `threshold` the answer is out_of_scope, with the ranking kept for audit."""
 
@@ -127,11 +134,9 @@ class EmbeddedInterpreter:
         total = self._intercept.astype(np.float64)
         for analyzer, vocabulary, idf, offset in zip(self._analyzers, self._vocabularies, self._idfs, self._offsets,
                                                      strict=True):
-            counts: dict[int, int] = {}
-            for gram in analyzer(cleaned):
-                index = vocabulary.get(gram)
-                if index is not None:
-                    counts[index] = counts.get(index, 0) + 1
+            # Looked up by map and counted by Counter (both in C): the per-gram Python loop was a fifth of a message's
+            # understanding.
+            counts = Counter([index for index in map(vocabulary.get, analyzer(cleaned)) if index is not None])
             if not counts:
                 continue
             indices = np.fromiter(counts, dtype=np.int64, count=len(counts))
@@ -151,7 +156,7 @@ class EmbeddedInterpreter:
             # Not one word the training data has ever used, and nothing we can extract: keyboard mash,
             # another language, or a pasted code. Guessing an intent from character shapes would be noise.
             return Interpretation("out_of_scope", 1.0, language, entities)
-        probabilities = softmax(self.scores(cleaned) / self.model.temperature)
+        probabilities = _softmax(self.scores(cleaned) / self.model.temperature)
         ranking = sorted(zip(self._labels, (float(p) for p in probabilities), strict=True), key=lambda p: -p[1])
         intent, confidence = ranking[0]
         if confidence < self.threshold:

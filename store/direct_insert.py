@@ -21,9 +21,8 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Column, Insert, Table, insert, inspect
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import instance_state
 
-from store import driver_sql
+from store import driver_sql, loaded
 from store.models import Base
 
 T = TypeVar("T", bound=Base)
@@ -101,18 +100,4 @@ def insert_attached(session: Session, cls: type[T], rows: Sequence[Mapping[str, 
         ids = sorted(connection.execute(_statement(table, ordered=False), parameters).scalars())
     else:
         ids = list(connection.execute(_statement(table, ordered=True), parameters).scalars())
-    mapper = inspect(cls)
-    manager = mapper.class_manager
-    identity_map = session.identity_map
-    objects: list[T] = []
-    for values, new_id in zip(complete, ids, strict=True):
-        obj = cast(T, manager.new_instance())
-        obj.__dict__.update(values, id=new_id)  # the loaded state: no attribute event, nothing marked changed
-        # Into the session's identity map as a query's load puts a new row (sqlalchemy.orm.loading), without
-        # session.add's attach events and cascades: about 4% of a message's instructions (callgrind, issue 18).
-        state = instance_state(obj)
-        state.key = mapper.identity_key_from_primary_key((new_id,))  # type: ignore[assignment]  # Base, not T
-        state.session_id = session.hash_key
-        identity_map.add(state)
-        objects.append(obj)
-    return objects
+    return [loaded.attach(session, cls, {**values, "id": new_id}) for values, new_id in zip(complete, ids, strict=True)]
