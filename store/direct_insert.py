@@ -100,4 +100,5 @@ def insert_attached(session: Session, cls: type[T], rows: Sequence[Mapping[str, 
         ids = sorted(connection.execute(_statement(table, ordered=False), parameters).scalars())
     else:
         ids = list(connection.execute(_statement(table, ordered=True), parameters).scalars())
-    return [loaded.attach(session, cls, {**values, "id": new_id}) for values, new_id in zip(complete, ids, strict=True)]
+    return [loaded.attach(session, cls, {**values, "id": new_id}, new_row=True)
+            for values, new_id in zip(complete, ids, strict=True)]

@@ -70,6 +70,8 @@ def _updates(states: set[InstanceState[Any]]) -> list[_Write] | None:
         values = state.dict
         params: dict[str, Any] = {}
         for key, old in committed.items():
+            if key not in values:
+                return None  # an attribute deleted from the object: the unit of work decides what that means
             value = values[key]
             if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
                 return None

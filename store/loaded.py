@@ -5,7 +5,7 @@ built without attribute events (its `__dict__` is the loaded state) and enters t
 as sqlalchemy.orm.loading does for a new row, without the ORM query's per-statement loading machinery or
 session.add's attach events and cascades (issue 18: about 4% of a message's instructions for the three rows it
 writes). Relationships stay unloaded and load on first use. It uses SQLAlchemy 2.0/2.1 internals (the instance
-state's key and session id); tests/store/test_direct_insert.py and test_inbound_context.py check the result.
+state's key and session id); tests/store/test_loaded.py and test_direct_insert.py check the result.
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ def columns(cls: type[Base]) -> tuple[tuple[str, Column[Any]], ...]:
     return tuple(pairs)
 
 
-def attach(session: Session, cls: type[T], values: Mapping[str, Any]) -> T:
+def attach(session: Session, cls: type[T], values: Mapping[str, Any], *, new_row: bool = False) -> T:
     """The object of `cls` with these column values (by attribute key, every column given, the primary key
     included): the one the session holds for that key if any (as a query gives it, unchanged), else a new one,
-    loaded and unchanged."""
+    loaded and unchanged. `new_row`: the row was just inserted, so an object the session holds with its key is
+    that of a row rolled back with a savepoint (SQLite gives its id again), and gives way."""
     mapper = inspect(cls)
     key = mapper.identity_key_from_primary_key((values[columns(cls)[0][0]],))
-    held = session.identity_map.get(key)
+    held = None if new_row else session.identity_map.get(key)
     if held is not None:
         return cast(T, held)
     obj = cast(T, mapper.class_manager.new_instance())
@@ -48,7 +49,10 @@ def attach(session: Session, cls: type[T], values: Mapping[str, Any]) -> T:
     state = instance_state(obj)
     state.key = key  # type: ignore[assignment]  # typed by Base, not T
     state.session_id = session.hash_key
-    session.identity_map.add(state)
+    if new_row:
+        session.identity_map.replace(state)
+    else:
+        session.identity_map.add(state)
     return obj
 
 

@@ -100,3 +100,19 @@ def test_a_column_that_does_not_exist_is_refused_before_anything_is_written(data
     conversation_id = a_conversation(database)
     with pytest.raises(TypeError, match="no such columns"), database.unit_of_work() as session:
         insert_attached(session, Message, [dict(conversation_id=conversation_id, text="halo", colour="red")])
+
+
+def test_a_row_rolled_back_with_a_savepoint_leaves_no_stale_object_for_its_id(database: Database):
+    conversation_id = a_conversation(database)
+    with database.unit_of_work() as session:
+        customer_id = session.get_one(Conversation, conversation_id).customer_id
+        row = dict(conversation_id=conversation_id, customer_id=customer_id, channel="webchat", direction="in",
+                   sender="customer", created_at=NOW)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            (first,) = insert_attached(session, Message, [{**row, "text": "dibatalkan"}])
+            raise RuntimeError("the handler failed")
+        (second,) = insert_attached(session, Message, [{**row, "text": "halo"}])  # SQLite: the same id again
+        assert second is not first and second.text == "halo"
+        assert session.get(Message, second.id) is second
+    with database.unit_of_work(read_only=True) as session:
+        assert [m.text for m in session.scalars(select(Message))] == ["halo"]
