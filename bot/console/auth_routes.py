@@ -16,12 +16,12 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.console import auth
 from bot.console.auth import Refused, SignInRequired, StaffUser, csrf_checked, require, sapa_of, signed_in
 from bot.console.web import page, texts
+from bot.http.blocking import run_blocking
 from bot.limits import parse_id
 from handlers.permissions import GRANTS, ROLE_NAMES, ROLES
 from store import staff as staff_store
@@ -108,7 +108,7 @@ async def sign_in_submit(request: Request, email: Annotated[str, Form()] = "",
     next_path = safe_next(next)
     if not await auth.form_token_ok(request):
         return sign_in_page(request, status_code=403, next_path=next_path, error="error.form_expired", email=email)
-    result = await run_in_threadpool(auth.sign_in, request, email[:320], password[:1024])
+    result = await run_blocking(auth.sign_in, request, email[:320], password[:1024])
     if result.locked_until is not None:
         wait = max(int((result.locked_until - _now(request)).total_seconds()), 1)
         return sign_in_page(request, status_code=429, next_path=next_path, email=email,
@@ -227,15 +227,15 @@ async def setup_submit(request: Request, token: Annotated[str, Form()] = "", nam
                        confirm_password: Annotated[str, Form()] = "") -> Response:
     if not await auth.form_token_ok(request):
         return _setup_page(request, token, status_code=403, error="error.form_expired", name=name, email=email)
-    refusal = await run_in_threadpool(_setup_refusal, request, token)
+    refusal = await run_blocking(_setup_refusal, request, token)
     if refusal is not None:
         return _setup_page(request, "", status_code=400, error=refusal, usable=False)
     problem = _new_password_problem(password, confirm_password, email)
     if problem is not None:
         return _setup_page(request, token, status_code=400, error=problem, name=name, email=email)
-    new_hash = await run_in_threadpool(auth.hash_password, password)
+    new_hash = await run_blocking(auth.hash_password, password)
     try:
-        session_token = await run_in_threadpool(_create_first_admin, request, token, name, email, new_hash)
+        session_token = await run_blocking(_create_first_admin, request, token, name, email, new_hash)
     except _Stop as stop:
         return _setup_page(request, "", status_code=400, error=str(stop), usable=False)
     except staff_store.StaffError as exc:
@@ -299,14 +299,14 @@ async def reset_submit(request: Request, token: Annotated[str, Form()] = "",
                        confirm_password: Annotated[str, Form()] = "") -> Response:
     if not await auth.form_token_ok(request):
         return _reset_page(request, token, status_code=403, error="error.form_expired")
-    member = await run_in_threadpool(_reset_target, request, token)
+    member = await run_blocking(_reset_target, request, token)
     if member is None:
         return _reset_page(request, "", status_code=400, error="link.invalid")
     problem = _new_password_problem(new_password, confirm_password, member.email)
     if problem is not None:
         return _reset_page(request, token, status_code=400, error=problem, member=member.name)
-    new_hash = await run_in_threadpool(auth.hash_password, new_password)
-    session_token = await run_in_threadpool(_use_reset_link, request, token, new_hash)
+    new_hash = await run_blocking(auth.hash_password, new_password)
+    session_token = await run_blocking(_use_reset_link, request, token, new_hash)
     if session_token is None:
         return _reset_page(request, "", status_code=400, error="link.invalid")
     response = _redirect("/console")
@@ -460,7 +460,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code != 404 or not _console_page(request.url.path):
         return await http_exception_handler(request, exc)
     try:
-        staff = await run_in_threadpool(signed_in, request)
+        staff = await run_blocking(signed_in, request)
     except SignInRequired as missing:
         return await on_sign_in_required(request, missing)
     return page(request, "forbidden.html", status_code=404, heading="error.not_found_title",

@@ -24,13 +24,13 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from bot.console import auth
 from bot.console.auth import StaffUser, sapa_of
 from bot.console.views import countdown, local_time, message_view, waited
 from bot.console.web import back, environment, language, outcome_notice, page, path_id, texts, translator
 from bot.http import media
+from bot.http.blocking import run_blocking
 from bot.limits import is_ascii_number, parse_id
 from handlers import desk, sla
 from handlers.permissions import can
@@ -144,16 +144,16 @@ async def inbox_events(request: Request, staff: InboxViewer) -> Response:
         return _shared_marker(sapa)
 
     async def stream() -> AsyncIterator[str]:
-        last = await run_in_threadpool(marker)
+        last = await run_blocking(marker)
         idle, lived = 0.0, 0.0
         yield "retry: 3000\n\n"
         while not await request.is_disconnected() and lived < STREAM_MAX_S:
             lived += POLL_S
             await asyncio.sleep(POLL_S)
-            if not await run_in_threadpool(_still_signed_in, request, staff):
+            if not await run_blocking(_still_signed_in, request, staff):
                 yield "event: signed_out\ndata: {}\n\n"
                 return
-            current = await run_in_threadpool(marker)
+            current = await run_blocking(marker)
             if current != last:
                 last, idle = current, 0.0
                 yield "event: queue\ndata: {}\n\n"
@@ -290,7 +290,7 @@ async def conversation_events(conversation_id: str, request: Request, staff: Rea
             return newest_id, f"{conversation.status}:{conversation.owner_agent_id}"
 
     async def stream() -> AsyncIterator[str]:
-        first = await run_in_threadpool(look)
+        first = await run_blocking(look)
         if first is None:
             yield "event: gone\ndata: {}\n\n"
             return
@@ -302,10 +302,10 @@ async def conversation_events(conversation_id: str, request: Request, staff: Rea
         while not await request.is_disconnected() and lived < STREAM_MAX_S:
             lived += POLL_S
             await asyncio.sleep(POLL_S)
-            if not await run_in_threadpool(_still_signed_in, request, staff):
+            if not await run_blocking(_still_signed_in, request, staff):
                 yield "event: signed_out\ndata: {}\n\n"
                 return
-            seen = await run_in_threadpool(look)
+            seen = await run_blocking(look)
             if seen is None:
                 return
             newest_id, state = seen
@@ -332,7 +332,7 @@ async def media_file(message_id: str, index: str, request: Request, staff: Reade
     if not (is_ascii_number(index) and len(index) <= 3):  # a file's place in its message: 0, 1, 2...
         raise HTTPException(404, "no such file")
     position = int(index)
-    return await run_in_threadpool(media.serve_file, sapa, ident, position, media.requester_of(request),
+    return await run_blocking(media.serve_file, sapa, ident, position, media.requester_of(request),
                                    actor=staff.actor)
 
 

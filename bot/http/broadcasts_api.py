@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from bot import limits
+from bot.http.blocking import run_blocking
 from bot.http.docs import BEARER, json_body
 from bot.http.transactions_api import authorised, error
 from handlers import broadcasts
@@ -196,7 +196,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
                 return error(422, "a number or date in the request is out of range")
             return JSONResponse(answer, status_code=status)
 
-        response = await run_in_threadpool(run)
+        response = await run_blocking(run)
         sapa.dispatcher.wake()
         sapa.scheduler.wake()
         return response

@@ -22,9 +22,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from bot import limits, media_links
+from bot.http.blocking import run_blocking
 from channels.base import RetryLater, Undeliverable
 from store.audit import record
 from store.models import AuditEntry, Message
@@ -60,7 +60,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
 
     @app.get("/media/{message_id}/{index}", include_in_schema=False)
     async def media(message_id: str, index: str, request: Request, exp: str = "", sig: str = "") -> Response:
-        return await run_in_threadpool(serve, message_id, index, exp, sig, requester_of(request))
+        return await run_blocking(serve, message_id, index, exp, sig, requester_of(request))
 
 
 def requester_of(request: Request) -> dict[str, str]:

@@ -19,8 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
+from bot.http.blocking import run_blocking
 from bot.http.webhooks import to_webhook_request
 from channels.base import BadPayload, Forbidden, WebhookRequest
 from channels.slack import AgentAction, AgentCommand, AgentReply, UrlVerification
@@ -98,4 +98,4 @@ def mount(app: FastAPI, sapa: Any) -> None:
         webhook = await to_webhook_request(request)
         if isinstance(webhook, JSONResponse):
             return webhook
-        return await run_in_threadpool(process, webhook)
+        return await run_blocking(process, webhook)

@@ -16,9 +16,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from bot import limits
+from bot.http.blocking import run_blocking
 from bot.http.docs import BEARER, json_body
 from handlers.vip import evaluate, read_transaction, record_transaction
 
@@ -110,6 +110,6 @@ def mount(app: FastAPI, sapa: Any) -> None:
                 }
             return JSONResponse(answer, status_code=201 if recorded.added else 200)
 
-        response = await run_in_threadpool(store)
+        response = await run_blocking(store)
         sapa.dispatcher.wake()
         return response

@@ -27,9 +27,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from bot import limits, metrics
+from bot.http.blocking import run_blocking
 from bot.http.clients import client_address
 from bot.http.docs import json_body
 from bot.http.webhooks import checked
@@ -144,7 +144,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
             with database.unit_of_work() as session:
                 session.add(WebchatSession(token=token, language=language, created_at=now))
 
-        await run_in_threadpool(store)
+        await run_blocking(store)
         return JSONResponse({"session_id": token}, status_code=201)
 
     # Sessions' languages as last seen by this process: the hint a message is understood with before its
@@ -192,7 +192,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
             return error(exc.status, exc.reason)
         assert isinstance(parsed, InboundMessage)
         # One trip to the thread pool for the whole exchange: session check, pipeline, replies.
-        return await run_in_threadpool(_exchange, parsed)
+        return await run_blocking(_exchange, parsed)
 
     def _exchange(parsed: InboundMessage) -> JSONResponse:
         # One transaction for the whole exchange: the session and its language, the pipeline, the replies as written.

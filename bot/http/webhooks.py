@@ -14,9 +14,9 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from bot import limits, metrics
+from bot.http.blocking import run_blocking
 from bot.messages import DeliveryUpdate, InboundMessage
 from channels.base import BadPayload, CustomerChannel, Forbidden, ProviderEvent, WebhookRequest
 
@@ -121,7 +121,7 @@ def mount(app: FastAPI, sapa: Any) -> None:
             webhook = await to_webhook_request(request)
             if isinstance(webhook, JSONResponse):
                 return webhook
-            return await run_in_threadpool(process, channel, webhook, ok)
+            return await run_blocking(process, channel, webhook, ok)
 
         app.add_api_route(path, receive, methods=["POST"], include_in_schema=False, name=f"webhook-{channel.name}")
 
