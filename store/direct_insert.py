@@ -30,21 +30,16 @@ T = TypeVar("T", bound=Base)
 
 @functools.cache
 def _columns(cls: type[Base]) -> tuple[tuple[str, Column[Any]], ...]:
-    """(attribute key, column) of each column attribute of `cls` but the primary key, checked once: a value the
-    caller leaves out is the column's Python default or None, never a server default nobody reads back."""
-    mapper = inspect(cls)
-    if len(mapper.primary_key) != 1 or mapper.primary_key[0].key != "id":
+    """`loaded.columns(cls)` but the primary key, checked once: the key is an integer `id`, and a value the caller
+    leaves out is the column's Python default or None, never a SQL default nobody reads back."""
+    (key, _), *rest = loaded.columns(cls)
+    if key != "id":
         raise ValueError(f"{cls.__name__}: an integer primary key `id` expected")
-    pairs: list[tuple[str, Column[Any]]] = []
-    for attr in mapper.column_attrs:
-        column = cast(Column[Any], attr.columns[0])
-        if column.primary_key:
-            continue
+    for key, column in rest:
         default = column.default
         if default is not None and not (default.is_scalar or default.is_callable):
-            raise ValueError(f"{cls.__name__}.{attr.key}: a SQL default cannot be applied here")
-        pairs.append((attr.key, column))
-    return tuple(pairs)
+            raise ValueError(f"{cls.__name__}.{key}: a SQL default cannot be applied here")
+    return tuple(rest)
 
 
 def _complete(cls: type[Base], given: Mapping[str, Any]) -> dict[str, Any]:
