@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_OVERRIDES: dict[str, Any] = {
     "channels.webchat.sessions_per_minute_per_address": 100_000,
 }
+# One media-link key for every `sapa serve` of a bench run, as replicas behind one load balancer share one (and none
+# logs that it made a key file of its own: the bench's output shows only what it measured). The caller's wins.
+MEDIA_LINK_SECRET = os.environ.get("SAPA_MEDIA_LINK_SECRET") or secrets.token_hex(32)
 
 
 def sapa_command() -> list[str]:
@@ -58,6 +62,7 @@ def prepare_sapa(
         "DATABASE_URL": database_url,
         "SAPA_CONFIG": str(workdir / "config.yml"),
         "PYTHONUNBUFFERED": "1",
+        "SAPA_MEDIA_LINK_SECRET": MEDIA_LINK_SECRET,
     }
     upgrade = subprocess.run(
         [*sapa_command(), "--log-level", "WARNING", "db", "upgrade"],
