@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Column, Insert, Table, insert, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store import driver_sql, loaded
@@ -66,26 +67,58 @@ def _keys_are_column_names(cls: type[Base]) -> bool:
     return all(key == column.key for key, column in _columns(cls))
 
 
+def _by_column_name(cls: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """Values by attribute key, as the statement's parameters (by column name)."""
+    return values if _keys_are_column_names(cls) else {column.key: values[key] for key, column in _columns(cls)}
+
+
+def _column_name(cls: type[Base], key: str) -> str:
+    return dict(_columns(cls))[key].key
+
+
 @functools.cache
 def _statement(table: Table, *, ordered: bool) -> Insert:
     # Built once per table: a statement built per call costs its cache key every time.
     return insert(table).returning(table.c.id, sort_by_parameter_order=ordered)
 
 
-def insert_attached(session: Session, cls: type[T], rows: Sequence[Mapping[str, Any]]) -> list[T]:
+@functools.cache
+def _skipping_statement(table: Table, dialect: str, unique: str) -> Insert:
+    """`INSERT … ON CONFLICT (unique) DO NOTHING RETURNING id`: a row whose unique value exists returns no id."""
+    key = [table.c[unique]]
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=key).returning(table.c.id)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=key).returning(table.c.id)
+    raise ValueError(f"skip_existing: no ON CONFLICT for {dialect}")
+
+
+def insert_attached(session: Session, cls: type[T], rows: Sequence[Mapping[str, Any]], *,
+                    skip_existing: str | None = None) -> list[T]:
     """INSERT new rows of `cls` (column values by attribute key) in one statement; return them as objects of the
     session, loaded (every column, the new `id` included) and unchanged, in the order given.
 
     Pending changes in the session are not flushed first: the rows must not depend on anything unflushed. The
     objects are made without attribute events (their state is what the database now holds), as a query's load
     makes them.
+
+    With `skip_existing` (a column with a unique constraint, one row only), a row whose value there is already stored
+    (or being stored by a transaction it then waits for, on PostgreSQL) is not written and not returned: one
+    statement instead of a look, a savepoint, the insert and its release.
     """
     if not rows:
         return []
     table = cast(Table, inspect(cls).local_table)
+    if skip_existing is not None:
+        if len(rows) != 1:
+            raise ValueError("skip_existing writes one row at a time")
+        (values,) = [_complete(cls, row) for row in rows]
+        connection = session.connection()
+        statement = _skipping_statement(table, connection.dialect.name, _column_name(cls, skip_existing))
+        new_id = driver_sql.execute(connection, statement, _by_column_name(cls, values)).scalar_one_or_none()
+        return [] if new_id is None else [loaded.attach(session, cls, {**values, "id": new_id}, new_row=True)]
     complete = [_complete(cls, row) for row in rows]
-    parameters = complete if _keys_are_column_names(cls) else [
-        {column.key: values[key] for key, column in _columns(cls)} for values in complete]
+    parameters = [_by_column_name(cls, values) for values in complete]
     connection = session.connection()
     if len(parameters) == 1:  # the common case: by the driver, without executemany's machinery
         ids = [driver_sql.execute(connection, _statement(table, ordered=False), parameters[0]).scalar_one()]

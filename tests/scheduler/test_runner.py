@@ -118,3 +118,40 @@ def test_apscheduler_clock_runs_due_tasks_in_the_background(database):
         assert ticker.running and ticker.last_tick_at is not None
     finally:
         ticker.stop()
+
+
+def test_a_task_scheduled_by_another_transaction_meanwhile_is_the_one_returned(database, clock):
+    # Two replicas schedule the same periodic bucket at once: on PostgreSQL the second INSERT waits for the first
+    # transaction and then writes nothing; either way one task, and the second caller gets it.
+    import threading
+
+    first_in = threading.Event()
+    release = threading.Event()
+    result: dict[str, int] = {}
+
+    def first() -> None:
+        with database.unit_of_work() as session:
+            result["first"] = schedule(session, "nps_round", due_at=clock.now(), now=clock.now(),
+                                       dedupe_key="nps:2026-12").id
+            first_in.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    assert first_in.wait(10)
+    second_done = threading.Event()
+
+    def second() -> None:
+        with database.unit_of_work() as session:
+            result["second"] = schedule(session, "nps_round", due_at=clock.now(), now=clock.now(),
+                                        dedupe_key="nps:2026-12").id
+        second_done.set()
+
+    other = threading.Thread(target=second)
+    other.start()
+    assert not second_done.wait(0.3)  # it waits for the first transaction (SQLite: the writer lock; PG: the key)
+    release.set()
+    worker.join(10)
+    other.join(10)
+    assert result["first"] == result["second"]
+    assert [t.dedupe_key for t in tasks(database)] == ["nps:2026-12"]

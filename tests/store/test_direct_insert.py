@@ -116,3 +116,34 @@ def test_a_row_rolled_back_with_a_savepoint_leaves_no_stale_object_for_its_id(da
         assert session.get(Message, second.id) is second
     with database.unit_of_work(read_only=True) as session:
         assert [m.text for m in session.scalars(select(Message))] == ["halo"]
+
+
+def test_skip_existing_writes_a_new_value_and_skips_a_stored_one_in_one_statement(database: Database):
+    from store.models import Task
+
+    seen = statements(database)
+    row = dict(kind="survey", due_at=NOW, payload={"ticket_id": 7}, status="pending", attempts=0,
+               dedupe_key="survey:ticket:7", created_at=NOW)
+    with database.unit_of_work() as session:
+        session.connection()  # the transaction's BEGIN
+        seen.clear()
+        (first,) = insert_attached(session, Task, [row], skip_existing="dedupe_key")
+        assert seen == ["INSERT"] and first.payload == {"ticket_id": 7} and session.get(Task, first.id) is first
+        assert insert_attached(session, Task, [{**row, "payload": {"ticket_id": 8}}], skip_existing="dedupe_key") == []
+        assert seen == ["INSERT", "INSERT"]  # no look first, no savepoint
+    with database.unit_of_work() as session:  # a later transaction: the stored row counts too
+        assert insert_attached(session, Task, [row], skip_existing="dedupe_key") == []
+        assert insert_attached(session, Task, [{**row, "dedupe_key": None}], skip_existing="dedupe_key")  # NULLs differ
+        assert insert_attached(session, Task, [{**row, "dedupe_key": None}], skip_existing="dedupe_key")
+    with database.unit_of_work(read_only=True) as session:
+        stored = session.execute(select(Task.dedupe_key, Task.payload).order_by(Task.id)).all()
+    assert [tuple(r) for r in stored] == [("survey:ticket:7", {"ticket_id": 7}), (None, {"ticket_id": 7}),
+                                          (None, {"ticket_id": 7})]
+
+
+def test_skip_existing_takes_one_row(database: Database):
+    from store.models import Task
+
+    row = dict(kind="survey", due_at=NOW, status="pending", attempts=0, created_at=NOW)
+    with database.unit_of_work() as session, pytest.raises(ValueError, match="one row"):
+        insert_attached(session, Task, [row, row], skip_existing="dedupe_key")
