@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Boolean, Integer, Table, bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from store.direct_insert import insert_attached
+from store.direct_insert import insert_attached, insert_linked_attached
 from store.models import ChannelIdentity, Conversation, Message, OutboxItem
 
 # A later report never moves a message backwards (a late "sent" after "read" is ignored). "unconfirmed" (the
@@ -82,15 +82,22 @@ def add_outbound(
 
 def write_outbound(session: Session, conversation: Conversation, drafts: Sequence[Outbound], *,
                    now: datetime) -> tuple[Message, ...]:
-    """Log and queue several outbound messages at once: one INSERT for the messages, one for their outbox rows.
+    """Log and queue several outbound messages at once: one INSERT for the messages, one for their outbox rows (one
+    reply, on PostgreSQL: one statement for both).
 
     The pipeline's hot path (issue 18): the rows are written directly (store.direct_insert), not by a flush, and
     come back loaded and attached to the session. Nothing else pending in the session is flushed by it.
     """
     rows = [_outbound_rows(conversation, draft, now) for draft in drafts]
-    messages = insert_attached(session, Message, [message for message, _ in rows])
-    insert_attached(session, OutboxItem, [{**item, "message_id": message.id}
-                                          for (_, item), message in zip(rows, messages, strict=True)])
+    if len(rows) == 1:  # the usual one reply: one round trip on PostgreSQL
+        ((message_values, item_values),) = rows
+        message, _ = insert_linked_attached(session, Message, message_values, OutboxItem, item_values,
+                                            link="message_id")
+        messages = [message]
+    else:
+        messages = insert_attached(session, Message, [message for message, _ in rows])
+        insert_attached(session, OutboxItem, [{**item, "message_id": message.id}
+                                              for (_, item), message in zip(rows, messages, strict=True)])
     if rows:
         conversation.last_message_at = now
     return tuple(messages)

@@ -147,3 +147,37 @@ def test_skip_existing_takes_one_row(database: Database):
     row = dict(kind="survey", due_at=NOW, status="pending", attempts=0, created_at=NOW)
     with database.unit_of_work() as session, pytest.raises(ValueError, match="one row"):
         insert_attached(session, Task, [row, row], skip_existing="dedupe_key")
+
+
+def stored_reply_rows(database: Database) -> list[tuple[object, ...]]:
+    """Every column of the replies and their outbox rows but the ids (which differ between writes)."""
+    message_columns = [c for c in Message.__table__.columns if c.key != "id"]
+    outbox_columns = [c for c in OutboxItem.__table__.columns if c.key not in ("id", "message_id")]
+    with database.unit_of_work(read_only=True) as session:
+        rows = session.execute(select(*message_columns, *outbox_columns, OutboxItem.message_id == Message.id)
+                               .join(OutboxItem, OutboxItem.message_id == Message.id).order_by(Message.id)).all()
+    return [tuple(row) for row in rows]
+
+
+def test_one_reply_and_its_outbox_row_are_one_statement_on_postgresql_and_store_the_same(database: Database):
+    conversation_id = a_conversation(database)
+    seen = statements(database)
+    draft = Outbound(recipient="s" * 32, text="Halo Sari 👋 \"kutip\" 100%", buttons=[{"title": "Ya", "payload": "y"}],
+                     template_variables={"name": "Sari"}, reply_to_id=None)
+    with database.unit_of_work() as session:
+        conversation = session.get_one(Conversation, conversation_id)
+        seen.clear()
+        (written,) = write_outbound(session, conversation, [draft], now=NOW)
+        # PostgreSQL: WITH parent_row AS (INSERT INTO messages … RETURNING id) INSERT INTO outbox … SELECT.
+        expected = ["WITH"] if database.dialect == "postgresql" else ["INSERT", "INSERT"]
+        assert seen == expected
+        # The reply is attached and loaded: reading it asks the database nothing.
+        assert session.get(Message, written.id) is written and written.text == draft.text
+        assert written.delivery_status == "queued" and seen == expected
+    one_statement = stored_reply_rows(database)
+    # The same reply written by the two-statement path (two drafts) stores the same columns.
+    with database.unit_of_work() as session:
+        conversation = session.get_one(Conversation, conversation_id)
+        write_outbound(session, conversation, [draft, draft], now=NOW)
+    assert len(one_statement) == 1 and stored_reply_rows(database) == one_statement * 3
+    assert one_statement[0][-1] is True  # the outbox row points at its own message
