@@ -5,7 +5,8 @@ sent concurrently and re-delivered until acknowledged with a 2xx: tests/support/
 1. The server is SIGKILLed three times, at seeded points of the load (around 25%, 50% and 75% of the messages
    acknowledged), and started again each time on the same port; the outbox then drains.
 2. PostgreSQL is restarted with `pg_ctl restart -m immediate` mid-load while one `sapa serve` keeps running; it
-   must recover by itself (pool pre-ping, the webhook's 500 and the provider's re-delivery, the outbox's retry).
+   must recover by itself (the pool renewed after the first disconnect and idle connections pinged, store/db.py;
+   the webhook's 503 and the provider's re-delivery; the outbox's retry).
 
 Then every reply is accounted for, per channel, by joining the database with what the fake providers received:
 
