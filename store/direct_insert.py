@@ -96,9 +96,9 @@ def _skipping_statement(table: Table, dialect: str, unique: str) -> Insert:
 
 @functools.cache
 def _linked_statement(parent: type[Base], child: type[Base], link: str) -> Insert:
-    """One statement for a parent row and a child row pointing at it (PostgreSQL): `WITH parent AS (INSERT …
-    RETURNING id) INSERT INTO child (link, …) SELECT parent.id, … FROM parent RETURNING child.id`. Parameters are
-    `p_<column>` and `c_<column>`."""
+    """One statement for a parent row and a child row pointing at it (PostgreSQL): `WITH parent_row AS (INSERT …
+    RETURNING id) INSERT INTO child (link, …) SELECT parent_row.id, … FROM parent_row RETURNING child.id, link`.
+    Parameters are `p_<column>` and `c_<column>`."""
     parent_table = cast(Table, inspect(parent).local_table)
     child_table = cast(Table, inspect(child).local_table)
     written = parent_table.insert().values({
@@ -150,19 +150,19 @@ def insert_attached(session: Session, cls: type[T], rows: Sequence[Mapping[str, 
     """
     if not rows:
         return []
+    if skip_existing is not None and len(rows) != 1:
+        raise ValueError("skip_existing writes one row at a time")
     table = cast(Table, inspect(cls).local_table)
-    if skip_existing is not None:
-        if len(rows) != 1:
-            raise ValueError("skip_existing writes one row at a time")
-        (values,) = [_complete(cls, row) for row in rows]
-        connection = session.connection()
-        statement = _skipping_statement(table, connection.dialect.name, _column_name(cls, skip_existing))
-        new_id = driver_sql.execute(connection, statement, _by_column_name(cls, values)).scalar_one_or_none()
-        return [] if new_id is None else [loaded.attach(session, cls, {**values, "id": new_id}, new_row=True)]
     complete = [_complete(cls, row) for row in rows]
     parameters = [_by_column_name(cls, values) for values in complete]
     connection = session.connection()
-    if len(parameters) == 1:  # the common case: by the driver, without executemany's machinery
+    if skip_existing is not None:
+        statement = _skipping_statement(table, connection.dialect.name, _column_name(cls, skip_existing))
+        new_id = driver_sql.execute(connection, statement, parameters[0]).scalar_one_or_none()
+        if new_id is None:
+            return []
+        ids = [new_id]
+    elif len(parameters) == 1:  # the common case: by the driver, without executemany's machinery
         ids = [driver_sql.execute(connection, _statement(table, ordered=False), parameters[0]).scalar_one()]
     elif connection.dialect.name == "sqlite":
         # SQLAlchemy keeps the parameter order on SQLite only by one INSERT per row. One multi-row INSERT gives each
