@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,16 +167,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def placement(servers: int) -> tuple[list[int | None], int | None]:
+    """A core of its own for each server and one for wrk, while the machine has them (else None: the OS places it).
+
+    `sapa serve --cpu` is the deployment docs/deployment.md recommends (bot/cpu_affinity.py); wrk on a core of its
+    own keeps the load generator out of the measured server's caches. The bare endpoint gets the same treatment."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2:
+        return [None] * servers, None
+    server_cpus: list[int | None] = [cpus[n] if n < len(cpus) else None for n in range(servers)]
+    return server_cpus, (cpus[-1] if len(cpus) > servers else None)
+
+
+def on_cpu(cpu: int | None) -> Callable[[], None] | None:
+    """A Popen preexec_fn that keeps the child (and its threads) on `cpu`; None leaves it to the OS."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 class Server:
     """A server subprocess with its log in a file; always stopped by stop()."""
 
-    def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str], port: int) -> None:
+    def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str], port: int,
+                 cpu: int | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
         self.name = name
+        self.cpu = cpu
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = cwd / f"{name}.log"
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(
-                command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=preexec_fn,
             )
 
     def log(self) -> str:
@@ -208,13 +231,15 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-def start_sapa(workdir: Path, env: dict[str, str], name: str = "sapa") -> Server:
+def start_sapa(workdir: Path, env: dict[str, str], name: str = "sapa", cpu: int | None = None) -> Server:
     port = free_port()
     command = [*sapa_command(), "--log-level", "WARNING", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return Server(name, command, workdir, env, port)
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    return Server(name, command, workdir, env, port, cpu)
 
 
-def start_bare(workdir: Path) -> Server:
+def start_bare(workdir: Path, cpu: int | None = None) -> Server:
     port = free_port()
     command = [
         sys.executable,
@@ -232,7 +257,7 @@ def start_bare(workdir: Path) -> Server:
         "warning",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return Server("bare", command, workdir, env, port)
+    return Server("bare", command, workdir, env, port, cpu, preexec_fn=on_cpu(cpu))
 
 
 # ---------------------------------------------------------------- load
@@ -438,12 +463,14 @@ class WrkResult:
         }
 
 
-def start_wrk(base_url: str, script: Path, seconds: float, connections: int, threads: int = 1) -> subprocess.Popen[str]:
+def start_wrk(base_url: str, script: Path, seconds: float, connections: int, threads: int = 1,
+              cpu: int | None = None) -> subprocess.Popen[str]:
     command = [
         "wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
         "--timeout", "30s", "-s", str(script), f"{base_url}/api/webchat/messages",
     ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=on_cpu(cpu))
 
 
 def finish_wrk(name: str, process: subprocess.Popen[str], connections: int, timeout_s: float) -> WrkResult:
@@ -465,8 +492,9 @@ def finish_wrk(name: str, process: subprocess.Popen[str], connections: int, time
     )
 
 
-def run_wrk(name: str, base_url: str, script: Path, seconds: float, connections: int) -> WrkResult:
-    return finish_wrk(name, start_wrk(base_url, script, seconds, connections), connections, seconds + 60)
+def run_wrk(name: str, base_url: str, script: Path, seconds: float, connections: int,
+            cpu: int | None = None) -> WrkResult:
+    return finish_wrk(name, start_wrk(base_url, script, seconds, connections, cpu=cpu), connections, seconds + 60)
 
 
 async def run_fixed_rate(

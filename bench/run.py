@@ -12,6 +12,11 @@
 4. bench/scheduler_lag.py, bench/broadcast_queue.py, bench/outbox_send.py as subprocesses (each with a time limit);
    their last stdout line is JSON, mapped to table rows by EXTERNAL_BENCHES below.
 
+Cores (inbound.placement): each `sapa serve` runs with `--cpu`, a core of its own, as docs/deployment.md recommends,
+and the load generators (wrk, the open-loop sender) on another core while there is one; the bare endpoint gets the
+same cores as Sapa. One SQLite run without any of that comes first, as every run did before `--cpu`, for context.
+PostgreSQL's server is placed by the OS. On a machine with one core nothing is pinned.
+
 Prints one table (figure | this run | issue 18 baseline | goal | met?) and, last, one JSON line with everything.
 """
 
@@ -28,7 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,12 +81,15 @@ ROWS: list[Row] = [
         "~30 msg/s per process", "<= 3 ms", lambda v: v <= 3),
     Row("pg_two_process_ratio", "PostgreSQL: 2 processes' throughput / 1 process'", "x", "61/30 = 2.0",
         ">= 1.8", lambda v: v >= 1.8),
+    Row("pg_two_process_cpu_ratio", "same, from CPU: 2 x Sapa CPU per message with 1 process / with 2 (a core each)",
+        "x", "", ">= 1.8", lambda v: v >= 1.8),
     Row("broadcast_queue_s", "100,000-recipient broadcast selected and queued", "s", "~33 s", "<= 5 s",
         lambda v: v <= 5),
     Row("broadcast_send_cpu_ms", "server CPU per broadcast send", "ms", "~6 ms", "<= 1 ms", lambda v: v <= 1),
     Row("scheduler_lag_p99_s", "100,000 due tasks arriving at 1,000 tasks/s, lag p99", "s", "30 s (3,000)",
         "<= 1 s at 1,000 tasks/s", lambda v: v <= 1),
     # context, no goal
+    Row("cpu_ms_per_message_os_placed", "same, without --cpu: the OS places the server's threads and wrk", "ms"),
     Row("sapa_msg_per_s", "Sapa msg/s, wrk max rate (SQLite)", "/s", "58"),
     Row("bare_req_per_s", "bare FastAPI req/s, same wrk run", "/s", "3,600"),
     Row("bare_cpu_ms_per_request", "bare endpoint CPU per request", "ms", "0.28 ms"),
@@ -218,6 +227,7 @@ def wait_outbox_empty(base_url: str) -> dict[str, Any]:
 def measured_max_rate(
     name: str, servers: list[inbound.Server], sessions: list[list[str]], texts: list[str], run_id: str,
     workdir: Path, seconds: float, database_url: str, measuring_starts: Callable[[], None] | None = None,
+    wrk_cpu: int | None = None,
 ) -> tuple[list[inbound.WrkResult], list[float], dict[str, Any], int]:
     """wrk at full speed against each server at once; each server's CPU from before the load to the outbox empty.
 
@@ -227,8 +237,8 @@ def measured_max_rate(
         return [inbound.write_wrk_script(workdir / f"{name}-{tag}-{n}.lua", own, texts, f"{run_id}-{name}{tag}{n}")
                 for n, own in enumerate(sessions)]
 
-    warm = [inbound.start_wrk(s.base_url, script, WARMUP_S, CONNECTIONS) for s, script in zip(servers, scripts("w"),
-                                                                                               strict=True)]
+    warm = [inbound.start_wrk(s.base_url, script, WARMUP_S, CONNECTIONS, cpu=wrk_cpu)
+            for s, script in zip(servers, scripts("w"), strict=True)]
     for process in warm:
         inbound.finish_wrk("warm-up", process, CONNECTIONS, WARMUP_S + 90)
     for server in servers:
@@ -237,8 +247,8 @@ def measured_max_rate(
         measuring_starts()
     stored_before = inbound.messages_by_direction(database_url).get("in", 0)
     cpu_before = [inbound.process_cpu_s(s.process.pid) for s in servers]
-    running = [inbound.start_wrk(s.base_url, script, seconds, CONNECTIONS) for s, script in zip(servers, scripts("m"),
-                                                                                                 strict=True)]
+    running = [inbound.start_wrk(s.base_url, script, seconds, CONNECTIONS, cpu=wrk_cpu)
+               for s, script in zip(servers, scripts("m"), strict=True)]
     results = [inbound.finish_wrk(f"{name}-{n}", p, CONNECTIONS, seconds + 90) for n, p in enumerate(running)]
     drained = {s.name: wait_outbox_empty(s.base_url) for s in servers}
     cpu = [inbound.process_cpu_s(s.process.pid) - before for s, before in zip(servers, cpu_before, strict=True)]
@@ -250,18 +260,71 @@ def sapa_sessions(server: inbound.Server, count: int) -> list[str]:
     return asyncio.run(inbound.create_sessions(server.base_url, count, CONNECTIONS))
 
 
+@contextmanager
+def sender_on(cpu: int | None) -> Iterator[None]:
+    """This process (the open-loop sender) on `cpu` for the block, then back where it may run."""
+    if cpu is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def where(cpu: int | None) -> str:
+    return f"on CPU {cpu}" if cpu is not None else "placed by the OS"
+
+
+def log_problems(server: inbound.Server, into: dict[str, int]) -> None:
+    kinds, lines = inbound.problems_in_log(server.log())
+    for kind, n in kinds.items():
+        into[kind] = into.get(kind, 0) + n
+    for line in lines[:5]:
+        print(f"   {server.name} log: {line}")
+
+
+def sqlite_os_placed(workdir: Path, env: dict[str, str], database_url: str, seconds: float, texts: list[str],
+                     run_id: str, problems: dict[str, int]) -> dict[str, Any]:
+    """The same maximum rate with no core given to anything (as every run before `--cpu`): context for the table."""
+    sapa = inbound.start_sapa(workdir, env, name="sapa-os-placed")
+    try:
+        sapa.wait_healthy()
+        sessions = sapa_sessions(sapa, SESSIONS)
+        print(f"== SQLite, no --cpu (server and wrk placed by the OS): wrk -c{CONNECTIONS} for {seconds:.0f} s",
+              flush=True)
+        (result,), (cpu_s,), _, stored = measured_max_rate("sqlite-os", [sapa], [sessions], texts, run_id, workdir,
+                                                           seconds, database_url)
+    finally:
+        sapa.stop()
+    log_problems(sapa, problems)
+    out = {"msg_per_s": round(result.throughput, 1), "inbound_stored": stored, "server_cpu_s": round(cpu_s, 2),
+           "cpu_ms_per_message": round(cpu_s / stored * 1000, 3) if stored else None}
+    print(f"   {result.throughput:.1f} msg/s, {out['cpu_ms_per_message']} ms CPU per message", flush=True)
+    return out
+
+
 def inbound_sqlite(workdir: Path, seconds: float, texts: list[str], run_id: str) -> dict[str, Any]:
     database_url = f"sqlite:///{workdir / 'sapa.db'}"
     env = prepare_sapa(workdir, database_url, reuse_nlu=True, overrides=BENCH_OVERRIDES)
     out: dict[str, Any] = {}
-    sapa = inbound.start_sapa(workdir, env)
+    problems: dict[str, int] = {}
+    (cpu,), wrk_cpu = inbound.placement(1)
+    out["placement"] = {"server_cpu": cpu, "wrk_cpu": wrk_cpu}
+    if cpu is not None:
+        out["os_placed"] = sqlite_os_placed(workdir, env, database_url, seconds, texts, run_id, problems)
+    sapa = inbound.start_sapa(workdir, env, cpu=cpu)
     try:
         sapa.wait_healthy()
         sessions = sapa_sessions(sapa, SESSIONS)
-        print(f"== SQLite: wrk -c{CONNECTIONS} for {seconds:.0f} s against sapa serve ({len(sessions)} sessions)",
+        print(f"== SQLite: wrk -c{CONNECTIONS} ({where(wrk_cpu)}) for {seconds:.0f} s against sapa serve "
+              f"--cpu {cpu} ({len(sessions)} sessions)" if cpu is not None else
+              f"== SQLite: wrk -c{CONNECTIONS} for {seconds:.0f} s against sapa serve ({len(sessions)} sessions)",
               flush=True)
         (result,), (cpu_s,), drained, stored = measured_max_rate("sqlite", [sapa], [sessions], texts, run_id,
-                                                                 workdir, seconds, database_url)
+                                                                 workdir, seconds, database_url, wrk_cpu=wrk_cpu)
         out["sapa"] = {**result.as_json(), "server_cpu_s": round(cpu_s, 2), "inbound_stored": stored,
                        "cpu_ms_per_message": round(cpu_s / stored * 1000, 3) if stored else None,
                        "cpu_ms_per_200": round(cpu_s / result.ok * 1000, 3) if result.ok else None,
@@ -272,8 +335,9 @@ def inbound_sqlite(workdir: Path, seconds: float, texts: list[str], run_id: str)
         rate = result.throughput / 2
         if rate >= 1:
             print(f"== SQLite: fixed rate {rate:.1f} msg/s for {HALF_RATE_SECONDS:.0f} s (open loop)", flush=True)
-            half = asyncio.run(inbound.run_fixed_rate("half", sapa.base_url, sessions, texts, rate,
-                                                      HALF_RATE_SECONDS, f"{run_id}-half"))
+            with sender_on(wrk_cpu):  # this process sends: on wrk's core, out of the server's
+                half = asyncio.run(inbound.run_fixed_rate("half", sapa.base_url, sessions, texts, rate,
+                                                          HALF_RATE_SECONDS, f"{run_id}-half"))
             out["half_rate"] = {"rate": round(rate, 1), **half.as_json(), "peak_in_flight": half.concurrency}
             print(f"   p50 {half.percentile(50):.1f} ms, p99 {half.percentile(99):.1f} ms, non-200 {half.non_200}, "
                   f"errors {sum(half.errors.values())}, sender CPU {half.client_cpu_s:.1f} s of {half.wall_s:.1f} s",
@@ -282,20 +346,19 @@ def inbound_sqlite(workdir: Path, seconds: float, texts: list[str], run_id: str)
         out["messages_stored"] = inbound.messages_by_direction(database_url)
     finally:
         sapa.stop()
-    problems, lines = inbound.problems_in_log(sapa.log())
-    out["sapa_log_problems"] = dict(problems)
-    for line in lines[:5]:
-        print(f"   sapa log: {line}")
+    log_problems(sapa, problems)
+    out["sapa_log_problems"] = problems
 
-    bare = inbound.start_bare(workdir)
+    bare = inbound.start_bare(workdir, cpu=cpu)  # the same cores as Sapa's
     try:
         bare.wait_healthy()
         fake = [f"bare-session-{n:04d}-xxxxxxxxxxxx" for n in range(SESSIONS)]
         script = inbound.write_wrk_script(workdir / "bare.lua", fake, texts, f"{run_id}-bare")
-        print(f"== bare FastAPI endpoint: wrk -c{CONNECTIONS} for {seconds:.0f} s", flush=True)
-        inbound.run_wrk("bare-warm-up", bare.base_url, script, WARMUP_S, CONNECTIONS)
+        print(f"== bare FastAPI endpoint ({where(cpu)}): wrk -c{CONNECTIONS} ({where(wrk_cpu)}) for {seconds:.0f} s",
+              flush=True)
+        inbound.run_wrk("bare-warm-up", bare.base_url, script, WARMUP_S, CONNECTIONS, cpu=wrk_cpu)
         cpu_before = inbound.process_cpu_s(bare.process.pid)
-        bare_result = inbound.run_wrk("bare", bare.base_url, script, seconds, CONNECTIONS)
+        bare_result = inbound.run_wrk("bare", bare.base_url, script, seconds, CONNECTIONS, cpu=wrk_cpu)
         cpu_s = inbound.process_cpu_s(bare.process.pid) - cpu_before
     finally:
         bare.stop()
@@ -355,12 +418,15 @@ def inbound_postgres(workdir: Path, seconds: float, texts: list[str], run_id: st
         psql(pg, "sapa_bench", "CREATE EXTENSION pg_stat_statements")
         env = prepare_sapa(workdir, pg.url("sapa_bench"), reuse_nlu=True, overrides=BENCH_OVERRIDES)
         for processes in (1, 2):
+            cpus, wrk_cpu = inbound.placement(processes)  # the first server keeps its core in the second round
             while len(servers) < processes:
-                server = inbound.start_sapa(workdir, env, name=f"sapa{len(servers) + 1}")
+                server = inbound.start_sapa(workdir, env, name=f"sapa{len(servers) + 1}", cpu=cpus[len(servers)])
                 servers.append(server)
                 server.wait_healthy()
             sessions = [sapa_sessions(server, SESSIONS) for server in servers]
-            print(f"== PostgreSQL: {processes} sapa serve, wrk -c{CONNECTIONS} each for {seconds:.0f} s", flush=True)
+            out[f"placement_{processes}"] = {"server_cpus": cpus, "wrk_cpu": wrk_cpu}
+            print(f"== PostgreSQL: {processes} sapa serve ({', '.join(where(c) for c in cpus)}), wrk -c{CONNECTIONS} "
+                  f"each ({where(wrk_cpu)}) for {seconds:.0f} s; PostgreSQL placed by the OS", flush=True)
             pg_cpu_before: list[float] = []
 
             def measuring_starts(readings: list[float] = pg_cpu_before) -> None:
@@ -368,7 +434,8 @@ def inbound_postgres(workdir: Path, seconds: float, texts: list[str], run_id: st
                 readings.append(inbound.process_tree_cpu_s(postmaster_pid(pg)))
 
             results, cpu, _, stored = measured_max_rate(f"pg{processes}", servers, sessions, texts, run_id,
-                                                        workdir, seconds, pg.url("sapa_bench"), measuring_starts)
+                                                        workdir, seconds, pg.url("sapa_bench"), measuring_starts,
+                                                        wrk_cpu=wrk_cpu)
             pg_cpu = inbound.process_tree_cpu_s(postmaster_pid(pg)) - pg_cpu_before[0]
             statements, transactions = statement_counts(pg, "sapa_bench")
             ok = stored  # handled: wrk leaves out the requests in flight when its time is up
@@ -397,11 +464,7 @@ def inbound_postgres(workdir: Path, seconds: float, texts: list[str], run_id: st
         pg.stop()
     problems: dict[str, int] = {}
     for server in servers:
-        kinds, lines = inbound.problems_in_log(server.log())
-        for kind, n in kinds.items():
-            problems[kind] = problems.get(kind, 0) + n
-        for line in lines[:5]:
-            print(f"   {server.name} log: {line}")
+        log_problems(server, problems)
     out["sapa_log_problems"] = problems
     return out
 
@@ -414,6 +477,7 @@ def inbound_values(sqlite: dict[str, Any] | None, postgres: dict[str, Any] | Non
     if sqlite:
         values |= {
             "cpu_ms_per_message": sqlite["sapa"]["cpu_ms_per_message"], "bare_ratio": sqlite["ratio"],
+            "cpu_ms_per_message_os_placed": (sqlite.get("os_placed") or {}).get("cpu_ms_per_message"),
             "sapa_msg_per_s": sqlite["sapa"]["msg_per_s"], "bare_req_per_s": sqlite["bare"]["msg_per_s"],
             "bare_cpu_ms_per_request": sqlite["bare"]["cpu_ms_per_request"],
             "bare_cpu_ratio": (round(sqlite["bare"]["cpu_ms_per_request"] / sqlite["sapa"]["cpu_ms_per_message"], 4)
@@ -430,8 +494,16 @@ def inbound_values(sqlite: dict[str, Any] | None, postgres: dict[str, Any] | Non
             "pg_msg_per_s_2": two["msg_per_s"], "pg_cpu_ms_per_message_2": two["cpu_ms_per_message"],
             "pg_server_cpu_ms_per_message": one["postgres_cpu_ms_per_message"],
             "pg_transactions_per_message": one["sql_transactions_per_message"],
+            "pg_two_process_cpu_ratio": two_process_cpu_ratio(one["cpu_ms_per_message"], two["cpu_ms_per_message"]),
         }
     return values
+
+
+def two_process_cpu_ratio(one_ms: float | None, two_ms: float | None) -> float | None:
+    """What two processes would do against one if each had a core of its own: twice the messages, each costing what
+    it costs when two run. On 2 cores shared with wrk and PostgreSQL the throughput ratio measures the machine; the CPU
+    per message still shows what running two costs each (lock waits, a second pool, caches shared)."""
+    return round(2 * one_ms / two_ms, 3) if one_ms and two_ms else None
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -490,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             print(inbound.WRK_INSTALL_HINT, file=sys.stderr)
             results["inbound_error"] = inbound.WRK_INSTALL_HINT
             for key in ("cpu_ms_per_message", "bare_ratio", "bare_cpu_ratio", "p99_half_rate_ms", "sql_per_message",
-                        "pg_cpu_ms_per_message", "pg_two_process_ratio"):
+                        "pg_cpu_ms_per_message", "pg_two_process_ratio", "pg_two_process_cpu_ratio"):
                 missing[key] = "no wrk"
         else:
             workdir = Path(tempfile.mkdtemp(prefix="sapa-bench-run-"))
@@ -503,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
                     missing[key] = f"failed: {type(exc).__name__}"
                 results["sqlite_error"] = str(exc)[-2000:]
             if args.skip_postgres:
-                for key in ("sql_per_message", "pg_cpu_ms_per_message", "pg_two_process_ratio"):
+                for key in ("sql_per_message", "pg_cpu_ms_per_message", "pg_two_process_ratio",
+                            "pg_two_process_cpu_ratio"):
                     missing[key] = "skipped"
             else:
                 try:
@@ -511,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
                     postgres = inbound_postgres(workdir / "postgres", seconds, texts, run_id)
                 except Exception as exc:  # PostgresUnavailable too: no binaries on this machine
                     print(f"   PostgreSQL inbound FAILED: {exc}", file=sys.stderr)
-                    for key in ("sql_per_message", "pg_cpu_ms_per_message", "pg_two_process_ratio"):
+                    for key in ("sql_per_message", "pg_cpu_ms_per_message", "pg_two_process_ratio",
+                                "pg_two_process_cpu_ratio"):
                         missing[key] = f"failed: {type(exc).__name__}"
                     results["postgres_error"] = str(exc)[-2000:]
             shutil.rmtree(workdir, ignore_errors=True)

@@ -33,19 +33,31 @@ def main(ctx: click.Context, config: str | None, log_level: str) -> None:
 @click.option("--host", default=None, help="Listen address (default: server.host).")
 @click.option("--port", default=None, type=int,
               help="Listen port (default: server.port). Also sets SAPA_PORT, which a config may follow.")
+@click.option("--cpu", default=None, type=click.IntRange(min=0),
+              help="Keep the server on this CPU core (default: server.cpu; unset, the OS places it). "
+                   "One core per replica; see docs/deployment.md.")
 @click.pass_obj
-def serve(config: str | None, host: str | None, port: int | None) -> None:
+def serve(config: str | None, host: str | None, port: int | None, cpu: int | None) -> None:
     """Serve the web chat, APIs and webhooks; run the outbox and the scheduler."""
     import os
 
     import uvicorn
 
     from bot.app import build, create_app
+    from bot.cpu_affinity import CpuUnavailable, pin_process
     from store.migrate import current_heads
 
     if port is not None:  # config.local-channels.yml's public URL says ${SAPA_PORT:-8000}: it follows --port
         os.environ["SAPA_PORT"] = str(port)
     settings = _settings(config)
+    cpu = cpu if cpu is not None else settings.server.cpu
+    if cpu is not None:
+        # Before build(): the outbox, scheduler and request threads it starts inherit the core.
+        try:
+            pin_process(cpu)
+        except CpuUnavailable as exc:
+            click.echo(f"sapa serve: cannot keep the server on CPU {cpu}: {exc}", err=True)
+            sys.exit(2)
     sapa = build(settings)
     with sapa.database.unit_of_work(read_only=True) as session:
         from sqlalchemy import text

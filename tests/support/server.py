@@ -52,7 +52,7 @@ class SapaServer:
 @contextmanager
 def running_sapa(workdir: Path, *, configs: tuple[str, ...] = ("config.yml",), config: str = "config.yml",
                  env: dict[str, str] | None = None, port: int | None = None,
-                 database_url: str | None = None) -> Iterator[SapaServer]:
+                 database_url: str | None = None, serve_args: tuple[str, ...] = ()) -> Iterator[SapaServer]:
     """Copy the config file(s) into workdir, migrate, serve; stop it however the block ends.
 
     The database is workdir/sapa.db unless `database_url` names another (e.g. PostgreSQL shared by two servers).
@@ -70,7 +70,7 @@ def running_sapa(workdir: Path, *, configs: tuple[str, ...] = ("config.yml",), c
     with server.log_path.open("wb") as log_file:
         # cwd=workdir: the NLU model cache lands in workdir/var/nlu, not in the checkout.
         server.process = subprocess.Popen(
-            [*sapa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*sapa_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args],
             cwd=workdir, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     try:
