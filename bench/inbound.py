@@ -190,9 +190,8 @@ class Server:
     """A server subprocess with its log in a file; always stopped by stop()."""
 
     def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str], port: int,
-                 cpu: int | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.name = name
-        self.cpu = cpu
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = cwd / f"{name}.log"
         with self.log_path.open("wb") as log_file:
@@ -236,7 +235,7 @@ def start_sapa(workdir: Path, env: dict[str, str], name: str = "sapa", cpu: int 
     command = [*sapa_command(), "--log-level", "WARNING", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
-    return Server(name, command, workdir, env, port, cpu)
+    return Server(name, command, workdir, env, port)
 
 
 def start_bare(workdir: Path, cpu: int | None = None) -> Server:
@@ -257,7 +256,7 @@ def start_bare(workdir: Path, cpu: int | None = None) -> Server:
         "warning",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return Server("bare", command, workdir, env, port, cpu, preexec_fn=on_cpu(cpu))
+    return Server("bare", command, workdir, env, port, preexec_fn=on_cpu(cpu))
 
 
 # ---------------------------------------------------------------- load
