@@ -73,7 +73,9 @@ def _by_column_name(cls: type[Base], values: dict[str, Any]) -> dict[str, Any]:
     return values if _keys_are_column_names(cls) else {column.key: values[key] for key, column in _columns(cls)}
 
 
+@functools.cache
 def _column_name(cls: type[Base], key: str) -> str:
+    # Cached: asked for every reply written (the outbox row's link) and every task scheduled.
     return dict(_columns(cls))[key].key
 
 
